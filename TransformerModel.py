@@ -1,0 +1,264 @@
+"""MiniGPT: a decoder-only GPT written from scratch, with named hook points.
+
+Shapes: B batch, T sequence length, C = n_embd, H = n_head, D = C // H (head size),
+V = vocab_size, L = n_layer.
+
+Every activation a researcher wants has one obvious name, TransformerLens-style:
+
+    hook_embed, hook_pos_embed                         (B, T, C)
+    blocks.{l}.hook_resid_pre / hook_resid_mid / hook_resid_post   (B, T, C)
+    blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out  (B, T, C)
+    blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z  (B, T, H, D)   z = per-head output
+    blocks.{l}.attn.hook_attn_scores, hook_pattern     (B, H, T, T)   scores are pre-mask
+    blocks.{l}.mlp.hook_post                           (B, T, 4C)
+    ln_final.hook_normalized                           (B, T, C)
+
+A HookPoint is an identity nn.Module, so ordinary PyTorch forward hooks attach to it;
+a hook that returns a tensor replaces the activation (ablation, patching). Use
+`model.hooks(...)` / `model.run_with_cache(...)`, which always remove their hooks.
+Attention uses the fused scaled_dot_product_attention kernel unless something needs
+the pattern (a hook on hook_attn_scores / hook_pattern, or `explicit_attention`).
+"""
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    block_size: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
+                             f"try n_head in {[h for h in range(1, 17) if self.n_embd % h == 0]}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @property
+    def d_head(self) -> int:
+        return self.n_embd // self.n_head
+
+
+# Presets: architecture + tokenizer, the single place model sizes are defined.
+# vocab_size comes from the tokenizer at build time. "2M" / "5.6M" are the original
+# study's models; char-* presets have a similar parameter count for comparison.
+PRESETS = {
+    "tiny":     dict(tokenizer="char", n_layer=2, n_head=2, n_embd=32, block_size=64),
+    "2M":       dict(tokenizer="word", n_layer=4, n_head=4, n_embd=128, block_size=128),
+    "5.6M":     dict(tokenizer="word", n_layer=4, n_head=4, n_embd=256, block_size=128),
+    "char-2M":  dict(tokenizer="char", n_layer=4, n_head=4, n_embd=200, block_size=256),
+    "char-5.6M": dict(tokenizer="char", n_layer=4, n_head=4, n_embd=340, block_size=256),
+}
+
+
+def preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
+
+
+class HookPoint(nn.Module):
+    """Identity module: a named place for forward hooks to read or replace an activation."""
+
+    def forward(self, x):
+        return x
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head, self.d_head = cfg.n_head, cfg.d_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v for all heads
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = cfg.dropout
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
+        self.register_buffer("mask", mask.view(1, 1, cfg.block_size, cfg.block_size), persistent=False)
+        self.explicit_attention = False  # force the explicit path (e.g. for benchmarks)
+        for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
+            setattr(self, name, HookPoint())
+
+    def needs_pattern(self) -> bool:
+        return self.explicit_attention or bool(self.hook_attn_scores._forward_hooks or self.hook_pattern._forward_hooks)
+
+    def forward(self, x):  # x: (B, T, C)
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.d_head).unbind(2)  # each (B, T, H, D)
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+        if self.needs_pattern():
+            scores = self.hook_attn_scores(q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B, H, T, T)
+            scores = scores.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
+            pattern = self.hook_pattern(F.softmax(scores, dim=-1))
+            z = self.attn_dropout(pattern) @ v  # (B, H, T, D)
+        else:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        z = self.hook_z(z.transpose(1, 2))  # (B, T, H, D)
+        return self.resid_dropout(self.c_proj(z.reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.hook_post = HookPoint()
+
+    def forward(self, x):  # (B, T, C)
+        return self.dropout(self.c_proj(self.hook_post(F.gelu(self.c_fc(x)))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm residual block: x + attn(ln(x)), then + mlp(ln(x))."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+        for name in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"):
+            setattr(self, name, HookPoint())
+
+    def forward(self, x):  # (B, T, C)
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x))))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
+
+
+class FinalLayerNorm(nn.LayerNorm):
+    def __init__(self, n_embd, bias):
+        super().__init__(n_embd, bias=bias)
+        self.hook_normalized = HookPoint()
+
+    def forward(self, x):
+        return self.hook_normalized(super().forward(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_final = FinalLayerNorm(cfg.n_embd, cfg.bias)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied: the unembedding is the embedding
+        self.apply(self._init_weights)
+        # GPT-2: scale residual output projections so the residual stream's variance
+        # does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count (the tied head is counted once); non_embedding drops wte and wpe."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wte.weight.numel() - self.wpe.weight.numel() if non_embedding else n
+
+    def forward(self, idx, targets=None, reduction="mean"):
+        """idx: (B, T) token ids -> logits (B, T, V), and the cross-entropy if targets (B, T) given.
+
+        reduction="none" returns the per-token loss (B, T).
+        """
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}; "
+                             f"crop the input to its last {self.config.block_size} tokens")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got "
+                             f"[{int(idx.min())}, {int(idx.max())}]: was the input encoded with this model's tokenizer?")
+        pos = torch.arange(T, device=idx.device)
+        x = self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos)))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_final(x))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
+        return logits, loss.view(B, T) if reduction == "none" else loss
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None):
+        """Sample max_new_tokens after idx (B, T); the context is cropped to block_size."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])
+            logits = logits[:, -1, :] / temperature  # (B, V)
+            if top_k is not None:
+                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx
+
+    # ---- hook points -----------------------------------------------------------------
+    def hook_points(self) -> dict:
+        return {name: m for name, m in self.named_modules() if isinstance(m, HookPoint)}
+
+    @contextmanager
+    def hooks(self, fwd_hooks):
+        """Attach [(hook_name, fn(tensor, hook_name) -> tensor | None), ...] for the `with` body.
+
+        The hooks are always removed on exit, even after an exception, so nothing leaks.
+        """
+        points = self.hook_points()
+        handles = []
+        try:
+            for name, fn in fwd_hooks:
+                if name not in points:
+                    raise KeyError(f"no hook point named {name!r}; e.g. {next(iter(points))!r} "
+                                   f"(see model.hook_points())")
+                handles.append(points[name].register_forward_hook(
+                    lambda mod, inp, out, fn=fn, name=name: fn(out, name)))
+            yield self
+        finally:
+            for h in handles:
+                h.remove()
+
+    def run_with_cache(self, idx, names, targets=None):
+        """Forward pass that also returns {name: activation} for the given hook names."""
+        cache = {}
+
+        def save(t, name):
+            cache[name] = t.detach()
+
+        with self.hooks([(n, save) for n in names]):
+            logits, loss = self(idx, targets)
+        return logits, loss, cache
+
+
+def config_dict(cfg: GPTConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,227 @@
+"""Speed benchmark: training and analysis throughput against this machine's own matmul peak.
+
+    python bench/bench.py              # full table (~5 min on 2 cores); markdown to stdout
+    python bench/bench.py --quick      # fewer variants and steps
+
+Every configuration runs in a fresh subprocess, so its peak RSS is its own and one
+variant cannot warm caches for the next. Training throughput is the median of timed
+steps (forward + backward + clip + AdamW) after warm-up steps. FLOPs per token use the
+PaLM / nanoGPT estimate 6·N + 12·n_layer·block_size·n_embd (N: parameters without the
+position embedding; the tied LM head is counted, as it is a real matmul). MFU is
+achieved FLOP/s over the measured fp32 peak of a large torch.mm on the same machine,
+in the same run. Compare ratios within one run: absolute times vary with load.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def matmul_peak(n=2048, reps=10) -> float:
+    import torch
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        ts.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(ts) / 1e9
+
+
+def one(spec: dict) -> dict:
+    """Run one configuration in this process and return its measurements."""
+    import torch
+
+    from train import Batches, TrainConfig, make_optimizer
+    from TransformerModel import GPT
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    vocab = 10050  # the word vocabulary of the three default novels
+    cfg = TrainConfig(preset=spec["preset"], batch_size=spec["batch"], block_size=spec.get("block"))
+    model = GPT(cfg.model_config(vocab))
+    for b in model.blocks:
+        b.attn.explicit_attention = spec.get("explicit", False)
+    opt = make_optimizer(model, cfg, "cpu")
+    if spec.get("optimizer") == "foreach":
+        opt = torch.optim.AdamW(opt.param_groups, lr=cfg.lr, betas=(0.9, cfg.beta2), foreach=True)
+    T = model.config.block_size
+    tokens = torch.randint(0, vocab, (200_000,))
+    batches = Batches(tokens, T, cfg.batch_size)
+    g = torch.Generator().manual_seed(0)
+    step_fn = model
+    compile_s = None
+    if spec.get("compile"):
+        t = time.perf_counter()
+        step_fn = torch.compile(model)
+        x, y = batches.sample(g, "cpu")
+        step_fn(x, y)[1].backward()
+        compile_s = time.perf_counter() - t
+
+    def step():
+        x, y = batches.sample(g, "cpu")
+        _, loss = step_fn(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    for _ in range(spec.get("warmup", 2)):
+        step()
+    ts = []
+    for _ in range(spec.get("steps", 5)):
+        t = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t)
+    t_step = statistics.median(ts)
+    t = time.perf_counter()
+    for _ in range(50):
+        batches.sample(g, "cpu")
+    t_batch = (time.perf_counter() - t) / 50
+    n = model.num_params() - model.wpe.weight.numel()
+    flops_tok = 6 * n + 12 * model.config.n_layer * T * model.config.n_embd
+    tok_s = cfg.batch_size * T / t_step
+    out = dict(spec, params=model.num_params(), tok_s=tok_s, step_s=t_step, flops_per_token=flops_tok,
+               gflops=tok_s * flops_tok / 1e9, batch_share=t_batch / t_step, compile_s=compile_s,
+               rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    if spec.get("eval"):
+        out.update(eval_times(model, vocab))
+    return out
+
+
+def eval_times(model, vocab) -> dict:
+    """One validation-loss evaluation (8 batches of 32 x block_size) and the study's scores + single-head ablations."""
+    import torch
+
+    import induction as ind
+    T = model.config.block_size
+    model.eval()
+    x = torch.randint(0, vocab, (8, 32, T + 1))
+    t = time.perf_counter()
+    with torch.no_grad():
+        for b in x:
+            model(b[:, :-1], b[:, 1:])
+    eval_s = time.perf_counter() - t
+    probes = ind.random_probes(torch.arange(100, 5000), 16, 200, 0, T)
+    t = time.perf_counter()
+    ind.head_scores(model, probes)
+    scores_s = time.perf_counter() - t
+    L, H = model.config.n_layer, model.config.n_head
+    sub = ind.Probes(probes.repeat[:64], probes.control[:64], 16, "random")
+    val = torch.randint(0, vocab, (16, T + 1))
+    t = time.perf_counter()
+    for fill in (torch.zeros(L, H, model.config.d_head), ind.mean_head_outputs(model, torch.cat([sub.repeat, sub.control]))):
+        ind.ablate(model, sub, [[]] + [[(l, h)] for l in range(L) for h in range(H)], fill, val)
+    ablate_s = time.perf_counter() - t
+    return {"eval_s": eval_s, "scores_s": scores_s, "ablations_s": ablate_s}
+
+
+def profile(preset: str, batch: int, top: int = 12) -> str:
+    import torch
+    from torch.profiler import ProfilerActivity, profile as tprofile
+
+    from train import Batches, TrainConfig, make_optimizer
+    from TransformerModel import GPT
+    cfg = TrainConfig(preset=preset, batch_size=batch)
+    model = GPT(cfg.model_config(10050))
+    opt = make_optimizer(model, cfg, "cpu")
+    batches = Batches(torch.randint(0, 10050, (100_000,)), model.config.block_size, batch)
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        x, y = batches.sample(g, "cpu")
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
+VARIANTS = [
+    # (label, spec) — the first row of each preset is the default configuration
+    ("default: fused attention, fused AdamW", {}),
+    ("explicit softmax attention", {"explicit": True}),
+    ("AdamW foreach instead of fused", {"optimizer": "foreach"}),
+    ("1 thread", {"threads": 1}),
+    ("batch x2, context /2 (same tokens/step)", {"batch_mult": 2}),
+    ("torch.compile", {"compile": True}),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="default rows only, fewer steps")
+    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
+    ap.add_argument("--batch", type=int, default=32, help="batch size of the default rows")
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(json.loads(args.one))))
+        return
+    import torch
+    peak = matmul_peak()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; measured fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s\n")
+    rows = []
+    variants = VARIANTS[:1] if args.quick else VARIANTS
+    for preset in ("2M", "5.6M"):
+        for i, (label, extra) in enumerate(variants):
+            spec = {"preset": preset, "batch": args.batch, "eval": i == 0, "steps": 3 if args.quick else 5}
+            spec.update({k: v for k, v in extra.items() if k != "batch_mult"})
+            if extra.get("batch_mult"):
+                spec["batch"], spec["block"] = args.batch * 2, 64
+            spec["label"] = label
+            r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+            if r.returncode:
+                print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
+                continue
+            row = json.loads(r.stdout.strip().splitlines()[-1])
+            row["mfu"] = row["gflops"] / peak
+            rows.append(row)
+            print(f"  measured {preset:>4} {label} ...", file=sys.stderr)
+    print("| preset | variant | batch x ctx | tokens/s | GFLOP/s | MFU | peak RSS (MB) | batching share | compile (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ctx = r.get("block") or 128
+        compile_s = "" if r["compile_s"] is None else f"{r['compile_s']:.0f}"
+        print(f"| {r['preset']} | {r['label']} | {r['batch']}x{ctx} | {r['tok_s']:,.0f} | {r['gflops']:.1f} | "
+              f"{100 * r['mfu']:.0f}% | {r['rss_mb']:,.0f} | {100 * r['batch_share']:.2f}% | {compile_s} |")
+    print("\nFLOPs per token: " + ", ".join(f"{r['preset']} {r['flops_per_token'] / 1e6:.1f} M"
+                                             for r in rows if r.get("eval")))
+    print("\n| preset | one val-loss evaluation (8 x 32 x 128 tokens) | induction scores (one probe set, 200 prompts) "
+          "| all single-head ablations, zero + mean (64 prompts + 16 val windows) |")
+    print("|---|---|---|---|")
+    for r in rows:
+        if r.get("eval"):
+            print(f"| {r['preset']} | {r['eval_s']:.2f} s | {r['scores_s']:.2f} s | {r['ablations_s']:.2f} s |")
+    print("\ngoals (2-core machine): MFU >= 70% (2M) / 80% (5.6M); all single-head ablations <= 10 s (5.6M); "
+          "training peak RSS <= 2 GB (5.6M); data batching <= 5% of a step")
+    for r in rows:
+        if r.get("eval"):
+            print(f"  {r['preset']}: MFU {100 * r['mfu']:.0f}%, ablations {r['ablations_s']:.1f} s, "
+                  f"RSS {r['rss_mb']:,.0f} MB, batching {100 * r['batch_share']:.2f}% of a step")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=1))
+    if args.profile:
+        print("\ntorch.profiler, 2M, 3 training steps:\n")
+        print(profile("2M", args.batch))
+
+
+if __name__ == "__main__":
+    main()

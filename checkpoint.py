@@ -1,0 +1,134 @@
+"""Checkpoints: atomic saving and safe loading.
+
+A checkpoint is a dict of tensors and plain data (str, int, float, list, dict):
+
+    format, version       "minigpt-checkpoint", 1
+    model_config          GPTConfig as a dict (the single source of truth for the architecture)
+    tokenizer             tokenizer.state() as a JSON string
+    model                 state_dict
+    train_config          TrainConfig as a dict (how it was trained)
+    step, metrics         progress so far
+    optimizer, rng        only in resumable checkpoints (absent in exported reference weights)
+
+Loading uses torch.load(weights_only=True): the unpickler only rebuilds tensors and
+plain containers, so a checkpoint can never execute code. Saving writes a temp file
+in the same directory, fsyncs it, then renames it over the target: a crash mid-save
+leaves the previous checkpoint intact.
+"""
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from TransformerModel import GPT, GPTConfig, config_dict
+from tokenizer import Tokenizer, from_state
+
+FORMAT, VERSION = "minigpt-checkpoint", 1
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None, step=0, metrics=None,
+                    optimizer=None, rng=None) -> Path:
+    path = Path(path)
+    ckpt = {
+        "format": FORMAT, "version": VERSION,
+        "model_config": config_dict(model.config),
+        "tokenizer": json.dumps(tokenizer.state()),
+        "model": model.state_dict(),
+        "train_config": dict(train_config or {}),
+        "step": int(step),
+        "metrics": json.dumps(metrics or []),
+    }
+    if optimizer is not None:
+        ckpt["optimizer"] = optimizer.state_dict()
+    if rng is not None:
+        ckpt["rng"] = rng
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read and validate a checkpoint dict; never executes code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train one with `python train.py` "
+                              f"or pass the path of an existing .pt file")
+    try:  # torch does not verify the zip's CRCs, so a flipped bit would load silently
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{path} is truncated, corrupt or not a PyTorch checkpoint ({e}); "
+                              f"use another checkpoint, e.g. best.pt instead of latest.pt") from None
+    if bad is not None:
+        raise CheckpointError(f"{path} is corrupt: entry {bad} fails its CRC check; use another checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"refusing to load {path}: it contains objects other than tensors and plain "
+                              f"data, which could run code when unpickled ({str(e).splitlines()[0]}). "
+                              f"Only load checkpoints written by this project.") from None
+    except Exception as e:  # zip, pickle-stream and storage errors all mean the same to the user
+        raise CheckpointError(f"{path} is corrupt or truncated, or not a PyTorch file "
+                              f"({str(e).splitlines()[0]}); use another checkpoint, e.g. best.pt "
+                              f"instead of latest.pt") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a MiniGPT checkpoint (no '{FORMAT}' format marker)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {ckpt.get('version')!r}; this code reads {VERSION}")
+    missing = [k for k in ("model_config", "tokenizer", "model") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+    return ckpt
+
+
+def load_model(path, device="cpu", expect_config: dict | None = None, expect_tokenizer: Tokenizer | None = None):
+    """Load (model, tokenizer, checkpoint dict) for inference.
+
+    expect_config / expect_tokenizer: if given, a checkpoint whose architecture or
+    vocabulary differs raises a CheckpointError naming the differences.
+    """
+    ckpt = load_checkpoint(path)
+    try:
+        cfg = GPTConfig(**ckpt["model_config"])
+        tok = from_state(json.loads(ckpt["tokenizer"]))
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path} has an invalid config or tokenizer: {e}") from None
+    if expect_config is not None:
+        diff = {k: (ckpt["model_config"].get(k), v) for k, v in expect_config.items()
+                if ckpt["model_config"].get(k) != v}
+        if diff:
+            raise CheckpointError(f"{path} does not match the expected model config: " + ", ".join(
+                f"{k} is {a!r}, expected {b!r}" for k, (a, b) in diff.items()))
+    if expect_tokenizer is not None and expect_tokenizer.state() != tok.state():
+        raise CheckpointError(f"{path} was trained with a different vocabulary ({tok.describe()}) than "
+                              f"expected ({expect_tokenizer.describe()}); use the tokenizer stored in the checkpoint")
+    if cfg.vocab_size != tok.vocab_size:
+        raise CheckpointError(f"{path}: model vocab_size {cfg.vocab_size} != tokenizer's {tok.vocab_size}")
+    model = GPT(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit its config: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), tok, ckpt
+
+
+def export_weights(src, dst) -> Path:
+    """Copy a checkpoint without optimizer and RNG state (for committing reference models)."""
+    ckpt = load_checkpoint(src)
+    model, tok, _ = load_model(src)
+    return save_checkpoint(dst, model, tok, train_config=ckpt.get("train_config"), step=ckpt.get("step", 0),
+                           metrics=json.loads(ckpt.get("metrics", "[]")))

@@ -1,0 +1,87 @@
+"""The Austen corpus: verified loading of Data/*.txt and the fixed train/val split.
+
+Every load checks each file against Data/MANIFEST.json (SHA-256 and size), so a run
+can never silently train on a truncated or edited novel. The split is fixed: the
+last 10% of each novel (cut at a line boundary) is validation, the rest training,
+so every novel appears in both and no text is in both.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "Data"
+MANIFEST = DATA_DIR / "MANIFEST.json"
+REBUILD = "python scripts/build_corpus.py"
+VAL_FRACTION = 0.1
+
+TITLES = {
+    "prideprejudice": "Pride and Prejudice",
+    "sensesensibility": "Sense and Sensibility",
+    "emma": "Emma",
+    "mansfieldpark": "Mansfield Park",
+    "northangerabbey": "Northanger Abbey",
+    "persuasion": "Persuasion",
+}
+DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
+ALL_NOVELS = tuple(TITLES)
+
+
+class CorpusError(RuntimeError):
+    """A data file is missing, empty, not UTF-8 or not the file the manifest describes."""
+
+
+def read_novel(name: str, data_dir: Path = DATA_DIR) -> str:
+    """Return the text of one novel after checking it against the manifest."""
+    if name not in TITLES:
+        raise CorpusError(f"unknown novel {name!r}; choose from {', '.join(ALL_NOVELS)}")
+    data_dir = Path(data_dir)
+    path = data_dir / f"{name}.txt"
+    rebuild = REBUILD + ("" if name in DEFAULT_NOVELS else " --all")
+    if not path.is_file():
+        raise CorpusError(f"data file {path} is missing; rebuild it with `{rebuild}`")
+    manifest_path = data_dir / MANIFEST.name
+    if not manifest_path.is_file():
+        raise CorpusError(f"{manifest_path} is missing; restore it with `git checkout {MANIFEST.name}` "
+                          f"in {data_dir} or rebuild with `{REBUILD} --all`")
+    expected = json.loads(manifest_path.read_text()).get(path.name)
+    if expected is None:
+        raise CorpusError(f"{path.name} is not listed in {manifest_path}; rebuild with `{rebuild}`")
+    raw = path.read_bytes()
+    if not raw:
+        raise CorpusError(f"data file {path} is empty; rebuild it with `{rebuild}`")
+    if len(raw) != expected["bytes"] or hashlib.sha256(raw).hexdigest() != expected["sha256"]:
+        raise CorpusError(f"data file {path} does not match {manifest_path} "
+                          f"({len(raw):,} bytes, expected {expected['bytes']:,}); it was modified or "
+                          f"truncated: restore it with `git checkout -- {path.name}` or `{rebuild}`")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:  # only reachable if the manifest itself was edited
+        raise CorpusError(f"data file {path} is not valid UTF-8 ({e}); rebuild it with `{rebuild}`") from None
+
+
+def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:
+    """Split one novel into (train, val): val is the last `val_fraction`, cut at a newline."""
+    cut = text.rfind("\n", 0, int(len(text) * (1 - val_fraction))) + 1
+    return text[:cut], text[cut:]
+
+
+@dataclass
+class Corpus:
+    novels: dict          # name -> full text
+    train: str            # training parts of all novels, joined by blank lines
+    val: str              # validation parts, likewise
+
+    def stats(self) -> list[dict]:
+        rows = []
+        for name, text in self.novels.items():
+            tr, va = split_text(text)
+            rows.append(dict(novel=TITLES[name], chars=len(text), lines=text.count("\n"),
+                             words=len(text.split()), train_chars=len(tr), val_chars=len(va)))
+        return rows
+
+
+def load_corpus(novels=DEFAULT_NOVELS, data_dir: Path = DATA_DIR) -> Corpus:
+    texts = {name: read_novel(name, data_dir) for name in novels}
+    parts = [split_text(t) for t in texts.values()]
+    return Corpus(texts, "\n\n".join(p[0] for p in parts), "\n\n".join(p[1] for p in parts))

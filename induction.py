@@ -1,0 +1,338 @@
+"""The induction-head study: probes, per-head scores, in-context gain, ablations, circuits.
+
+Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
+
+* Probes. repeat = [base, base, base, base]; control = [base, c1, c2, c3].
+  - text probes: base and c1..c3 are non-overlapping excerpts of S tokens of
+    (by default held-out validation) text;
+  - random probes (Olsson et al. 2022): base is S distinct tokens drawn uniformly from
+    the probe alphabet; each control chunk is S distinct tokens drawn from the alphabet
+    minus the base tokens, so a control prompt never repeats a base token. The probe
+    alphabet is every token seen in training minus special tokens (<unk>) and minus
+    the most frequent 4% and the rarest 4% of those tokens (Olsson et al.'s cut).
+* Induction score A of a head: mean attention from each query q in chunks 2-4
+  (S <= q < 4S) to key q - S + 1, the position right after the previous occurrence
+  of q's token in a repeat prompt. A(r) on repeat prompts, A(c) on control prompts,
+  Δ = A(r) - A(c) (paired per prompt). Chance ≈ mean over those queries of 1/(q+1).
+* Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
+* In-context gain G (the original study's δ): mean over positions q in [S, 4S-1) of
+  loss_control(q) - loss_repeat(q), where loss(q) is the cross-entropy of predicting
+  token q+1 from position q. The same queries as the induction score.
+* CIs: percentile bootstrap over prompts (95%, 1000 resamples).
+* Ablation of head (l, h) acts on blocks.{l}.attn.hook_z, the head's output before
+  the output projection: zero ablation sets it to 0, mean ablation to its mean over all
+  probe prompts (repeat and control) and all positions. Many ablations run in one
+  batched forward pass: each replica of the probe batch carries its own head mask.
+* K-composition (Elhage et al. 2021) of head a (earlier layer) into head b:
+  ||W_OV^a W_QK^bᵀ||_F / (||W_OV^a||_F ||W_QK^b||_F) with W_OV = W_V W_O, W_QK = W_Q W_Kᵀ
+  (LayerNorm scales ignored), against the same score for Gaussian matrices of the same shapes.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+N_CHUNKS = 4
+FREQ_CUT = 0.04
+
+
+class ProbeError(ValueError):
+    pass
+
+
+@dataclass
+class Probes:
+    repeat: torch.Tensor   # (N, 4S) token ids
+    control: torch.Tensor  # (N, 4S)
+    S: int
+    kind: str              # "text-val", "text-train" or "random"
+
+    @property
+    def n(self) -> int:
+        return len(self.repeat)
+
+
+def check_chunk(S, block_size: int):
+    if isinstance(S, bool) or not isinstance(S, int) or S < 2:
+        raise ProbeError(f"chunk length S must be an integer >= 2, got {S!r}")
+    if N_CHUNKS * S > block_size:
+        raise ProbeError(f"{N_CHUNKS} chunks of S={S} tokens need a context of {N_CHUNKS * S}, more than the model's "
+                         f"block_size {block_size}; use S <= {block_size // N_CHUNKS}")
+
+
+def text_probes(tokens: torch.Tensor, S: int, n: int, seed: int, block_size: int, kind="text-val") -> Probes:
+    """Excerpts of `tokens` (1-D); control chunks never overlap the base excerpt."""
+    check_chunk(S, block_size)
+    if len(tokens) < 4 * S:
+        raise ProbeError(f"the text has {len(tokens)} tokens, too few for probes of 4 x {S}")
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(tokens) - S + 1, (n, N_CHUNKS), generator=g)
+    for _ in range(100):  # redraw control excerpts that overlap the base
+        bad = (starts[:, 1:] - starts[:, :1]).abs() < S
+        if not bad.any():
+            break
+        starts[:, 1:][bad] = torch.randint(0, len(tokens) - S + 1, (int(bad.sum()),), generator=g)
+    chunks = tokens.unfold(0, S, 1)[starts]  # (n, 4, S)
+    return Probes(chunks[:, :1].expand(-1, N_CHUNKS, -1).reshape(n, -1).clone(), chunks.reshape(n, -1).clone(), S, kind)
+
+
+def probe_alphabet(train_tokens: torch.Tensor, vocab_size: int, special_ids=(), cut: float = FREQ_CUT) -> torch.Tensor:
+    """Token ids seen in training, minus specials and the top / bottom `cut` fraction by frequency."""
+    counts = torch.bincount(train_tokens, minlength=vocab_size)
+    counts[list(special_ids)] = 0
+    seen = torch.argsort(counts, descending=True, stable=True)[: int((counts > 0).sum())]
+    k = int(len(seen) * cut)
+    return seen[k: len(seen) - k]
+
+
+def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size: int) -> Probes:
+    check_chunk(S, block_size)
+    if len(alphabet) < 2 * S:
+        raise ProbeError(f"random probes need at least 2*S = {2 * S} distinct tokens (S for the base, S for each "
+                         f"control chunk), but the probe alphabet has {len(alphabet)}; use S <= {len(alphabet) // 2}")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.rand(n, len(alphabet), generator=g).argsort(dim=1)
+    base = alphabet[order[:, :S]]                       # (n, S) distinct
+    rest = alphabet[order[:, S:]]                       # (n, |A| - S): everything but the base
+    ctl = [rest.gather(1, torch.rand(rest.shape, generator=g).argsort(dim=1)[:, :S]) for _ in range(N_CHUNKS - 1)]
+    return Probes(base.repeat(1, N_CHUNKS), torch.cat([base] + ctl, dim=1), S, "random")
+
+
+# ---- scores ----------------------------------------------------------------------------
+
+def induction_diag(pattern: torch.Tensor, S: int) -> torch.Tensor:
+    """pattern (..., T, T) -> (...,): mean attention from q in [S, T) to q - S + 1."""
+    return pattern.diagonal(offset=-(S - 1), dim1=-2, dim2=-1)[..., 1:].mean(-1)
+
+
+def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
+    return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
+
+
+def chance_levels(S: int) -> dict:
+    T = N_CHUNKS * S
+    return {"induction": float(np.mean([1 / (q + 1) for q in range(S, T)])),
+            "prev_token": float(np.mean([1 / (q + 1) for q in range(1, T)]))}
+
+
+def bootstrap(values, n_boot: int = 1000, seed: int = 0):
+    """values (N, ...) per prompt -> (mean, lo, hi), each (...): percentile 95% CI of the mean."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(v), (n_boot, len(v)), generator=g)
+    means = v[idx].mean(1)  # (n_boot, ...)
+    lo, hi = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=0)
+    return v.mean(0).numpy(), lo.numpy(), hi.numpy()
+
+
+def _layer_names(model, hook):
+    return [f"blocks.{l}.attn.{hook}" for l in range(model.config.n_layer)]
+
+
+@torch.no_grad()
+def attention_patterns(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(N, T) -> (N, L, H, T, T) attention patterns."""
+    names = _layer_names(model, "hook_pattern")
+    device = next(model.parameters()).device
+    out = []
+    for chunk in idx.split(batch):
+        _, _, cache = model.run_with_cache(chunk.to(device), names)
+        out.append(torch.stack([cache[n] for n in names], 1).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def position_losses(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(N, T) -> (N, T-1): loss of predicting idx[:, t+1] from position t."""
+    device = next(model.parameters()).device
+    out = []
+    for chunk in idx.split(batch):
+        chunk = chunk.to(device)
+        _, loss = model(chunk[:, :-1], chunk[:, 1:], reduction="none")
+        out.append(loss.float().cpu())
+    return torch.cat(out)
+
+
+def gain_per_prompt(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int) -> torch.Tensor:
+    """(..., T-1) per-position losses -> (...,) in-context gain G over q in [S, 4S-1)."""
+    return (ctl_loss[..., S:] - rep_loss[..., S:]).mean(-1)
+
+
+def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Per-head A(r), A(c), Δ and previous-token scores with CIs, plus losses and G."""
+    pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
+    a_r, a_c = induction_diag(pr, probes.S), induction_diag(pc, probes.S)  # (N, L, H)
+    rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
+    out = {"kind": probes.kind, "S": probes.S, "n": probes.n, "chance": chance_levels(probes.S)}
+    for name, v in (("A_repeat", a_r), ("A_control", a_c), ("delta", a_r - a_c),
+                    ("prev_token", prev_token_diag(pr))):
+        m, lo, hi = bootstrap(v, n_boot, seed)
+        out[name] = {"mean": m.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+    m, lo, hi = bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed)
+    out["G"] = {"mean": float(m), "lo": float(lo), "hi": float(hi)}
+    for name, loss in (("loss_repeat", rep_loss), ("loss_control", ctl_loss)):
+        m, lo, hi = bootstrap(loss, n_boot, seed)
+        out[name] = {"mean": m.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+    out["mean_pattern_repeat"], out["mean_pattern_control"] = pr.mean(0), pc.mean(0)  # (L, H, T, T) tensors
+    out["example_pattern"] = pr[0]
+    return out
+
+
+# ---- ablations ---------------------------------------------------------------------------
+
+def check_heads(model, heads):
+    L, H = model.config.n_layer, model.config.n_head
+    for lh in heads:
+        l, h = lh
+        if not (0 <= l < L and 0 <= h < H):
+            raise ValueError(f"head (layer {l}, head {h}) does not exist: this model has layers 0..{L - 1} "
+                             f"and heads 0..{H - 1}")
+
+
+def head_mask(model, heads_per_config) -> torch.Tensor:
+    """[[(l, h), ...], ...] -> keep mask (K, L, H): 0 where that config ablates the head."""
+    keep = torch.ones(len(heads_per_config), model.config.n_layer, model.config.n_head)
+    for k, heads in enumerate(heads_per_config):
+        check_heads(model, heads)
+        for l, h in heads:
+            keep[k, l, h] = 0
+    return keep
+
+
+@torch.no_grad()
+def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
+    """Mean of hook_z over prompts and positions: (L, H, D), the mean-ablation values."""
+    names = _layer_names(model, "hook_z")
+    device = next(model.parameters()).device
+    _, _, cache = model.run_with_cache(idx.to(device), names)
+    return torch.stack([cache[n].mean((0, 1)) for n in names]).cpu()
+
+
+@torch.no_grad()
+def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor, S: int | None = None,
+                max_tokens: int = 16384):
+    """Run idx (n, T) once per ablation config, in batched forward passes.
+
+    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill (L, H, D).
+    Returns per-position losses (K, n, T-1) and, if S is given, induction scores (K, n, L, H).
+    """
+    device = next(model.parameters()).device
+    L, H = model.config.n_layer, model.config.n_head
+    n, T = idx.shape
+    idx, keep, fill = idx.to(device), keep.to(device), fill.to(device)
+    per_fwd = max(1, max_tokens // (n * T))
+    losses, scores = [], []
+    for k0 in range(0, len(keep), per_fwd):
+        kc = keep[k0: k0 + per_fwd]
+        K = len(kc)
+        layer_scores = {}
+
+        def z_hook(z, name):  # z: (K*n, T, H, D)
+            l = int(name.split(".")[1])
+            m = kc[:, l].view(K, 1, 1, H, 1)
+            z = z.view(K, n, *z.shape[1:])
+            return (z * m + fill[l].view(1, 1, 1, H, -1) * (1 - m)).flatten(0, 1)
+
+        def pattern_hook(p, name):  # p: (K*n, H, T, T)
+            layer_scores[int(name.split(".")[1])] = induction_diag(p, S).view(K, n, H)
+
+        hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
+        if S is not None:
+            hooks += [(nm, pattern_hook) for nm in _layer_names(model, "hook_pattern")]
+        batch = idx.repeat(K, 1)
+        with model.hooks(hooks):
+            _, loss = model(batch[:, :-1], batch[:, 1:], reduction="none")
+        losses.append(loss.view(K, n, T - 1).float().cpu())
+        if S is not None:
+            scores.append(torch.stack([layer_scores[l] for l in range(L)], 2).float().cpu())
+    return torch.cat(losses), (torch.cat(scores) if S is not None else None)
+
+
+def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: int = 0) -> torch.Tensor:
+    """n fixed windows of block_size + 1 tokens (input and shifted target) of validation text."""
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(val_tokens) - block_size - 1, (n,), generator=g)
+    return val_tokens.unfold(0, block_size + 1, 1)[starts]
+
+
+def ablate(model, probes: Probes, configs, fill: torch.Tensor, val: torch.Tensor | None = None) -> dict:
+    """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation).
+
+    Returns per config: G per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
+    mean validation loss (K,) if val windows are given.
+    """
+    keep = head_mask(model, configs)
+    both = torch.cat([probes.repeat, probes.control])
+    loss, sc = ablated_run(model, both, keep, fill, probes.S)
+    n = probes.n
+    out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], probes.S),
+           "delta": sc[:, :n] - sc[:, n:]}
+    if val is not None:
+        vloss, _ = ablated_run(model, val, keep, fill)
+        out["val_loss"] = vloss.mean((1, 2))
+    return out
+
+
+# ---- composition ------------------------------------------------------------------------
+
+def head_weights(model, l: int):
+    """Per-head W_Q, W_K, W_V (H, C, D) and W_O (H, D, C) of layer l, in x @ W convention."""
+    attn = model.blocks[l].attn
+    C, H, D = model.config.n_embd, model.config.n_head, model.config.d_head
+    wq, wk, wv = attn.c_attn.weight.detach().view(3, H, D, C).transpose(-1, -2).unbind(0)
+    wo = attn.c_proj.weight.detach().view(C, H, D).permute(1, 2, 0)
+    return wq, wk, wv, wo
+
+
+def _kcomp(w_ov, w_qk):
+    return torch.linalg.matrix_norm(w_ov @ w_qk.transpose(-1, -2)) / (
+        torch.linalg.matrix_norm(w_ov) * torch.linalg.matrix_norm(w_qk))
+
+
+def k_composition(model, n_random: int = 200, seed: int = 0) -> dict:
+    """scores[a_layer][a_head][b_layer][b_head] for a_layer < b_layer (NaN otherwise) and a random baseline."""
+    L, H, C, D = model.config.n_layer, model.config.n_head, model.config.n_embd, model.config.d_head
+    w = [head_weights(model, l) for l in range(L)]
+    w_ov = [wv @ wo for _, _, wv, wo in w]                     # (H, C, C)
+    w_qk = [wq @ wk.transpose(-1, -2) for wq, wk, _, _ in w]  # (H, C, C)
+    scores = torch.full((L, H, L, H), float("nan"))
+    for la in range(L):
+        for lb in range(la + 1, L):
+            scores[la, :, lb, :] = _kcomp(w_ov[la][:, None], w_qk[lb][None, :])
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(n_random, *s, generator=g)  # noqa: E731
+    base = _kcomp(r(C, D) @ r(D, C), r(C, D) @ r(C, D).transpose(-1, -2))
+    return {"scores": scores, "random_mean": float(base.mean()), "random_std": float(base.std())}
+
+
+# ---- cheap metrics during training -------------------------------------------------------
+
+class TrainingProbe:
+    """A small fixed probe set scored every few hundred training steps (formation curves)."""
+
+    def __init__(self, model, train_tokens, val_tokens, tok, S: int = 16, n: int = 48, seed: int = 0):
+        self.model = model
+        block_size = model.config.block_size
+        S = min(S, block_size // N_CHUNKS)
+        alpha = probe_alphabet(train_tokens, tok.vocab_size, tok.special_ids)
+        self.sets = {"text": text_probes(val_tokens, S, n, seed, block_size),
+                     "random": random_probes(alpha, S, n, seed, block_size)}
+
+    def __call__(self) -> dict:
+        was_training = self.model.training
+        self.model.eval()
+        row = {}
+        for kind, p in self.sets.items():
+            s = head_scores(self.model, p, n_boot=200)
+            d = np.array(s["delta"]["mean"])
+            l, h = np.unravel_index(d.argmax(), d.shape)
+            row.update({f"probe_{kind}_best_head": [int(l), int(h)],
+                        f"probe_{kind}_best_delta": float(d[l, h]),
+                        f"probe_{kind}_best_delta_lo": float(s["delta"]["lo"][l][h]),
+                        f"probe_{kind}_best_delta_hi": float(s["delta"]["hi"][l][h]),
+                        f"probe_{kind}_max_prev_token": float(np.max(s["prev_token"]["mean"])),
+                        f"probe_{kind}_G": s["G"]["mean"], f"probe_{kind}_delta": s["delta"]["mean"]})
+        self.model.train(was_training)
+        return row

@@ -1,0 +1,105 @@
+import json
+import os
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from checkpoint import CheckpointError, export_weights, load_checkpoint, load_model, save_checkpoint
+from tokenizer import CharTokenizer
+from TransformerModel import GPT, GPTConfig
+
+
+@pytest.fixture
+def saved(tmp_path):
+    tok = CharTokenizer("abcdefghij ")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))
+    opt = torch.optim.AdamW(model.parameters())
+    path = save_checkpoint(tmp_path / "ck.pt", model, tok, train_config={"preset": "tiny"}, step=7,
+                           optimizer=opt, rng={"torch": torch.get_rng_state()})
+    return path, model.eval(), tok
+
+
+def test_round_trip_gives_identical_logits(saved):
+    path, model, tok = saved
+    loaded, tok2, ckpt = load_model(path)
+    x = torch.tensor([tok.encode("abc def")])
+    assert torch.equal(loaded(x)[0], model(x)[0])
+    assert tok2.state() == tok.state() and ckpt["step"] == 7
+    assert not list(path.parent.glob(".*.tmp")), "the temp file of the atomic save was left behind"
+
+
+def test_export_drops_optimizer_and_rng(saved, tmp_path):
+    path, _, _ = saved
+    out = export_weights(path, tmp_path / "weights.pt")
+    ckpt = load_checkpoint(out)
+    assert "optimizer" not in ckpt and "rng" not in ckpt and ckpt["step"] == 7
+    assert os.path.getsize(out) < os.path.getsize(path)
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling this creates the marker file
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "minigpt-checkpoint", "version": 1, "payload": Evil(str(marker))}, path)
+    with pytest.raises(CheckpointError, match="refusing to load .*evil.pt"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    # a plain pickle file (not a torch zip) is refused the same way
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump(Evil(str(marker)), f)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "evil.pkl")
+    assert not marker.exists()
+
+
+def test_truncated_corrupt_and_foreign_files(saved, tmp_path):
+    path, _, _ = saved
+    data = path.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt is truncated, corrupt"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    (tmp_path / "notes.pt").write_text("just some text")
+    with pytest.raises(CheckpointError, match="notes.pt"):
+        load_checkpoint(tmp_path / "notes.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="other.pt is not a MiniGPT checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="missing.pt does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    # a corrupted byte inside the weights of a valid zip
+    bad = bytearray(data)
+    with zipfile.ZipFile(path) as z:
+        info = [i for i in z.infolist() if "/data/" in i.filename][0]
+    name_len, extra_len = int.from_bytes(data[info.header_offset + 26: info.header_offset + 28], "little"), \
+        int.from_bytes(data[info.header_offset + 28: info.header_offset + 30], "little")
+    bad[info.header_offset + 30 + name_len + extra_len + 5] ^= 0xFF
+    (tmp_path / "flipped.pt").write_bytes(bytes(bad))
+    with pytest.raises(CheckpointError, match="flipped.pt is corrupt: entry .* fails its CRC check"):
+        load_checkpoint(tmp_path / "flipped.pt")
+
+
+def test_mismatched_config_or_vocabulary_is_named(saved):
+    path, _, tok = saved
+    with pytest.raises(CheckpointError, match="n_embd is 16, expected 32"):
+        load_model(path, expect_config={"n_embd": 32, "n_layer": 1})
+    with pytest.raises(CheckpointError, match="different vocabulary"):
+        load_model(path, expect_tokenizer=CharTokenizer("xyz"))
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model_config"]["n_embd"] = 32
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="weights do not fit its config"):
+        load_model(path)
+    ckpt["tokenizer"] = json.dumps({"kind": "klingon"})
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="invalid config or tokenizer"):
+        load_model(path)

@@ -1,0 +1,110 @@
+import json
+import shutil
+
+import pytest
+
+import corpus
+from corpus import CorpusError, load_corpus, read_novel, split_text
+from tokenizer import CharTokenizer, TokenizerError, WordTokenizer, build_tokenizer, from_state
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    for name in corpus.DEFAULT_NOVELS:
+        shutil.copy(corpus.DATA_DIR / f"{name}.txt", tmp_path)
+    shutil.copy(corpus.MANIFEST, tmp_path)
+    return tmp_path
+
+
+def test_committed_novels_match_manifest():
+    c = load_corpus()
+    assert set(c.novels) == {"prideprejudice", "sensesensibility", "emma"}
+    assert c.novels["prideprejudice"].startswith("PRIDE AND PREJUDICE")
+    assert len(c.novels["emma"]) > 800_000  # the whole novel, not the original's 24 KB excerpt
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda p: p.unlink(), "is missing; rebuild it with `python scripts/build_corpus.py`"),
+    (lambda p: p.write_bytes(b""), "is empty"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-100]), "does not match .*truncated"),
+    (lambda p: p.write_text(p.read_text().replace("Elizabeth", "Elisabeth", 1)), "does not match"),
+])
+def test_damaged_data_file_is_named_with_the_fix(data_copy, damage, match):
+    damage(data_copy / "emma.txt")
+    with pytest.raises(CorpusError, match=match) as e:
+        read_novel("emma", data_copy)
+    assert "emma.txt" in str(e.value)
+
+
+def test_non_utf8_file_gets_a_clear_error(data_copy):
+    # a file that matches its manifest entry but is not UTF-8 (e.g. a hand-edited manifest)
+    bad = "Emma Woodhouse".encode("latin-1") + b"\xe9\xff"
+    (data_copy / "emma.txt").write_bytes(bad)
+    manifest = json.loads((data_copy / "MANIFEST.json").read_text())
+    import hashlib
+    manifest["emma.txt"] = {"sha256": hashlib.sha256(bad).hexdigest(), "bytes": len(bad)}
+    (data_copy / "MANIFEST.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorpusError, match="is not valid UTF-8"):
+        read_novel("emma", data_copy)
+
+
+def test_other_novels_point_to_the_all_flag(tmp_path):
+    shutil.copy(corpus.MANIFEST, tmp_path)
+    with pytest.raises(CorpusError, match="build_corpus.py --all"):
+        read_novel("persuasion", tmp_path)
+    with pytest.raises(CorpusError, match="unknown novel 'ulysses'"):
+        read_novel("ulysses")
+
+
+def test_split_is_last_tenth_of_each_novel_without_overlap():
+    c = load_corpus()
+    for text in c.novels.values():
+        train, val = split_text(text)
+        assert train + val == text
+        assert 0.09 < len(val) / len(text) < 0.11
+        assert train.endswith("\n")
+        # no line of 60+ characters of the validation part appears in the training part
+        long_lines = [l for l in val.splitlines() if len(l) > 60]
+        assert long_lines and not any(l in train for l in long_lines[:200])
+    assert c.val not in c.train
+
+
+def test_word_tokenizer_matches_original_rules_and_stats():
+    tok = WordTokenizer.train("It is a truth, universally acknowledged; 1813 _Emma_ café")
+    assert tok.split("Mr. Darcy's 10,000 a-year!") == ["mr", ".", "darcy", "'", "s", "10", ",", "000", "a", "-",
+                                                       "year", "!"]
+    assert tok.decode(tok.encode("It IS a truth")) == "it is a truth"  # lossy: case and spacing
+    assert tok.encode("zebra") == [0]                                   # unseen word -> <unk>
+    c = load_corpus()
+    word = build_tokenizer("word", c.train, c.train + c.val)
+    n_train, val = len(word.encode(c.train)), word.encode(c.val)
+    assert 9_000 < word.vocab_size < 11_000
+    assert 450_000 < n_train + len(val) < 530_000
+    assert 0.004 < val.count(0) / len(val) < 0.012      # <unk> rate on validation
+    capped = build_tokenizer("word", c.train, c.train, vocab_size=2000)
+    assert capped.vocab_size == 2000
+
+
+def test_char_tokenizer_round_trip_and_unknown_characters():
+    c = load_corpus()
+    tok = build_tokenizer("char", c.train, c.train + c.val)
+    sample = c.val[:5000]
+    assert tok.decode(tok.encode(sample)) == sample
+    with pytest.raises(TokenizerError, match=r"2 character\(s\) outside the vocabulary: '\\t', 'é'"):
+        tok.encode("caf\u00e9\tbar")
+
+
+@pytest.mark.parametrize("kind", ["word", "char", "bpe"])
+def test_tokenizer_state_round_trip(kind):
+    text = "It is a truth universally acknowledged.\n\nThat a single man in possession of a good fortune."
+    tok = build_tokenizer(kind, text, text, vocab_size=300 if kind == "bpe" else None)
+    again = from_state(json.loads(json.dumps(tok.state())))
+    assert again.encode(text) == tok.encode(text) and again.vocab_size == tok.vocab_size
+    if kind != "word":
+        assert again.decode(again.encode(text)) == text
+    with pytest.raises(TokenizerError, match="unknown tokenizer kind"):
+        from_state({"kind": "sentencepiece"})
+
+
+def test_char_vocabulary_is_sorted_and_unique():
+    assert CharTokenizer("banana").chars == "abn"

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+
+import handbuilt
+import induction as ind
+from TransformerModel import GPT, GPTConfig
+
+S = 8
+
+
+@pytest.fixture(scope="module")
+def model():
+    return handbuilt.build()
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return ind.random_probes(torch.arange(handbuilt.V), S, 64, seed=0, block_size=handbuilt.T)
+
+
+def test_random_probe_invariants(probes):
+    assert probes.repeat.shape == probes.control.shape == (64, 4 * S)
+    for rep, ctl in zip(probes.repeat, probes.control):
+        base = rep[:S]
+        assert len(set(base.tolist())) == S                                   # distinct tokens
+        assert all(torch.equal(rep[k * S:(k + 1) * S], base) for k in range(4))
+        assert torch.equal(ctl[:S], base)
+        assert not set(ctl[S:].tolist()) & set(base.tolist())                 # no base token returns
+        for k in range(1, 4):
+            assert len(set(ctl[k * S:(k + 1) * S].tolist())) == S
+
+
+def test_text_probe_invariants():
+    tokens = torch.arange(1000)  # all distinct, so overlap would show as equal tokens
+    p = ind.text_probes(tokens, S, 50, seed=1, block_size=32)
+    for rep, ctl in zip(p.repeat, p.control):
+        assert torch.equal(rep[:S], ctl[:S]) and torch.equal(rep[S:2 * S], rep[:S])
+        assert not set(ctl[S:].tolist()) & set(ctl[:S].tolist())  # controls never overlap the base
+        assert torch.equal(ctl[:S], torch.arange(int(ctl[0]), int(ctl[0]) + S))  # a contiguous excerpt
+
+
+def test_probe_errors_name_the_limit():
+    with pytest.raises(ind.ProbeError, match="need a context of 68, more than the model's block_size 64; use S <= 16"):
+        ind.random_probes(torch.arange(100), 17, 4, 0, 64)
+    with pytest.raises(ind.ProbeError, match="need at least 2\\*S = 32 distinct tokens .* alphabet has 20"):
+        ind.random_probes(torch.arange(20), 16, 4, 0, 64)
+
+
+def test_probe_alphabet_drops_specials_and_frequency_tails():
+    counts = torch.arange(1, 101)                       # token i appears i+1 times
+    tokens = torch.repeat_interleave(torch.arange(100), counts)
+    alpha = ind.probe_alphabet(tokens, 102, special_ids=(50,))  # 101 never appears
+    assert 50 not in alpha and 101 not in alpha
+    assert len(alpha) == 99 - 2 * 3                     # 4% of 99 seen tokens = 3 cut at each end
+    assert alpha.max() == 96 and alpha.min() == 3       # 97-99 and 0-2 are cut
+
+
+def test_scores_find_exactly_the_handbuilt_heads(model, probes):
+    s = ind.head_scores(model, probes)
+    delta, prev = np.array(s["delta"]["mean"]), np.array(s["prev_token"]["mean"])
+    assert delta[1, 0] > 0.9 and s["delta"]["lo"][1][0] > 0.9
+    mask = np.ones_like(delta, bool)
+    mask[1, 0] = False
+    assert np.abs(delta[mask]).max() < 0.02
+    assert prev[0, 0] > 0.99 and np.delete(prev.ravel(), 0).max() < 0.2
+    assert s["G"]["mean"] > 5 and s["G"]["lo"] > 5
+    assert s["chance"]["induction"] == pytest.approx(np.mean([1 / (q + 1) for q in range(S, 4 * S)]))
+
+
+def test_ablating_the_induction_head_removes_G_and_the_prev_token_head_breaks_it(model, probes):
+    fill = torch.zeros(2, 2, model.config.d_head)
+    r = ind.ablate(model, probes, [[], [(1, 0)], [(0, 0)], [(0, 1)]], fill)
+    g = r["G"].mean(1)
+    assert g[0] > 5 and abs(g[1]) < 0.05 * g[0]          # the induction head carries G
+    assert abs(g[3] - g[0]) < 1e-4                         # an inert head does nothing
+    d = r["delta"].mean(1)                                 # (K, L, H)
+    assert d[0, 1, 0] > 0.9 and d[2, 1, 0] < 0.05          # K-composition: no prev-token head, no induction
+
+
+def test_k_composition_sees_the_circuit(model):
+    kc = ind.k_composition(model)
+    s = kc["scores"]
+    assert torch.isnan(s[1, 0, 0, 0]) and s[0, 0, 1, 0] > 0.04
+    broken = handbuilt.build()
+    wk = broken.blocks[1].attn.c_attn.weight[handbuilt.C: 2 * handbuilt.C]
+    with torch.no_grad():  # make the induction head's keys read the token, not the previous token
+        wk[:handbuilt.V] = wk[:handbuilt.V].roll(-(handbuilt.PREV - handbuilt.TOK), dims=1)
+    assert ind.k_composition(broken)["scores"][0, 0, 1, 0] < 1e-6
+    assert 0 < kc["random_mean"] < 1
+
+
+def _manual_run(model, idx, layer, head, value):
+    def hook(z, name):
+        z = z.clone()
+        z[:, :, head] = value
+        return z
+    with model.hooks([(f"blocks.{layer}.attn.hook_z", hook)]):
+        _, loss = model(idx[:, :-1], idx[:, 1:], reduction="none")
+    return loss
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
+    idx = torch.randint(0, 30, (5, 24))
+    means = ind.mean_head_outputs(model, idx)
+    assert means.shape == (2, 3, 8)
+    _, _, cache = model.run_with_cache(idx, ["blocks.1.attn.hook_z"])
+    assert torch.allclose(means[1], cache["blocks.1.attn.hook_z"].mean((0, 1)))
+    fill = torch.zeros_like(means) if mode == "zero" else means
+    before, _ = model(idx)
+    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)], [(0, 0)]]), fill, S=6)
+    assert torch.allclose(loss[1], _manual_run(model, idx, 1, 2, fill[1, 2]), atol=1e-6)
+    assert torch.allclose(loss[2], _manual_run(model, idx, 0, 0, fill[0, 0]), atol=1e-6)
+    assert torch.allclose(loss[0], model(idx[:, :-1], idx[:, 1:], reduction="none")[1], atol=1e-6)
+    after, _ = model(idx)
+    assert torch.equal(before, after)
+    assert all(not hp._forward_hooks for hp in model.hook_points().values())
+
+
+def test_ablating_a_missing_head_is_an_error(model):
+    with pytest.raises(ValueError, match=r"head \(layer 2, head 0\) does not exist: this model has layers 0..1"):
+        ind.head_mask(model, [[(2, 0)]])
+    with pytest.raises(ValueError, match=r"head \(layer 0, head 5\) does not exist"):
+        ind.head_mask(model, [[(0, 5)]])
+
+
+def test_bootstrap_ci_covers_the_mean():
+    v = torch.randn(500, 3) + torch.tensor([0.0, 1.0, -1.0])
+    m, lo, hi = ind.bootstrap(v)
+    assert (lo < m).all() and (m < hi).all() and (hi - lo < 0.3).all()
+    assert lo[1] > 0.7 and hi[2] < -0.7

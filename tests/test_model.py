@@ -1,0 +1,137 @@
+import math
+
+import pytest
+import torch
+
+from TransformerModel import GPT, PRESETS, GPTConfig, preset
+
+
+def small(**kw):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32, **kw)).eval()
+
+
+def test_causal_mask_future_tokens_never_change_past_logits():
+    model = small()
+    x = torch.randint(0, 50, (2, 16))
+    base, _ = model(x)
+    for t in range(16):
+        y = x.clone()
+        y[:, t] = (y[:, t] + 1) % 50
+        out, _ = model(y)
+        assert torch.equal(out[:, :t], base[:, :t]), f"changing token {t} changed earlier logits"
+        assert not torch.allclose(out[:, t:], base[:, t:])
+
+
+def test_fused_and_explicit_attention_agree():
+    model = small()
+    x = torch.randint(0, 50, (3, 16))
+    fused, _ = model(x)
+    for b in model.blocks:
+        b.attn.explicit_attention = True
+    explicit, _ = model(x)
+    assert (fused - explicit).abs().max() < 1e-5
+
+
+def test_hook_points_have_documented_shapes():
+    model = small()
+    B, T, C, H, D = 2, 10, 32, 4, 8
+    names = {"hook_embed": (B, T, C), "hook_pos_embed": (T, C), "blocks.0.hook_resid_pre": (B, T, C),
+             "blocks.1.hook_resid_post": (B, T, C), "blocks.0.hook_attn_out": (B, T, C),
+             "blocks.0.hook_mlp_out": (B, T, C), "blocks.1.hook_resid_mid": (B, T, C),
+             "blocks.0.attn.hook_q": (B, T, H, D), "blocks.0.attn.hook_k": (B, T, H, D),
+             "blocks.0.attn.hook_v": (B, T, H, D), "blocks.1.attn.hook_z": (B, T, H, D),
+             "blocks.1.attn.hook_attn_scores": (B, H, T, T), "blocks.1.attn.hook_pattern": (B, H, T, T),
+             "blocks.0.mlp.hook_post": (B, T, 4 * C), "ln_final.hook_normalized": (B, T, C)}
+    _, _, cache = model.run_with_cache(torch.randint(0, 50, (B, T)), list(names))
+    for name, shape in names.items():
+        assert tuple(cache[name].shape) == shape, name
+    pattern = cache["blocks.1.attn.hook_pattern"]
+    assert torch.allclose(pattern.sum(-1), torch.ones(B, H, T))
+    assert (pattern.triu(1) == 0).all()
+
+
+def test_editing_a_hook_changes_the_output_and_hooks_are_removed():
+    model = small()
+    x = torch.randint(0, 50, (2, 12))
+    base, _ = model(x)
+
+    def zero_head(z, name):
+        z = z.clone()
+        z[:, :, 1] = 0
+        return z
+
+    with model.hooks([("blocks.0.attn.hook_z", zero_head)]):
+        edited, _ = model(x)
+    assert not torch.allclose(edited, base)
+    after, _ = model(x)
+    assert torch.equal(after, base)
+    assert all(not hp._forward_hooks for hp in model.hook_points().values())
+    with pytest.raises(KeyError, match="no hook point named"):
+        with model.hooks([("blocks.9.attn.hook_z", zero_head)]):
+            pass
+
+
+def test_pattern_hook_switches_to_explicit_path():
+    model = small()
+    attn = model.blocks[0].attn
+    assert not attn.needs_pattern()
+    with model.hooks([("blocks.0.attn.hook_pattern", lambda p, n: None)]):
+        assert attn.needs_pattern()
+    assert not attn.needs_pattern()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(n_embd=30, n_head=4), "divisible by n_head"),
+    (dict(block_size=0), "block_size must be a positive integer"),
+    (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
+    (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
+    (dict(n_layer=2.5), "n_layer must be a positive integer"),
+])
+def test_config_validation(kw, match):
+    args = dict(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8) | kw
+    with pytest.raises(ValueError, match=match):
+        GPTConfig(**args)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of tiny, 2M"):
+        preset("huge")
+
+
+def test_input_longer_than_context_is_an_error_but_generation_crops():
+    model = small()
+    with pytest.raises(ValueError, match="exceeds block_size 16"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 50\)"):
+        model(torch.full((1, 4), 50))
+    out = model.generate(torch.zeros(1, 20, dtype=torch.long), 5, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 25)
+
+
+def test_init_and_parameter_counts():
+    model = small()
+    # GPT-2 init: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layer)
+    assert abs(model.blocks[0].mlp.c_fc.weight.std().item() - 0.02) < 0.002
+    assert abs(model.blocks[0].attn.c_proj.weight.std().item() - 0.02 / math.sqrt(4)) < 0.002
+    assert model.lm_head.weight is model.wte.weight
+    # the original study's models had 2,008,064 and 5,588,992 params at its 9,378-token
+    # vocabulary; ours differ only by LayerNorm parameters (2,048 / 4,096: one LayerNorm
+    # per block more than the original's layout)
+    for name, expected in (("2M", 2_008_064), ("5.6M", 5_588_992)):
+        arch = {k: v for k, v in PRESETS[name].items() if k != "tokenizer"}
+        n = GPT(GPTConfig(vocab_size=9378, **arch)).num_params()
+        assert 0 < n - expected <= 16 * arch["n_embd"], (name, n)
+    x, y = torch.randint(0, 50, (2, 1, 16))
+    logits, loss = model(x, y)
+    assert abs(loss.item() - math.log(50)) < 0.2  # near-uniform at init
+
+
+def test_readme_preset_table_matches_the_code():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for name, arch in PRESETS.items():
+        arch = dict(arch)
+        vocab = 80 if arch.pop("tokenizer") == "char" else 10050
+        n = GPT(GPTConfig(vocab_size=vocab, **arch)).num_params()
+        assert f"| `{name}` |" in readme and f"| {n:,} |" in readme, name

@@ -1,0 +1,157 @@
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+import train as train_mod
+from checkpoint import load_checkpoint, load_model
+from corpus import load_corpus
+from train import TrainConfig, TrainingError, lr_at, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2)
+
+
+def test_tiny_model_beats_the_unigram_baseline(tiny_run):
+    c = load_corpus()
+    tok = tiny_run["tokenizer"]
+    counts = Counter(tok.encode(c.train))
+    total = sum(counts.values())
+    val = tok.encode(c.val)
+    unigram = -sum(math.log(counts[i] / total) for i in val) / len(val)  # cross-entropy of unigram model
+    final = tiny_run["metrics"][-1]
+    assert final["step"] == 300
+    assert final["val_loss"] < unigram - 0.4, (final["val_loss"], unigram)
+    assert final["val_bpc"] == pytest.approx(final["val_loss"] / math.log(2), rel=1e-6)  # 1 char = 1 token
+    assert tiny_run["loss_curve"].exists() and tiny_run["sample"].startswith("it is a truth")
+    assert (Path(tiny_run["latest"]).parent / "metrics.json").exists()
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_lr():
+    cfg = TrainConfig(preset="tiny", lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
+    assert lr_at(0, cfg) == pytest.approx(1e-4) and lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(60, cfg) == pytest.approx(5.5e-4) and lr_at(110, cfg) == pytest.approx(1e-4)
+
+
+def test_same_seed_same_loss_curve(tmp_path):
+    runs = [train(TrainConfig(**TINY, max_steps=30, eval_interval=10, out_dir=str(tmp_path / f"r{i}")),
+                  progress=False, sample_prompt=None, plots_dir=None) for i in range(2)]
+    strip = lambda ms: [(m["train_loss"], m["val_loss"]) for m in ms]  # noqa: E731
+    assert strip(runs[0]["metrics"]) == strip(runs[1]["metrics"])
+
+
+def test_resumed_run_ends_with_identical_weights(tmp_path):
+    # constant lr after warmup, so stopping at 20 and extending to 40 is the same recipe
+    kw = dict(TINY, min_lr=3e-3, warmup_steps=5, eval_interval=10, repeat_frac=0.3, dropout=0.1)
+    full = train(TrainConfig(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False,
+                 sample_prompt=None, plots_dir=None)
+    train(TrainConfig(**kw, max_steps=20, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
+          plots_dir=None)
+    resumed = train(TrainConfig(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
+                    sample_prompt=None, plots_dir=None)
+    a, b = full["model"].state_dict(), resumed["model"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["val_loss"] for m in full["metrics"]] == [m["val_loss"] for m in resumed["metrics"]]
+
+
+def test_existing_run_is_never_overwritten_silently(tmp_path):
+    cfg = TrainConfig(**TINY, max_steps=5, eval_interval=5, out_dir=str(tmp_path))
+    train(cfg, progress=False, sample_prompt=None, plots_dir=None)
+    with pytest.raises(TrainingError, match="already holds a run .* --resume .* --overwrite"):
+        train(cfg, progress=False, sample_prompt=None, plots_dir=None)
+    changed = TrainConfig(**dict(TINY, lr=1e-3), max_steps=5, eval_interval=5, out_dir=str(tmp_path))
+    with pytest.raises(Exception, match=r"recipe differs \(lr: 0.003 -> 0.001\)"):
+        train(changed, resume=True, progress=False, sample_prompt=None, plots_dir=None)
+
+
+def test_unwritable_output_directory_fails_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    t0 = time.perf_counter()
+    with pytest.raises(TrainingError, match="cannot write checkpoints to .*a-file/run"):
+        train(TrainConfig(**TINY, max_steps=5, out_dir=str(blocker / "run")), progress=False)
+    assert time.perf_counter() - t0 < 1.0  # reported before the corpus is even loaded
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = torch.nn.functional.cross_entropy
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        out = real(*a, **kw)
+        return out * float("nan") if calls["n"] > 25 else out
+
+    monkeypatch.setattr(train_mod.torch.nn.functional, "cross_entropy", flaky)
+    import TransformerModel
+    monkeypatch.setattr(TransformerModel.F, "cross_entropy", flaky)
+    with pytest.raises(TrainingError, match=r"loss became nan at step \d+ \(training batch\); training stopped. The last good "
+                                            r"checkpoint is .*latest.pt \(step 10\)"):
+        train(TrainConfig(**TINY, max_steps=50, eval_interval=10, out_dir=str(tmp_path)), progress=False)
+    model, _, ckpt = load_model(tmp_path / "latest.pt")
+    assert ckpt["step"] == 10 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _train_cmd(out_dir, max_steps, save_interval=1):
+    return [sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--batch-size", "8", "--lr", "3e-3",
+            "--eval-batches", "2", "--max-steps", str(max_steps), "--eval-interval", "20",
+            "--save-interval", str(save_interval), "--out-dir", str(out_dir), "--no-progress", "--resume"]
+
+
+def _wait_for_progress(path, after_mtime, proc, timeout=30):
+    t0 = time.time()
+    while time.time() - t0 < timeout and proc.poll() is None:
+        if path.exists() and path.stat().st_mtime_ns > after_mtime:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    latest = tmp_path / "latest.pt"
+    proc = subprocess.Popen(_train_cmd(tmp_path, 100_000, save_interval=1000), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert _wait_for_progress(latest, 0, proc)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "interrupted at step" in out
+    step = load_checkpoint(latest)["step"]
+    assert 0 < step < 1000  # saved at the interruption, not at a save interval
+
+
+def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    steps = 150
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(ref, steps, save_interval=50), check=True, capture_output=True)
+    run, latest = tmp_path / "killed", tmp_path / "killed" / "latest.pt"
+    rng = random.Random(0)
+    kills, last_step, orphan_temp_files = 0, 0, 0
+    while kills < 12:
+        mtime = latest.stat().st_mtime_ns if latest.exists() else 0
+        proc = subprocess.Popen(_train_cmd(run, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _wait_for_progress(latest, mtime, proc):
+            break  # finished
+        time.sleep(rng.uniform(0, 0.25))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        orphan_temp_files += len(list(run.glob(".*.tmp")))
+        step = load_checkpoint(latest)["step"]  # the latest checkpoint always loads
+        assert step >= last_step
+        last_step = step
+    subprocess.run(_train_cmd(run, steps), check=True, capture_output=True)
+    assert kills >= 10, f"only {kills} kills landed before the run finished"
+    a, b = load_checkpoint(ref / "latest.pt"), load_checkpoint(latest)
+    assert a["step"] == b["step"] == steps
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    print(f"{kills} kills, {orphan_temp_files} of them during a checkpoint write")

@@ -1,0 +1,184 @@
+"""Figures and small file helpers shared by the notebooks.
+
+Every figure function takes plain numbers (lists / arrays), writes a PNG and returns
+its path, so notebooks stay short and the figures are reproducible from scripts.
+"""
+import json
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "font.size": 10, "axes.titlesize": 11})
+
+
+def write_json(path, obj):
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_loss_curve(metrics: list[dict], path, title: str):
+    """Train/val loss (nats/token) against tokens seen, with val bits/char on a twin axis."""
+    tokens = [m["tokens"] for m in metrics]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(tokens, [m["train_loss"] for m in metrics], "o-", ms=3, label="train")
+    ax.plot(tokens, [m["val_loss"] for m in metrics], "s-", ms=3, label="validation")
+    ax.set_xlabel("training tokens seen")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    bpc = [m["val_bpc"] for m in metrics]
+    ratio = bpc[-1] / metrics[-1]["val_loss"] if metrics[-1]["val_loss"] else 1.0
+    sec = ax.secondary_yaxis("right", functions=(lambda y: y * ratio, lambda y: y / ratio))
+    sec.set_ylabel("validation bits / character")
+    return _save(fig, path)
+
+
+def _heatmap(ax, grid, title, cmap="RdBu_r", center=True, fmt="{:.2f}", ci=None, vlim=None):
+    """Layers x heads heatmap with each cell's value (and CI) written in it."""
+    grid = np.asarray(grid, dtype=float)
+    lim = vlim or (max(1e-6, np.nanmax(np.abs(grid))) if center else None)
+    kw = dict(vmin=-lim, vmax=lim) if center else ({"vmin": 0, "vmax": lim} if lim else {})
+    im = ax.imshow(grid, cmap=cmap, aspect="auto", **kw)
+    L, H = grid.shape
+    ax.set_xticks(range(H), [f"H{h}" for h in range(H)])
+    ax.set_yticks(range(L), [f"L{l}" for l in range(L)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    for l in range(L):
+        for h in range(H):
+            text = fmt.format(grid[l, h])
+            if ci is not None:
+                text += f"\n[{ci[0][l][h]:.2f}, {ci[1][l][h]:.2f}]"
+            ax.text(h, l, text, ha="center", va="center", fontsize=8 if ci is None else 7)
+    return im
+
+
+def plot_head_grid(grid, path, title, cbar_label, ci=None, center=True, cmap="RdBu_r"):
+    L, H = np.asarray(grid).shape
+    fig, ax = plt.subplots(figsize=(1.3 * H + 2.2, 0.9 * L + 1.6), layout="constrained")
+    im = _heatmap(ax, grid, title, cmap=cmap, center=center, ci=ci)
+    fig.colorbar(im, ax=ax, label=cbar_label)
+    return _save(fig, path)
+
+
+def plot_head_grids(grids: dict, path, title, cbar_label, center=True):
+    """Several layers x heads grids side by side on one shared colour scale."""
+    lim = max(1e-6, max(float(np.nanmax(np.abs(g))) for g in grids.values()))
+    L, H = np.asarray(next(iter(grids.values()))).shape
+    fig, axes = plt.subplots(1, len(grids), figsize=(len(grids) * (1.3 * H + 1.2) + 1.5, 0.9 * L + 1.8),
+                             squeeze=False, layout="constrained")
+    for ax, (name, g) in zip(axes[0], grids.items()):
+        im = _heatmap(ax, g, name, center=center, vlim=lim)
+    fig.suptitle(title)
+    fig.colorbar(im, ax=axes[0].tolist(), label=cbar_label)
+    return _save(fig, path)
+
+
+def plot_attention_grid(patterns, path, title, vmax=None, center=False, chunk=None,
+                        xlabel="key position", ylabel="query position"):
+    """patterns: (L, H, Tq, Tk) array; one subplot per head. chunk draws the chunk boundaries."""
+    patterns = np.asarray(patterns)
+    L, H, Tq, Tk = patterns.shape
+    fig, axes = plt.subplots(L, H, figsize=(2.4 * H + 1.4, 2.3 * L + 1.0), squeeze=False, layout="constrained")
+    lim = vmax or (float(np.abs(patterns).max()) or 1.0)
+    for l in range(L):
+        for h in range(H):
+            ax = axes[l][h]
+            im = ax.imshow(patterns[l, h], cmap="RdBu_r" if center else "viridis",
+                           vmin=-lim if center else 0, vmax=lim, interpolation="nearest")
+            ax.set_title(f"L{l} H{h}", fontsize=9)
+            if chunk:
+                for b in range(chunk, max(Tq, Tk), chunk):
+                    ax.axhline(b - 0.5, color="w", lw=0.4) if b < Tq else None
+                    ax.axvline(b - 0.5, color="w", lw=0.4) if b < Tk else None
+            ax.tick_params(labelsize=7)
+            if l == L - 1:
+                ax.set_xlabel(xlabel, fontsize=8)
+            if h == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+    fig.suptitle(title)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6,
+                 label="attention (repeat − control)" if center else "attention weight")
+    return _save(fig, path)
+
+
+def plot_loss_by_position(rep, ctl, path, title, chunk: int, rep_ci=None, ctl_ci=None):
+    """Mean per-position loss on repeat vs control prompts; position t predicts token t+1."""
+    x = np.arange(len(rep))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for y, ci, label, c in ((ctl, ctl_ci, "control [base, other, other, other]", "C1"),
+                            (rep, rep_ci, "repeat [base × 4]", "C0")):
+        ax.plot(x, y, color=c, label=label)
+        if ci is not None:
+            ax.fill_between(x, ci[0], ci[1], color=c, alpha=0.2)
+    for b in range(chunk, len(rep) + 1, chunk):
+        ax.axvline(b - 0.5, color="grey", lw=0.6, ls="--")
+    ax.set_xlabel("position (predicting the next token)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_ablation_bars(labels, values, errors, path, title, ylabel):
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
+    colors = ["C3" if "cand" in l or "top" in l else "C7" if "random" in l else "C0" for l in labels]
+    ax.bar(range(len(labels)), values, yerr=errors, color=colors, capsize=4)
+    ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_formation(metrics: list[dict], path, title):
+    """Induction formation during training: best-head Δ and G against tokens, beside the losses."""
+    rows = [m for m in metrics if "probe_random_best_delta" in m]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+    tokens = [m["tokens"] for m in metrics]
+    ax1.plot(tokens, [m["train_loss"] for m in metrics], label="train loss")
+    ax1.plot(tokens, [m["val_loss"] for m in metrics], label="val loss")
+    ax1.set_xlabel("training tokens seen")
+    ax1.set_ylabel("nats/token")
+    ax1.set_title("loss")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    t = [m["tokens"] for m in rows]
+    for kind, c in (("random", "C3"), ("text", "C0")):
+        d = [m[f"probe_{kind}_best_delta"] for m in rows]
+        lo = [m[f"probe_{kind}_best_delta_lo"] for m in rows]
+        hi = [m[f"probe_{kind}_best_delta_hi"] for m in rows]
+        ax2.plot(t, d, color=c, label=f"best head Δ, {kind} probes")
+        ax2.fill_between(t, lo, hi, color=c, alpha=0.2)
+        ax2.plot(t, [m[f"probe_{kind}_G"] for m in rows], color=c, ls="--", label=f"G (nats), {kind} probes")
+    formed = next((m for m in rows if m["probe_random_best_delta_lo"] > 0 and m["probe_random_best_delta"] >= 0.3),
+                  None)
+    if formed:
+        ax2.axvline(formed["tokens"], color="k", ls=":", label=f"first head formed ({formed['tokens']:,} tokens)")
+    ax2.axhline(0, color="k", lw=0.5)
+    ax2.set_xlabel("training tokens seen")
+    ax2.set_ylabel("Δ = A(repeat) − A(control)  /  G")
+    ax2.set_title("induction metrics" + ("" if formed else " (no head formed: Δ ≥ 0.3 with CI > 0)"))
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)
