@@ -11,7 +11,9 @@ PRESET ?= 2M
 TRAIN_ARGS ?=
 NAME := MiniGPT-$(PRESET)
 
-.PHONY: run train study test bench clean-venv
+REF := checkpoints/reference
+
+.PHONY: run train study test bench reference clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,16 @@ study: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# The committed reference results (README "Reference results"); hours of CPU time.
+reference: $(VENV)/.installed
+	$(BIN)/python train.py --preset 2M --out-dir $(REF)/MiniGPT-2M --resume --no-progress
+	$(BIN)/python train.py --preset 5.6M --out-dir $(REF)/MiniGPT-5.6M --resume --no-progress
+	$(BIN)/papermill InductionHeads.ipynb InductionHeads.ipynb --cwd . -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt
+	mkdir -p results
+	$(BIN)/papermill InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb --cwd . \
+		-p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt
+	$(BIN)/python scripts/results.py $(REF)/MiniGPT-2M $(REF)/MiniGPT-5.6M
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py

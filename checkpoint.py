@@ -18,6 +18,7 @@ leaves the previous checkpoint intact.
 import json
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL (\S+)", str(e))
         raise CheckpointError(f"refusing to load {path}: it contains objects other than tensors and plain "
-                              f"data, which could run code when unpickled ({str(e).splitlines()[0]}). "
-                              f"Only load checkpoints written by this project.") from None
+                              f"data ({found.group(1) if found else 'an unsupported pickled object'}), which "
+                              f"could run code when unpickled. Only load checkpoints written by this project.") from None
     except Exception as e:  # zip, pickle-stream and storage errors all mean the same to the user
         raise CheckpointError(f"{path} is corrupt or truncated, or not a PyTorch file "
                               f"({str(e).splitlines()[0]}); use another checkpoint, e.g. best.pt "

@@ -309,6 +309,17 @@ def k_composition(model, n_random: int = 200, seed: int = 0) -> dict:
 
 # ---- cheap metrics during training -------------------------------------------------------
 
+FORMED_DELTA = 0.3  # a head has "formed" when its Δ on random probes is >= this with the CI above 0
+
+
+def formation_row(metrics: list[dict], kind: str = "random", min_delta: float = FORMED_DELTA):
+    """The first logged row where the best head's Δ CI excludes 0 and Δ >= min_delta, else None."""
+    for m in metrics:
+        if m.get(f"probe_{kind}_best_delta_lo", 0) > 0 and m.get(f"probe_{kind}_best_delta", 0) >= min_delta:
+            return m
+    return None
+
+
 class TrainingProbe:
     """A small fixed probe set scored every few hundred training steps (formation curves)."""
 

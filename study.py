@@ -151,15 +151,16 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: dict, cfg: Study
     out = {"candidates": cands, "tested": tested, "tested_are_candidates": bool(cands),
            "previous_token_heads": prev_heads}
     for mode in ("zero", "mean"):
-        configs = [[], tested] + draws + ([prev_heads] if prev_heads else [])
+        mode_draws = draws if mode == "zero" else []  # the random baseline is drawn once, with zero ablation
+        configs = [[], tested] + mode_draws + ([prev_heads] if prev_heads else [])
         r = ind.ablate(model, p, configs, singles["fills"][mode])
         g_base = r["G"][0]
-        rand = [_removed(g_base, r["G"][2 + i]) for i in range(len(draws))]
-        shares = np.array([x["share"] for x in rand]) if rand else np.array([np.nan])
-        res = {"tested": _removed(g_base, r["G"][1]),
-               "random": {"mean": float(shares.mean()), "p05": float(np.percentile(shares, 5)),
-                          "p95": float(np.percentile(shares, 95)), "draws": [x["share"] for x in rand],
-                          "heads": draws}}
+        res = {"tested": _removed(g_base, r["G"][1])}
+        if mode_draws:
+            shares = np.array([_removed(g_base, r["G"][2 + i])["share"] for i in range(len(draws))])
+            res["random"] = {"mean": float(shares.mean()), "median": float(np.median(shares)),
+                             "p05": float(np.percentile(shares, 5)), "p95": float(np.percentile(shares, 95)),
+                             "draws": shares.tolist(), "heads": draws}
         if prev_heads:
             d0, dp = r["delta"][0].mean(0), r["delta"][-1].mean(0)
             res["prev_heads_ablated_delta"] = {f"L{l}H{h}": {"before": float(d0[l, h]), "after": float(dp[l, h])}
@@ -214,14 +215,19 @@ def figures(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict, singles:
     tested = ", ".join(f"L{l}H{h}" for l, h in val["tested"])
     labels, vals, errs = [], [], []
     for mode in ("zero", "mean"):
-        t, r = val[mode]["tested"], val[mode]["random"]
-        labels += [f"{'candidates' if val['tested_are_candidates'] else 'top head'} ({mode})", f"random ({mode})"]
-        vals += [t["share"], r["mean"]]
-        errs += [[t["share"] - t["lo"], t["hi"] - t["share"]], [r["mean"] - r["p05"], r["p95"] - r["mean"]]]
+        t = val[mode]["tested"]
+        labels.append(f"{'candidates' if val['tested_are_candidates'] else 'top head'} ({mode})")
+        vals.append(t["share"])
+        errs.append([t["share"] - t["lo"], t["hi"] - t["share"]])
+    r = val["zero"].get("random")
+    if r:
+        labels.append("random heads (zero)")
+        vals.append(r["median"])
+        errs.append([r["median"] - r["p05"], r["p95"] - r["median"]])
     figs["bars"] = utils.plot_ablation_bars(
         labels, vals, np.array(errs).T, d / f"Candidates_vs_Random_{name}.png",
         f"{label}: share of G removed by ablating {tested}\nvs {len(val['tested'])} random other heads "
-        f"({cfg.n_random_draws} draws; bars: 95% CI / 5–95th pct)", "share of G removed")
+        f"({cfg.n_random_draws} draws: median, 5–95th pct; candidates: 95% CI)", "share of G removed")
     return figs
 
 
@@ -293,10 +299,13 @@ def describe(result: dict) -> str:
         lines.append(f"No head passes the candidate test (Δ ≥ {result['config']['threshold']} with CI above 0); "
                      f"the top head by Δ is tested instead.")
     for mode in ("zero", "mean"):
-        t, r = v[mode]["tested"], v[mode]["random"]
+        t = v[mode]["tested"]
         lines.append(f"{mode} ablation of {', '.join(f'L{a}H{b}' for a, b in v['tested'])} removes "
-                     f"{100 * t['share']:.0f}% [{100 * t['lo']:.0f}, {100 * t['hi']:.0f}] of G; "
-                     f"random heads remove {100 * r['mean']:.0f}% (5–95th pct {100 * r['p05']:.0f} to {100 * r['p95']:.0f}).")
+                     f"{100 * t['share']:.0f}% [{100 * t['lo']:.0f}, {100 * t['hi']:.0f}] of G.")
+    r = v["zero"].get("random")
+    if r:
+        lines.append(f"{len(v['tested'])} random other heads (zero ablation, {len(r['draws'])} draws) remove a median "
+                     f"{100 * r['median']:.0f}% (5–95th pct {100 * r['p05']:.0f} to {100 * r['p95']:.0f}).")
     if v["previous_token_heads"]:
         lines.append("Previous-token heads: " + ", ".join(f"L{a}H{b}" for a, b in v["previous_token_heads"]) + ".")
     return "\n".join(lines)

@@ -36,6 +36,18 @@ RECIPE_FIELDS = ("preset", "tokenizer", "vocab_size", "novels", "n_layer", "n_he
                  "grad_clip", "seed", "eval_batches")
 
 
+# The default training recipe of each preset: TrainConfig fields that differ from the
+# dataclass defaults. `TrainConfig.for_preset` (used by the command line and MiniGPT.ipynb)
+# applies them; README "Reference results" shows how they were chosen.
+RECIPES = {
+    "tiny": dict(batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, eval_interval=100),
+    "2M": dict(block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, max_steps=10000,
+               eval_interval=500, probe_interval=500, repeat_frac=0.5),
+    "5.6M": dict(block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, max_steps=6000,
+                 eval_interval=500, probe_interval=500, repeat_frac=0.5),
+}
+
+
 class TrainingError(RuntimeError):
     pass
 
@@ -93,6 +105,11 @@ class TrainConfig:
             self.out_dir = str(ROOT / "checkpoints" / self.name)
         self.tokenizer = self.tokenizer or arch["tokenizer"]
         self.novels = list(self.novels)
+
+    @classmethod
+    def for_preset(cls, preset: str = "2M", **overrides) -> "TrainConfig":
+        """The preset's default recipe (RECIPES), with any field overridden."""
+        return cls(preset=preset, **{**RECIPES.get(preset, {}), **overrides})
 
     @property
     def name(self) -> str:
@@ -375,19 +392,22 @@ def parse_args(argv=None):
             ap.add_argument(flag, nargs="+", default=None, help=f"novels to train on (default {' '.join(DEFAULT_NOVELS)})")
             continue
         kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), f.type)
-        ap.add_argument(flag, type=kind, default=None, help=f"default: {TrainConfig.__dataclass_fields__[f.name].default}")
+        ap.add_argument(flag, type=kind, default=None,
+                        help=f"default: the preset's recipe, else {TrainConfig.__dataclass_fields__[f.name].default}")
     ap.add_argument("--resume", action="store_true", help="continue <out_dir>/latest.pt if it exists")
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the loss-curve PNG goes (default Plots/)")
     args = ap.parse_args(argv)
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig(**given), args
+    return TrainConfig.for_preset(**given), args
 
 
 def main(argv=None):
     try:
         cfg, args = parse_args(argv)
-        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                       plots_dir=args.plots_dir)
     except (TrainingError, CheckpointError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}")
     last = result["metrics"][-1]

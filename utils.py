@@ -150,35 +150,36 @@ def plot_ablation_bars(labels, values, errors, path, title, ylabel):
     return _save(fig, path)
 
 
-def plot_formation(metrics: list[dict], path, title):
-    """Induction formation during training: best-head Δ and G against tokens, beside the losses."""
-    rows = [m for m in metrics if "probe_random_best_delta" in m]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
-    tokens = [m["tokens"] for m in metrics]
-    ax1.plot(tokens, [m["train_loss"] for m in metrics], label="train loss")
-    ax1.plot(tokens, [m["val_loss"] for m in metrics], label="val loss")
-    ax1.set_xlabel("training tokens seen")
-    ax1.set_ylabel("nats/token")
-    ax1.set_title("loss")
-    ax1.legend()
-    ax1.grid(alpha=0.3)
-    t = [m["tokens"] for m in rows]
-    for kind, c in (("random", "C3"), ("text", "C0")):
-        d = [m[f"probe_{kind}_best_delta"] for m in rows]
-        lo = [m[f"probe_{kind}_best_delta_lo"] for m in rows]
-        hi = [m[f"probe_{kind}_best_delta_hi"] for m in rows]
-        ax2.plot(t, d, color=c, label=f"best head Δ, {kind} probes")
-        ax2.fill_between(t, lo, hi, color=c, alpha=0.2)
-        ax2.plot(t, [m[f"probe_{kind}_G"] for m in rows], color=c, ls="--", label=f"G (nats), {kind} probes")
-    formed = next((m for m in rows if m["probe_random_best_delta_lo"] > 0 and m["probe_random_best_delta"] >= 0.3),
-                  None)
-    if formed:
-        ax2.axvline(formed["tokens"], color="k", ls=":", label=f"first head formed ({formed['tokens']:,} tokens)")
-    ax2.axhline(0, color="k", lw=0.5)
-    ax2.set_xlabel("training tokens seen")
-    ax2.set_ylabel("Δ = A(repeat) − A(control)  /  G")
-    ax2.set_title("induction metrics" + ("" if formed else " (no head formed: Δ ≥ 0.3 with CI > 0)"))
-    ax2.legend(fontsize=8)
-    ax2.grid(alpha=0.3)
+def plot_formation(runs: dict, path, title, formed_at: dict | None = None):
+    """Induction formation during training for several runs {label: metrics rows}.
+
+    Panels against training tokens: validation loss; the best head's Δ on random and
+    text probes (with its 95% CI on random probes); the in-context gain G.
+    formed_at: {label: tokens} marks where a run's first head formed.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
+    for i, (label, metrics) in enumerate(runs.items()):
+        c = f"C{i}"
+        rows = [m for m in metrics if "probe_random_best_delta" in m]
+        t = [m["tokens"] / 1e6 for m in rows]
+        axes[0].plot([m["tokens"] / 1e6 for m in metrics], [m["val_loss"] for m in metrics], color=c, label=label)
+        axes[1].plot(t, [m["probe_random_best_delta"] for m in rows], color=c, label=f"{label}: random probes")
+        axes[1].fill_between(t, [m["probe_random_best_delta_lo"] for m in rows],
+                             [m["probe_random_best_delta_hi"] for m in rows], color=c, alpha=0.2)
+        axes[1].plot(t, [m["probe_text_best_delta"] for m in rows], color=c, ls="--", label=f"{label}: text probes")
+        axes[2].plot(t, [m["probe_random_G"] for m in rows], color=c, label=f"{label}: random probes")
+        axes[2].plot(t, [m["probe_text_G"] for m in rows], color=c, ls="--", label=f"{label}: text probes")
+        if formed_at and formed_at.get(label) is not None:
+            for ax in axes[1:]:
+                ax.axvline(formed_at[label] / 1e6, color=c, ls=":", lw=1.2)
+    axes[0].set_ylabel("validation loss (nats/token)")
+    axes[1].set_ylabel("best head's Δ = A(repeat) − A(control)")
+    axes[1].axhline(0.3, color="grey", lw=0.8, ls="-.", label="Δ = 0.3 (formed, with CI > 0)")
+    axes[2].set_ylabel("in-context gain G (nats/token)")
+    for ax, name in zip(axes, ("loss", "induction score of the best head", "in-context gain")):
+        ax.set_xlabel("training tokens seen (millions)")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path)

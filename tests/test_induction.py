@@ -132,3 +132,11 @@ def test_bootstrap_ci_covers_the_mean():
     m, lo, hi = ind.bootstrap(v)
     assert (lo < m).all() and (m < hi).all() and (hi - lo < 0.3).all()
     assert lo[1] > 0.7 and hi[2] < -0.7
+
+
+def test_study_parameters_of_the_wrong_type_are_explained():
+    import study
+    with pytest.raises(TypeError, match="study parameter S must be int, got '16' \\(str\\)"):
+        study.StudyConfig(checkpoint="x.pt", S="16")
+    with pytest.raises(ValueError, match="primary must be 'random' or 'text-val'"):
+        study.StudyConfig(checkpoint="x.pt", primary="text")

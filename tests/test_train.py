@@ -103,7 +103,8 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
 def _train_cmd(out_dir, max_steps, save_interval=1):
     return [sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--batch-size", "8", "--lr", "3e-3",
             "--eval-batches", "2", "--max-steps", str(max_steps), "--eval-interval", "20",
-            "--save-interval", str(save_interval), "--out-dir", str(out_dir), "--no-progress", "--resume"]
+            "--save-interval", str(save_interval), "--out-dir", str(out_dir), "--no-progress", "--resume",
+            "--plots-dir", str(Path(out_dir) / "plots")]
 
 
 def _wait_for_progress(path, after_mtime, proc, timeout=30):
@@ -141,7 +142,12 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
         proc = subprocess.Popen(_train_cmd(run, steps), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _wait_for_progress(latest, mtime, proc):
             break  # finished
-        time.sleep(rng.uniform(0, 0.25))
+        if kills % 2:  # every other kill aims at a checkpoint write in progress
+            t0 = time.time()
+            while not list(run.glob(".*.tmp")) and time.time() - t0 < 2 and proc.poll() is None:
+                pass
+        else:
+            time.sleep(rng.uniform(0, 0.25))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
@@ -151,7 +157,28 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
         last_step = step
     subprocess.run(_train_cmd(run, steps), check=True, capture_output=True)
     assert kills >= 10, f"only {kills} kills landed before the run finished"
+    assert orphan_temp_files >= 1, "no kill landed during a checkpoint write"
+    assert not list(run.glob(".*.tmp")), "the resumed run did not clean up half-written checkpoints"
     a, b = load_checkpoint(ref / "latest.pt"), load_checkpoint(latest)
     assert a["step"] == b["step"] == steps
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     print(f"{kills} kills, {orphan_temp_files} of them during a checkpoint write")
+
+
+def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
+    import json
+
+    import utils
+    from induction import formation_row
+    res = train(TrainConfig(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
+                progress=False, sample_prompt=None, plots_dir=None)
+    rows = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["step"] for r in rows] == [0, 10, 20] == [r["step"] for r in res["metrics"]]
+    for r in rows:
+        for kind in ("random", "text"):
+            assert r[f"probe_{kind}_best_delta_lo"] <= r[f"probe_{kind}_best_delta"] <= r[f"probe_{kind}_best_delta_hi"]
+            assert len(r[f"probe_{kind}_delta"]) == 2  # layers x heads grid
+    assert formation_row(rows) is None  # a 20-step model has no induction head
+    fake = [dict(rows[0], probe_random_best_delta=0.35, probe_random_best_delta_lo=0.31)]
+    assert formation_row(rows + fake) is fake[0]
+    assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t").exists()
