@@ -29,7 +29,7 @@ train: $(VENV)/.installed
 study: $(VENV)/.installed
 	mkdir -p runs
 	$(BIN)/papermill InductionHeads.ipynb runs/InductionHeads_$(NAME).ipynb --cwd . \
-		-p CHECKPOINT checkpoints/$(NAME)/best.pt -p NAME $(NAME)
+		-p CHECKPOINT checkpoints/$(NAME)/best.pt -p NAME $(NAME) -p PRIMARY text-val
 	@echo "figures in Plots/, executed notebook runs/InductionHeads_$(NAME).ipynb, summary checkpoints/$(NAME)/induction_$(NAME).json"
 
 test: $(VENV)/.installed
@@ -39,10 +39,10 @@ test: $(VENV)/.installed
 reference: $(VENV)/.installed
 	$(BIN)/python train.py --preset 2M --out-dir $(REF)/MiniGPT-2M --resume --no-progress
 	$(BIN)/python train.py --preset 5.6M --out-dir $(REF)/MiniGPT-5.6M --resume --no-progress
-	$(BIN)/papermill InductionHeads.ipynb InductionHeads.ipynb --cwd . -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt
+	$(BIN)/papermill InductionHeads.ipynb InductionHeads.ipynb --cwd . -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt -p PRIMARY text-val
 	mkdir -p results
 	$(BIN)/papermill InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb --cwd . \
-		-p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt
+		-p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt -p PRIMARY text-val
 	$(BIN)/python scripts/results.py $(REF)/MiniGPT-2M $(REF)/MiniGPT-5.6M
 
 bench: $(VENV)/.installed

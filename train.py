@@ -1,6 +1,6 @@
 """Train MiniGPT on the Austen corpus, with checkpoints and exact resume.
 
-    python train.py --preset 2M                    # ~20 min on a 2-core CPU
+    python train.py --preset 2M                    # ~22 min on a 2-core CPU
     python train.py --preset 2M --resume           # continue checkpoints/MiniGPT-2M
     python train.py --preset tiny --max-steps 300 --out-dir runs/tiny
 

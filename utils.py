@@ -176,10 +176,11 @@ def plot_formation(runs: dict, path, title, formed_at: dict | None = None):
     axes[1].set_ylabel("best head's Δ = A(repeat) − A(control)")
     axes[1].axhline(0.3, color="grey", lw=0.8, ls="-.", label="Δ = 0.3 (formed, with CI > 0)")
     axes[2].set_ylabel("in-context gain G (nats/token)")
-    for ax, name in zip(axes, ("loss", "induction score of the best head", "in-context gain")):
+    for ax, name in zip(axes, ("validation loss", "induction score of the best head",
+                               "in-context gain (line styles as in the middle panel)")):
         ax.set_xlabel("training tokens seen (millions)")
         ax.set_title(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    axes[1].legend(fontsize=6.5, loc="upper left", framealpha=0.9)
     fig.suptitle(title)
     return _save(fig, path)

@@ -132,7 +132,7 @@ def profile(preset: str, batch: int, top: int = 12) -> str:
 
     from train import Batches, TrainConfig, make_optimizer
     from TransformerModel import GPT
-    cfg = TrainConfig(preset=preset, batch_size=batch)
+    cfg = TrainConfig.for_preset(preset, batch_size=batch)
     model = GPT(cfg.model_config(10050))
     opt = make_optimizer(model, cfg, "cpu")
     batches = Batches(torch.randint(0, 10050, (100_000,)), model.config.block_size, batch)
@@ -153,12 +153,12 @@ def profile(preset: str, batch: int, top: int = 12) -> str:
 
 
 VARIANTS = [
-    # (label, spec) — the first row of each preset is the default configuration
-    ("default: fused attention, fused AdamW", {}),
+    # (label, spec); the first row of each preset is the default recipe (train.RECIPES)
+    ("default: recipe batch, fused attention, fused AdamW", {}),
+    ("original study's batch 32 x context 128", {"batch": 32, "block": 128}),
     ("explicit softmax attention", {"explicit": True}),
     ("AdamW foreach instead of fused", {"optimizer": "foreach"}),
     ("1 thread", {"threads": 1}),
-    ("batch x2, context /2 (same tokens/step)", {"batch_mult": 2}),
     ("torch.compile", {"compile": True}),
 ]
 
@@ -168,7 +168,6 @@ def main():
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="default rows only, fewer steps")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
-    ap.add_argument("--batch", type=int, default=32, help="batch size of the default rows")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     if args.one:
@@ -180,13 +179,12 @@ def main():
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s\n")
     rows = []
     variants = VARIANTS[:1] if args.quick else VARIANTS
+    from train import RECIPES
     for preset in ("2M", "5.6M"):
+        recipe = RECIPES[preset]
         for i, (label, extra) in enumerate(variants):
-            spec = {"preset": preset, "batch": args.batch, "eval": i == 0, "steps": 3 if args.quick else 5}
-            spec.update({k: v for k, v in extra.items() if k != "batch_mult"})
-            if extra.get("batch_mult"):
-                spec["batch"], spec["block"] = args.batch * 2, 64
-            spec["label"] = label
+            spec = {"preset": preset, "batch": recipe["batch_size"], "block": recipe["block_size"], "eval": i == 0,
+                    "steps": 5 if args.quick else 10, "label": label, **extra}
             r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
             if r.returncode:
                 print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
@@ -198,13 +196,13 @@ def main():
     print("| preset | variant | batch x ctx | tokens/s | GFLOP/s | MFU | peak RSS (MB) | batching share | compile (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ctx = r.get("block") or 128
+        ctx = r["block"]
         compile_s = "" if r["compile_s"] is None else f"{r['compile_s']:.0f}"
         print(f"| {r['preset']} | {r['label']} | {r['batch']}x{ctx} | {r['tok_s']:,.0f} | {r['gflops']:.1f} | "
               f"{100 * r['mfu']:.0f}% | {r['rss_mb']:,.0f} | {100 * r['batch_share']:.2f}% | {compile_s} |")
     print("\nFLOPs per token: " + ", ".join(f"{r['preset']} {r['flops_per_token'] / 1e6:.1f} M"
                                              for r in rows if r.get("eval")))
-    print("\n| preset | one val-loss evaluation (8 x 32 x 128 tokens) | induction scores (one probe set, 200 prompts) "
+    print("\n| preset | one val-loss evaluation (8 batches of 32 x context) | induction scores (one probe set, 200 prompts) "
           "| all single-head ablations, zero + mean (64 prompts + 16 val windows) |")
     print("|---|---|---|---|")
     for r in rows:
@@ -220,7 +218,7 @@ def main():
         Path(args.json).write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=1))
     if args.profile:
         print("\ntorch.profiler, 2M, 3 training steps:\n")
-        print(profile("2M", args.batch))
+        print(profile("2M", RECIPES["2M"]["batch_size"]))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
 Each argument is LABEL=RUN_DIR (a directory holding metrics.json written by train.py with
 --probe-interval). Prints, per run, where the first head formed (Δ >= 0.3 on random probes
-with its CI above 0), in tokens, characters of text and minutes of training.
+with its CI above 0), on random and on text probes, in tokens and minutes of training.
 """
 import argparse
 import json
@@ -32,15 +32,18 @@ def main():
         row = formation_row(metrics)
         formed[label] = row["tokens"] if row else None
         last = metrics[-1]
-        if row:
-            print(f"{label}: first head formed at step {row['step']:,}: {row['tokens'] / 1e6:.2f}M tokens, "
-                  f"{row['train_s'] / 60:.1f} min of training; head L{row['probe_random_best_head'][0]}"
-                  f"H{row['probe_random_best_head'][1]}, Δ {row['probe_random_best_delta']:.3f} "
-                  f"[{row['probe_random_best_delta_lo']:.3f}, {row['probe_random_best_delta_hi']:.3f}]")
-        else:
-            print(f"{label}: no head formed (Δ >= {FORMED_DELTA} with CI > 0) in {last['step']:,} steps, "
-                  f"{last['tokens'] / 1e6:.2f}M tokens, {last['train_s'] / 60:.1f} min; best Δ at the end "
-                  f"{last.get('probe_random_best_delta', float('nan')):.3f}")
+        for kind in ("random", "text"):
+            row = formation_row(metrics, kind)
+            if row:
+                print(f"{label}, {kind} probes: first head formed at step {row['step']:,}: "
+                      f"{row['tokens'] / 1e6:.2f}M tokens, {row['train_s'] / 60:.1f} min of training; head "
+                      f"L{row[f'probe_{kind}_best_head'][0]}H{row[f'probe_{kind}_best_head'][1]}, "
+                      f"Δ {row[f'probe_{kind}_best_delta']:.3f} [{row[f'probe_{kind}_best_delta_lo']:.3f}, "
+                      f"{row[f'probe_{kind}_best_delta_hi']:.3f}]")
+            else:
+                print(f"{label}, {kind} probes: no head formed (Δ >= {FORMED_DELTA} with CI > 0) in "
+                      f"{last['step']:,} steps, {last['tokens'] / 1e6:.2f}M tokens, {last['train_s'] / 60:.1f} min; "
+                      f"best Δ at the end {last.get(f'probe_{kind}_best_delta', float('nan')):.3f}")
     print(utils.plot_formation(runs, args.out, args.title, formed))
 
 

@@ -24,7 +24,6 @@ def model_rows(run: Path):
     best = min(metrics, key=lambda m: m["val_loss"])
     prim = study["config"]["primary"]
     v = study["validation"]
-    formed = formation_row(metrics)
     yield "| | |"
     yield "|---|---|"
     yield f"| parameters | {study['params']:,} ({study['tokenizer']} tokens, vocabulary {study['vocab_size']:,}) |"
@@ -32,12 +31,15 @@ def model_rows(run: Path):
            f"{metrics[-1]['train_s'] / 60:.0f} min of training on this machine |")
     yield (f"| best validation loss | {best['val_loss']:.3f} nats/token = {best['val_bpc']:.3f} bits/char "
            f"(step {best['step']:,}; the study uses this checkpoint) |")
-    if formed:
-        yield (f"| first induction head formed | after {formed['tokens'] / 1e6:.1f}M tokens "
-               f"({formed['train_s'] / 60:.0f} min): L{formed['probe_random_best_head'][0]}"
-               f"H{formed['probe_random_best_head'][1]}, Δ {formed['probe_random_best_delta']:.2f} |")
-    else:
-        yield "| first induction head formed | never (no logged head reached Δ ≥ 0.3 with CI above 0) |"
+    for kind, label in (("random", "random"), ("text", "text-val")):
+        formed = formation_row(metrics, kind)
+        if formed:
+            yield (f"| first induction head formed, {label} probes | after {formed['tokens'] / 1e6:.1f}M tokens "
+                   f"({formed['train_s'] / 60:.0f} min): L{formed[f'probe_{kind}_best_head'][0]}"
+                   f"H{formed[f'probe_{kind}_best_head'][1]}, Δ {formed[f'probe_{kind}_best_delta']:.2f} |")
+        else:
+            yield (f"| first induction head formed, {label} probes | not within the run (no logged head reached "
+                   f"Δ ≥ 0.3 with CI above 0) |")
     for kind in ("random", "text-val", "text-train"):
         s = study["scores"][kind]
         d = s["delta"]
