@@ -29,11 +29,11 @@ def main():
         label, _, d = spec.partition("=")
         metrics = json.loads((Path(d) / "metrics.json").read_text())
         runs[label] = metrics
-        row = formation_row(metrics)
-        formed[label] = row["tokens"] if row else None
         last = metrics[-1]
         for kind in ("random", "text"):
             row = formation_row(metrics, kind)
+            if kind == "random":  # the figure marks formation by the random-probe criterion
+                formed[label] = row["tokens"] if row else None
             if row:
                 print(f"{label}, {kind} probes: first head formed at step {row['step']:,}: "
                       f"{row['tokens'] / 1e6:.2f}M tokens, {row['train_s'] / 60:.1f} min of training; head "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from induction import formation_row  # noqa: E402
+from induction import FORMED_DELTA, formation_row  # noqa: E402
 
 
 def heads(hs):
@@ -39,7 +39,7 @@ def model_rows(run: Path):
                    f"H{formed[f'probe_{kind}_best_head'][1]}, Δ {formed[f'probe_{kind}_best_delta']:.2f} |")
         else:
             yield (f"| first induction head formed, {label} probes | not within the run (no logged head reached "
-                   f"Δ ≥ 0.3 with CI above 0) |")
+                   f"Δ ≥ {FORMED_DELTA} with CI above 0) |")
     for kind in ("random", "text-val", "text-train"):
         s = study["scores"][kind]
         d = s["delta"]
