@@ -191,6 +191,15 @@ class GPT(nn.Module):
 
         reduction="none" returns the per-token loss (B, T).
         """
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        return self.unembed(x, targets, reduction)
+
+    # forward = embed -> blocks -> unembed; the pieces are public so an analysis can start
+    # part-way (e.g. ablations rerun only the blocks after the ablated layer).
+    def embed(self, idx):
+        """(B, T) token ids -> (B, T, C) residual stream entering block 0."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}; "
@@ -199,12 +208,14 @@ class GPT(nn.Module):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got "
                              f"[{int(idx.min())}, {int(idx.max())}]: was the input encoded with this model's tokenizer?")
         pos = torch.arange(T, device=idx.device)
-        x = self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos)))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
-        logits = self.lm_head(self.ln_final(x))  # (B, T, V)
+        return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos)))
+
+    def unembed(self, x, targets=None, reduction="mean"):
+        """(B, T, C) residual stream after the last block -> logits (B, T, V) [, loss]."""
+        logits = self.lm_head(self.ln_final(x))
         if targets is None:
             return logits, None
+        B, T = targets.shape
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
         return logits, loss.view(B, T) if reduction == "none" else loss
 

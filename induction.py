@@ -212,42 +212,59 @@ def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor, S: int | None = None,
-                max_tokens: int = 16384):
+                loss_from: int = 0, max_tokens: int = 16384):
     """Run idx (n, T) once per ablation config, in batched forward passes.
 
     keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill (L, H, D).
-    Returns per-position losses (K, n, T-1) and, if S is given, induction scores (K, n, L, H).
+    An ablation in layer l changes nothing before it, so each config restarts from the clean
+    residual stream entering its first ablated layer, and the (10k-word) unembedding runs only
+    for the targets from position loss_from on.
+    Returns per-position losses (K, n, T-1-loss_from) and, if S is given, induction scores (K, n, L, H).
     """
     device = next(model.parameters()).device
     L, H = model.config.n_layer, model.config.n_head
     n, T = idx.shape
     idx, keep, fill = idx.to(device), keep.to(device), fill.to(device)
+    inputs, targets = idx[:, :-1], idx[:, 1 + loss_from:]
+    resid_names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
+    pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
+    _, _, clean = model.run_with_cache(inputs, resid_names + pattern_names)
+    resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T-1, C) entering layer l; resid[L]: the output
+    ablated = keep == 0  # (K, L, H)
+    first = torch.where(ablated.any(-1).any(-1), ablated.any(-1).float().argmax(-1), L).tolist()
+    losses = torch.empty(len(keep), n, T - 1 - loss_from)
+    scores = None
+    if S is not None:  # layers before a config's first ablated layer keep their clean scores
+        clean_scores = torch.stack([induction_diag(clean[nm], S) for nm in pattern_names], 1)  # (n, L, H)
+        scores = clean_scores.float().cpu().expand(len(keep), n, L, H).clone()
     per_fwd = max(1, max_tokens // (n * T))
-    losses, scores = [], []
-    for k0 in range(0, len(keep), per_fwd):
-        kc = keep[k0: k0 + per_fwd]
-        K = len(kc)
-        layer_scores = {}
+    for l0 in sorted(set(first)):
+        todo = [k for k in range(len(keep)) if first[k] == l0]
+        for c in range(0, len(todo), per_fwd):
+            ks = todo[c: c + per_fwd]
+            kc, K = keep[ks], len(ks)
+            layer_scores = {}
 
-        def z_hook(z, name):  # z: (K*n, T, H, D)
-            l = int(name.split(".")[1])
-            m = kc[:, l].view(K, 1, 1, H, 1)
-            z = z.view(K, n, *z.shape[1:])
-            return (z * m + fill[l].view(1, 1, 1, H, -1) * (1 - m)).flatten(0, 1)
+            def z_hook(z, name):  # z: (K*n, T, H, D)
+                l = int(name.split(".")[1])
+                m = kc[:, l].view(K, 1, 1, H, 1)
+                z = z.view(K, n, *z.shape[1:])
+                return (z * m + fill[l].view(1, 1, 1, H, -1) * (1 - m)).flatten(0, 1)
 
-        def pattern_hook(p, name):  # p: (K*n, H, T, T)
-            layer_scores[int(name.split(".")[1])] = induction_diag(p, S).view(K, n, H)
+            def pattern_hook(p, name):  # p: (K*n, H, T, T)
+                layer_scores[int(name.split(".")[1])] = induction_diag(p, S).view(K, n, H)
 
-        hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
-        if S is not None:
-            hooks += [(nm, pattern_hook) for nm in _layer_names(model, "hook_pattern")]
-        batch = idx.repeat(K, 1)
-        with model.hooks(hooks):
-            _, loss = model(batch[:, :-1], batch[:, 1:], reduction="none")
-        losses.append(loss.view(K, n, T - 1).float().cpu())
-        if S is not None:
-            scores.append(torch.stack([layer_scores[l] for l in range(L)], 2).float().cpu())
-    return torch.cat(losses), (torch.cat(scores) if S is not None else None)
+            hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
+            hooks += [(nm, pattern_hook) for nm in pattern_names]
+            x = resid[l0].repeat(K, 1, 1)  # (K*n, T-1, C)
+            with model.hooks(hooks):
+                for block in model.blocks[l0:]:
+                    x = block(x)
+            _, loss = model.unembed(x[:, loss_from:], targets.repeat(K, 1), reduction="none")
+            losses[ks] = loss.view(K, n, -1).float().cpu()
+            for l, v in layer_scores.items():
+                scores[ks, :, l] = v.float().cpu()
+    return losses, scores
 
 
 def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: int = 0) -> torch.Tensor:
@@ -265,9 +282,9 @@ def ablate(model, probes: Probes, configs, fill: torch.Tensor, val: torch.Tensor
     """
     keep = head_mask(model, configs)
     both = torch.cat([probes.repeat, probes.control])
-    loss, sc = ablated_run(model, both, keep, fill, probes.S)
+    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S)
     n = probes.n
-    out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], probes.S),
+    out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], 0),  # the losses already start at q = S
            "delta": sc[:, :n] - sc[:, n:]}
     if val is not None:
         vloss, _ = ablated_run(model, val, keep, fill)

@@ -4,11 +4,14 @@ Every figure function takes plain numbers (lists / arrays), writes a PNG and ret
 its path, so notebooks stay short and the figures are reproducible from scripts.
 """
 import json
+import math
 import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+from induction import FORMED_DELTA
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "font.size": 10, "axes.titlesize": 11})
 
@@ -150,19 +153,36 @@ def plot_ablation_bars(labels, values, errors, path, title, ylabel):
     return _save(fig, path)
 
 
-def plot_formation(runs: dict, path, title, formed_at: dict | None = None):
+def chars_per_token(metrics: list[dict]) -> float:
+    """Characters of source text per token, recovered from a run's logged val loss and bits/char."""
+    m = next(m for m in metrics if m["val_bpc"] > 0)
+    return m["val_loss"] / (m["val_bpc"] * math.log(2))
+
+
+FORMATION_X = {"tokens": "training tokens seen (millions)",
+               "chars": "characters of training text seen (millions)",
+               "minutes": "minutes of training"}
+
+
+def plot_formation(runs: dict, path, title, formed_at: dict | None = None, x: str = "tokens"):
     """Induction formation during training for several runs {label: metrics rows}.
 
-    Panels against training tokens: validation loss; the best head's Δ on random and
-    text probes (with its 95% CI on random probes); the in-context gain G.
-    formed_at: {label: tokens} marks where a run's first head formed.
+    Panels against x (FORMATION_X: tokens, characters of text or minutes): validation loss
+    (nats/token against tokens, bits/char otherwise, so different tokenizers compare); the
+    best head's Δ on random and text probes (with its 95% CI on random probes); the in-context gain G.
+    formed_at: {label: metrics row} marks where a run's first head formed.
     """
+    if x not in FORMATION_X:
+        raise ValueError(f"x must be one of {', '.join(FORMATION_X)}, got {x!r}")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     for i, (label, metrics) in enumerate(runs.items()):
         c = f"C{i}"
+        scale = chars_per_token(metrics) if x == "chars" else 1.0
+        pos = (lambda m: m["train_s"] / 60) if x == "minutes" else (lambda m: m["tokens"] * scale / 1e6)  # noqa: E731
         rows = [m for m in metrics if "probe_random_best_delta" in m]
-        t = [m["tokens"] / 1e6 for m in rows]
-        axes[0].plot([m["tokens"] / 1e6 for m in metrics], [m["val_loss"] for m in metrics], color=c, label=label)
+        t = [pos(m) for m in rows]
+        loss = "val_loss" if x == "tokens" else "val_bpc"
+        axes[0].plot([pos(m) for m in metrics], [m[loss] for m in metrics], color=c, label=label)
         axes[1].plot(t, [m["probe_random_best_delta"] for m in rows], color=c, label=f"{label}: random probes")
         axes[1].fill_between(t, [m["probe_random_best_delta_lo"] for m in rows],
                              [m["probe_random_best_delta_hi"] for m in rows], color=c, alpha=0.2)
@@ -171,14 +191,14 @@ def plot_formation(runs: dict, path, title, formed_at: dict | None = None):
         axes[2].plot(t, [m["probe_text_G"] for m in rows], color=c, ls="--", label=f"{label}: text probes")
         if formed_at and formed_at.get(label) is not None:
             for ax in axes[1:]:
-                ax.axvline(formed_at[label] / 1e6, color=c, ls=":", lw=1.2)
-    axes[0].set_ylabel("validation loss (nats/token)")
+                ax.axvline(pos(formed_at[label]), color=c, ls=":", lw=1.2)
+    axes[0].set_ylabel("validation loss (nats/token)" if x == "tokens" else "validation bits per character")
     axes[1].set_ylabel("best head's Δ = A(repeat) − A(control)")
-    axes[1].axhline(0.3, color="grey", lw=0.8, ls="-.", label="Δ = 0.3 (formed, with CI > 0)")
+    axes[1].axhline(FORMED_DELTA, color="grey", lw=0.8, ls="-.", label=f"Δ = {FORMED_DELTA} (formed, with CI > 0)")
     axes[2].set_ylabel("in-context gain G (nats/token)")
     for ax, name in zip(axes, ("validation loss", "induction score of the best head",
                                "in-context gain (line styles as in the middle panel)")):
-        ax.set_xlabel("training tokens seen (millions)")
+        ax.set_xlabel(FORMATION_X[x])
         ax.set_title(name)
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=6.5, loc="upper left", framealpha=0.9)

@@ -1,7 +1,7 @@
 """Speed benchmark: training and analysis throughput against this machine's own matmul peak.
 
-    python bench/bench.py              # full table (~5 min on 2 cores); markdown to stdout
-    python bench/bench.py --quick      # fewer variants and steps
+    python bench/bench.py              # full table, 3 interleaved rounds (~15 min on 2 cores); markdown
+    python bench/bench.py --quick --repeats 1   # default rows only, fewer steps
 
 Every configuration runs in a fresh subprocess, so its peak RSS is its own and one
 variant cannot warm caches for the next. Training throughput is the median of timed
@@ -156,6 +156,7 @@ VARIANTS = [
     # (label, spec); the first row of each preset is the default recipe (train.RECIPES)
     ("default: recipe batch, fused attention, fused AdamW", {}),
     ("original study's batch 32 x context 128", {"batch": 32, "block": 128}),
+    ("batch 4 x context 128 (same tokens per step)", {"batch": 4, "block": 128}),
     ("explicit softmax attention", {"explicit": True}),
     ("AdamW foreach instead of fused", {"optimizer": "foreach"}),
     ("1 thread", {"threads": 1}),
@@ -168,6 +169,7 @@ def main():
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="default rows only, fewer steps")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds per variant (default 3)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     if args.one:
@@ -177,29 +179,44 @@ def main():
     peak = matmul_peak()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s\n")
-    rows = []
     variants = VARIANTS[:1] if args.quick else VARIANTS
     from train import RECIPES
-    for preset in ("2M", "5.6M"):
-        recipe = RECIPES[preset]
-        for i, (label, extra) in enumerate(variants):
-            spec = {"preset": preset, "batch": recipe["batch_size"], "block": recipe["block_size"], "eval": i == 0,
-                    "steps": 5 if args.quick else 10, "label": label, **extra}
-            r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
-            if r.returncode:
-                print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
-                continue
-            row = json.loads(r.stdout.strip().splitlines()[-1])
-            row["mfu"] = row["gflops"] / peak
-            rows.append(row)
-            print(f"  measured {preset:>4} {label} ...", file=sys.stderr)
-    print("| preset | variant | batch x ctx | tokens/s | GFLOP/s | MFU | peak RSS (MB) | batching share | compile (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    runs = {}  # (preset, variant index) -> one measurement per round
+    # Rounds interleave the variants, so a slow spell of a shared machine hits all of them
+    # rather than one; each row reports the median round and the range.
+    for rnd in range(args.repeats):
+        for preset in ("2M", "5.6M"):
+            recipe = RECIPES[preset]
+            for i, (label, extra) in enumerate(variants):
+                spec = {"preset": preset, "batch": recipe["batch_size"], "block": recipe["block_size"],
+                        "eval": i == 0 and rnd == 0, "steps": 5 if args.quick else 10, "label": label, **extra}
+                r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+                if r.returncode:
+                    print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
+                    continue
+                runs.setdefault((preset, i), []).append(json.loads(r.stdout.strip().splitlines()[-1]))
+                print(f"  round {rnd + 1}/{args.repeats}: measured {preset:>4} {label} ...", file=sys.stderr)
+    rows = []
+    for measured in runs.values():
+        row = dict(measured[0])
+        tok = sorted(m["tok_s"] for m in measured)
+        row.update(tok_s=statistics.median(tok), tok_min=tok[0], tok_max=tok[-1], rounds=len(tok),
+                   rss_mb=max(m["rss_mb"] for m in measured),
+                   batch_share=statistics.median(m["batch_share"] for m in measured))
+        row["gflops"] = row["tok_s"] * row["flops_per_token"] / 1e9
+        row["mfu"] = row["gflops"] / peak
+        rows.append(row)
+    print(f"tokens/s: median of {args.repeats} interleaved round(s), each the median of timed steps; "
+          "range = slowest to fastest round\n")
+    print("| preset | variant | batch x ctx | tokens/s | range | GFLOP/s | MFU | peak RSS (MB) | batching share "
+          "| compile (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ctx = r["block"]
         compile_s = "" if r["compile_s"] is None else f"{r['compile_s']:.0f}"
-        print(f"| {r['preset']} | {r['label']} | {r['batch']}x{ctx} | {r['tok_s']:,.0f} | {r['gflops']:.1f} | "
-              f"{100 * r['mfu']:.0f}% | {r['rss_mb']:,.0f} | {100 * r['batch_share']:.2f}% | {compile_s} |")
+        print(f"| {r['preset']} | {r['label']} | {r['batch']}x{ctx} | {r['tok_s']:,.0f} | "
+              f"{r['tok_min']:,.0f}–{r['tok_max']:,.0f} | {r['gflops']:.1f} | {100 * r['mfu']:.0f}% | "
+              f"{r['rss_mb']:,.0f} | {100 * r['batch_share']:.2f}% | {compile_s} |")
     print("\nFLOPs per token: " + ", ".join(f"{r['preset']} {r['flops_per_token'] / 1e6:.1f} M"
                                              for r in rows if r.get("eval")))
     print("\n| preset | one val-loss evaluation (8 batches of 32 x context) | induction scores (one probe set, 200 prompts) "

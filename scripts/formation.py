@@ -23,28 +23,32 @@ def main():
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     ap.add_argument("--out", default=str(ROOT / "Plots" / "Induction_Formation.png"))
     ap.add_argument("--title", default="Induction-head formation during training (best head per probe set)")
+    ap.add_argument("--x", choices=list(utils.FORMATION_X), default="tokens",
+                    help="the figure's x axis: tokens, characters of text (to compare tokenizers) or minutes")
     args = ap.parse_args()
     runs, formed = {}, {}
     for spec in args.runs:
         label, _, d = spec.partition("=")
         metrics = json.loads((Path(d) / "metrics.json").read_text())
         runs[label] = metrics
-        last = metrics[-1]
+        last, cpt = metrics[-1], utils.chars_per_token(metrics)
         for kind in ("random", "text"):
             row = formation_row(metrics, kind)
             if kind == "random":  # the figure marks formation by the random-probe criterion
-                formed[label] = row["tokens"] if row else None
+                formed[label] = row
             if row:
                 print(f"{label}, {kind} probes: first head formed at step {row['step']:,}: "
-                      f"{row['tokens'] / 1e6:.2f}M tokens, {row['train_s'] / 60:.1f} min of training; head "
+                      f"{row['tokens'] / 1e6:.2f}M tokens = {row['tokens'] * cpt / 1e6:.1f}M characters, "
+                      f"{row['train_s'] / 60:.1f} min of training; head "
                       f"L{row[f'probe_{kind}_best_head'][0]}H{row[f'probe_{kind}_best_head'][1]}, "
                       f"Δ {row[f'probe_{kind}_best_delta']:.3f} [{row[f'probe_{kind}_best_delta_lo']:.3f}, "
                       f"{row[f'probe_{kind}_best_delta_hi']:.3f}]")
             else:
                 print(f"{label}, {kind} probes: no head formed (Δ >= {FORMED_DELTA} with CI > 0) in "
-                      f"{last['step']:,} steps, {last['tokens'] / 1e6:.2f}M tokens, {last['train_s'] / 60:.1f} min; "
+                      f"{last['step']:,} steps, {last['tokens'] / 1e6:.2f}M tokens = {last['tokens'] * cpt / 1e6:.1f}M "
+                      f"characters, {last['train_s'] / 60:.1f} min; "
                       f"best Δ at the end {last.get(f'probe_{kind}_best_delta', float('nan')):.3f}")
-    print(utils.plot_formation(runs, args.out, args.title, formed))
+    print(utils.plot_formation(runs, args.out, args.title, formed, args.x))
 
 
 if __name__ == "__main__":

@@ -90,14 +90,17 @@ def test_k_composition_sees_the_circuit(model):
     assert 0 < kc["random_mean"] < 1
 
 
-def _manual_run(model, idx, layer, head, value):
+def _manual_run(model, idx, layer, head, value, S=6):
+    """One unbatched full forward pass with one head replaced: per-position loss and induction scores."""
     def hook(z, name):
         z = z.clone()
         z[:, :, head] = value
         return z
+    patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(model.config.n_layer)]
     with model.hooks([(f"blocks.{layer}.attn.hook_z", hook)]):
-        _, loss = model(idx[:, :-1], idx[:, 1:], reduction="none")
-    return loss
+        logits, _, cache = model.run_with_cache(idx[:, :-1], patterns)
+    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
+    return loss, torch.stack([ind.induction_diag(cache[p], S) for p in patterns], 1)
 
 
 @pytest.mark.parametrize("mode", ["zero", "mean"])
@@ -111,10 +114,15 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode):
     assert torch.allclose(means[1], cache["blocks.1.attn.hook_z"].mean((0, 1)))
     fill = torch.zeros_like(means) if mode == "zero" else means
     before, _ = model(idx)
-    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)], [(0, 0)]]), fill, S=6)
-    assert torch.allclose(loss[1], _manual_run(model, idx, 1, 2, fill[1, 2]), atol=1e-6)
-    assert torch.allclose(loss[2], _manual_run(model, idx, 0, 0, fill[0, 0]), atol=1e-6)
+    keep = ind.head_mask(model, [[], [(1, 2)], [(0, 0)]])
+    loss, scores = ind.ablated_run(model, idx, keep, fill, S=6)
+    for k, (l, h) in ((1, (1, 2)), (2, (0, 0))):  # a layer-1 config restarts from the clean layer-1 input
+        manual_loss, manual_scores = _manual_run(model, idx, l, h, fill[l, h])
+        assert torch.allclose(loss[k], manual_loss, atol=1e-6)
+        assert torch.allclose(scores[k], manual_scores, atol=1e-6)
     assert torch.allclose(loss[0], model(idx[:, :-1], idx[:, 1:], reduction="none")[1], atol=1e-6)
+    tail, _ = ind.ablated_run(model, idx, keep, fill, loss_from=6)  # the unembedding only where asked
+    assert tail.shape == (3, 5, 17) and torch.allclose(tail, loss[..., 6:], atol=1e-6)
     after, _ = model(idx)
     assert torch.equal(before, after)
     assert all(not hp._forward_hooks for hp in model.hook_points().values())

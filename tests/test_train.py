@@ -185,3 +185,9 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     fake = [dict(rows[0], probe_random_best_delta=0.35, probe_random_best_delta_lo=0.31)]
     assert formation_row(rows + fake) is fake[0]
     assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t").exists()
+    # characters of text per token, recovered from the logged loss and bits/char: the tiny char model's is 1
+    assert abs(utils.chars_per_token(rows) - 1.0) < 1e-9
+    for x in ("chars", "minutes"):
+        assert utils.plot_formation({"tiny": rows}, tmp_path / f"{x}.png", "t", {"tiny": rows[1]}, x=x).exists()
+    with pytest.raises(ValueError, match="x must be one of tokens, chars, minutes"):
+        utils.plot_formation({"tiny": rows}, tmp_path / "bad.png", "t", x="steps")
