@@ -13,7 +13,7 @@ NAME := MiniGPT-$(PRESET)
 
 REF := checkpoints/reference
 
-.PHONY: run train study test bench reference clean-venv
+.PHONY: run train study test bench reference formation clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ reference: $(VENV)/.installed
 	$(BIN)/papermill InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb --cwd . \
 		-p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt -p PRIMARY text-val
 	$(BIN)/python scripts/results.py $(REF)/MiniGPT-2M $(REF)/MiniGPT-5.6M
+
+# The formation figures and lines of README "Reference results", from the runs' committed metrics.json.
+EXP := $(REF)/experiments
+formation: $(VENV)/.installed
+	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation.png \
+		"recipe (10k words)=$(REF)/MiniGPT-2M" "vocabulary 2,048=$(EXP)/2M-vocab2048-repeats" \
+		"vocabulary 2,048, no repeats=$(EXP)/2M-vocab2048-no-repeats" "16 x 128, lr 1e-3=$(EXP)/2M-ctx128-lr1e-3-repeats"
+	$(BIN)/python scripts/formation.py --x chars --out Plots/Induction_Formation_Tokenizers.png \
+		--title "Induction-head formation by tokenizer (2M parameters, same recipe)" \
+		"word (10,050)=$(REF)/MiniGPT-2M" "char (80)=$(EXP)/tokenizer-char-2M" "BPE (10,050)=$(EXP)/tokenizer-bpe-2M"
+	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation_Sizes_Seeds.png \
+		--title "Induction-head formation across seeds and sizes (the recipe)" \
+		"2M, seed 1337 (reference)=$(REF)/MiniGPT-2M" "2M, seed 1=$(REF)/seeds/MiniGPT-2M-seed1" \
+		"2M, seed 2=$(REF)/seeds/MiniGPT-2M-seed2" "5.6M, seed 1337 (reference)=$(REF)/MiniGPT-5.6M"
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py

@@ -14,6 +14,9 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
   (S <= q < 4S) to key q - S + 1, the position right after the previous occurrence
   of q's token in a repeat prompt. A(r) on repeat prompts, A(c) on control prompts,
   Δ = A(r) - A(c) (paired per prompt). Chance ≈ mean over those queries of 1/(q+1).
+* Prefix-matching score (Olsson et al. 2022): the same queries, counting attention to the
+  token after *every* earlier copy (q - kS + 1, k = 1, 2, 3), repeat minus control. A head
+  that spreads its attention over all earlier copies scores up to 1 here and less in Δ.
 * Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
 * In-context gain G (the original study's δ): mean over positions q in [S, 4S-1) of
   loss_control(q) - loss_repeat(q), where loss(q) is the cross-entropy of predicting
@@ -107,6 +110,19 @@ def induction_diag(pattern: torch.Tensor, S: int) -> torch.Tensor:
     return pattern.diagonal(offset=-(S - 1), dim1=-2, dim2=-1)[..., 1:].mean(-1)
 
 
+def prefix_matching(pattern: torch.Tensor, S: int) -> torch.Tensor:
+    """pattern (..., T, T) -> (...,): mean over q in [S, T) of the total attention from q to
+    q - kS + 1 for every earlier copy k (Olsson et al.'s prefix-matching score on a prompt of
+    repeated chunks). A head that splits its attention over all earlier copies scores up to 1
+    here but only its share for the most recent copy in induction_diag."""
+    T = pattern.shape[-1]
+    q = torch.arange(S, T)
+    total = 0
+    for k in range(1, T // S):
+        total = total + pattern[..., q, (q - k * S + 1).clamp(min=0)] * (q >= k * S)
+    return total.mean(-1)
+
+
 def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
 
@@ -114,6 +130,7 @@ def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
 def chance_levels(S: int) -> dict:
     T = N_CHUNKS * S
     return {"induction": float(np.mean([1 / (q + 1) for q in range(S, T)])),
+            "prefix_match": float(np.mean([(q // S) / (q + 1) for q in range(S, T)])),
             "prev_token": float(np.mean([1 / (q + 1) for q in range(1, T)]))}
 
 
@@ -161,12 +178,13 @@ def gain_per_prompt(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int) -> t
 
 
 def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Per-head A(r), A(c), Δ and previous-token scores with CIs, plus losses and G."""
+    """Per-head A(r), A(c), Δ, prefix-matching and previous-token scores with CIs, plus losses and G."""
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
     a_r, a_c = induction_diag(pr, probes.S), induction_diag(pc, probes.S)  # (N, L, H)
     rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
     out = {"kind": probes.kind, "S": probes.S, "n": probes.n, "chance": chance_levels(probes.S)}
     for name, v in (("A_repeat", a_r), ("A_control", a_c), ("delta", a_r - a_c),
+                    ("prefix_match", prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
                     ("prev_token", prev_token_diag(pr))):
         m, lo, hi = bootstrap(v, n_boot, seed)
         out[name] = {"mean": m.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
@@ -360,6 +378,7 @@ class TrainingProbe:
                         f"probe_{kind}_best_delta": float(d[l, h]),
                         f"probe_{kind}_best_delta_lo": float(s["delta"]["lo"][l][h]),
                         f"probe_{kind}_best_delta_hi": float(s["delta"]["hi"][l][h]),
+                        f"probe_{kind}_best_prefix_match": float(np.max(s["prefix_match"]["mean"])),
                         f"probe_{kind}_max_prev_token": float(np.max(s["prev_token"]["mean"])),
                         f"probe_{kind}_G": s["G"]["mean"], f"probe_{kind}_delta": s["delta"]["mean"]})
         self.model.train(was_training)

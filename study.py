@@ -293,6 +293,11 @@ def describe(result: dict) -> str:
              f"[{s['delta']['lo'][l][h]:.3f}, {s['delta']['hi'][l][h]:.3f}] on {cfgp} probes "
              f"(chance {s['chance']['induction']:.3f}); G = {s['G']['mean']:.3f} "
              f"[{s['G']['lo']:.3f}, {s['G']['hi']:.3f}] nats/token."]
+    pm = np.array(s["prefix_match"]["mean"])
+    pl, ph = np.unravel_index(pm.argmax(), pm.shape)
+    lines.append(f"Prefix matching (attention to the token after every earlier copy, repeat − control): best "
+                 f"L{pl}H{ph}, {pm[pl, ph]:.3f} [{s['prefix_match']['lo'][pl][ph]:.3f}, "
+                 f"{s['prefix_match']['hi'][pl][ph]:.3f}].")
     if v["candidates"]:
         lines.append("Candidate induction heads: " + ", ".join(f"L{a}H{b}" for a, b in v["candidates"]) + ".")
     else:
@@ -321,9 +326,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--primary", default="random")
     ap.add_argument("--out-json")
+    ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the figures go (default Plots/)")
     a = ap.parse_args(argv)
     try:
-        cfg = StudyConfig(a.checkpoint, a.name, a.S, a.n_prompts, a.n_ablate, a.seed, a.primary)
+        cfg = StudyConfig(a.checkpoint, a.name, a.S, a.n_prompts, a.n_ablate, a.seed, a.primary, plots_dir=a.plots_dir)
         result = run(cfg, a.out_json)
     except (ValueError, TypeError, RuntimeError) as e:
         raise SystemExit(f"error: {e}")

@@ -201,6 +201,6 @@ def plot_formation(runs: dict, path, title, formed_at: dict | None = None, x: st
         ax.set_xlabel(FORMATION_X[x])
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6.5, loc="upper left", framealpha=0.9)
+    axes[1].legend(fontsize=6.5, loc="lower right", framealpha=0.9)
     fig.suptitle(title)
     return _save(fig, path)

@@ -48,6 +48,11 @@ def model_rows(run: Path):
         yield (f"| best head, {kind} probes | L{l}H{h}: Δ {val:.3f} [{d['lo'][l][h]:.3f}, {d['hi'][l][h]:.3f}] "
                f"(chance {s['chance']['induction']:.3f}); G {s['G']['mean']:.3f} [{s['G']['lo']:.3f}, "
                f"{s['G']['hi']:.3f}] nats/token |")
+    for kind in ("random", "text-val"):
+        pm = study["scores"][kind]["prefix_match"]
+        val, l, h = max((pm["mean"][l][h], l, h) for l in range(len(pm["mean"])) for h in range(len(pm["mean"][0])))
+        yield (f"| best head by prefix matching (all earlier copies), {kind} probes | L{l}H{h}: {val:.3f} "
+               f"[{pm['lo'][l][h]:.3f}, {pm['hi'][l][h]:.3f}] |")
     yield f"| candidate induction heads ({prim} probes) | {heads(v['candidates'])} |"
     yield f"| previous-token heads (score ≥ {study['config']['prev_threshold']}) | {heads(v['previous_token_heads'])} |"
     for mode in ("zero", "mean"):

@@ -66,6 +66,23 @@ def test_scores_find_exactly_the_handbuilt_heads(model, probes):
     assert prev[0, 0] > 0.99 and np.delete(prev.ravel(), 0).max() < 0.2
     assert s["G"]["mean"] > 5 and s["G"]["lo"] > 5
     assert s["chance"]["induction"] == pytest.approx(np.mean([1 / (q + 1) for q in range(S, 4 * S)]))
+    pm = np.array(s["prefix_match"]["mean"])  # the latest copy is one of the copies prefix matching counts
+    assert pm[1, 0] > 0.9 and np.abs(pm[mask]).max() < 0.02
+
+
+def test_prefix_matching_counts_every_earlier_copy_and_the_induction_score_only_the_latest():
+    S, T = 3, 12
+    spread = torch.zeros(T, T)  # each query splits its attention evenly over the tokens after all earlier copies
+    latest = torch.zeros(T, T)  # each query attends only to the token after the latest copy
+    for q in range(S, T):
+        keys = [q - k * S + 1 for k in range(1, q // S + 1)]
+        spread[q, keys] = 1 / len(keys)
+        latest[q, q - S + 1] = 1
+    assert ind.prefix_matching(spread, S) == pytest.approx(1.0)
+    assert ind.prefix_matching(latest, S) == pytest.approx(1.0) and ind.induction_diag(latest, S) == pytest.approx(1.0)
+    expected = np.mean([1 / (q // S) for q in range(S, T)])  # 1, 1/2 or 1/3 by chunk
+    assert ind.induction_diag(spread, S) == pytest.approx(expected)
+    assert ind.prefix_matching(torch.eye(T), S) == 0  # attention to itself is no copy
 
 
 def test_ablating_the_induction_head_removes_G_and_the_prev_token_head_breaks_it(model, probes):
