@@ -45,6 +45,9 @@ RECIPES = {
                eval_interval=500, probe_interval=500, repeat_frac=0.5),
     "5.6M": dict(block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, max_steps=6000,
                  eval_interval=500, probe_interval=500, repeat_frac=0.5),
+    # the 2M recipe on characters (README "Tokenizers")
+    "char-2M": dict(block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, max_steps=10000,
+                    eval_interval=500, probe_interval=500, repeat_frac=0.5),
 }
 
 

@@ -42,7 +42,9 @@ def main():
                       f"{row['train_s'] / 60:.1f} min of training; head "
                       f"L{row[f'probe_{kind}_best_head'][0]}H{row[f'probe_{kind}_best_head'][1]}, "
                       f"Δ {row[f'probe_{kind}_best_delta']:.3f} [{row[f'probe_{kind}_best_delta_lo']:.3f}, "
-                      f"{row[f'probe_{kind}_best_delta_hi']:.3f}]")
+                      f"{row[f'probe_{kind}_best_delta_hi']:.3f}]; at the end (step {last['step']:,}) "
+                      f"L{last[f'probe_{kind}_best_head'][0]}H{last[f'probe_{kind}_best_head'][1]}, "
+                      f"Δ {last[f'probe_{kind}_best_delta']:.3f}")
             else:
                 print(f"{label}, {kind} probes: no head formed (Δ >= {FORMED_DELTA} with CI > 0) in "
                       f"{last['step']:,} steps, {last['tokens'] / 1e6:.2f}M tokens = {last['tokens'] * cpt / 1e6:.1f}M "
