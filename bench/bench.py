@@ -53,8 +53,10 @@ def one(spec: dict) -> dict:
     for b in model.blocks:
         b.attn.explicit_attention = spec.get("explicit", False)
     opt = make_optimizer(model, cfg, "cpu")
-    if spec.get("optimizer") == "foreach":
-        opt = torch.optim.AdamW(opt.param_groups, lr=cfg.lr, betas=(0.9, cfg.beta2), foreach=True)
+    if spec.get("optimizer") == "foreach":  # fresh groups: a group's own fused=True would silently win
+        groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in opt.param_groups]
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), foreach=True)
+        assert opt.param_groups[0]["foreach"] and not opt.param_groups[0]["fused"]
     T = model.config.block_size
     tokens = torch.randint(0, vocab, (200_000,))
     batches = Batches(tokens, T, cfg.batch_size)
@@ -152,6 +154,33 @@ def profile(preset: str, batch: int, top: int = 12) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
+def optimizer_steps(rounds: int = 2, steps: int = 15) -> str:
+    """AdamW's step alone, fused vs foreach, on the 2M and 5.6M parameter sets (random gradients)."""
+    import torch
+
+    from TransformerModel import GPT, GPTConfig, preset
+    lines = []
+    for name in ("2M", "5.6M"):
+        arch = {k: v for k, v in preset(name).items() if k != "tokenizer"}
+        model = GPT(GPTConfig(vocab_size=10050, **dict(arch, block_size=64)))
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        ms = {}
+        for impl in ("fused", "foreach") * rounds:  # alternate, so drift hits both
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **{impl: True})
+            for _ in range(3):
+                opt.step()
+            ts = []
+            for _ in range(steps):
+                t = time.perf_counter()
+                opt.step()
+                ts.append(time.perf_counter() - t)
+            ms.setdefault(impl, []).append(1e3 * statistics.median(ts))
+        lines.append(f"  {name}: " + ", ".join(f"{k} {min(v):.1f} ms" for k, v in ms.items()) +
+                     f" (best of {rounds} rounds, median of {steps} steps)")
+    return "AdamW step alone (no forward/backward):\n" + "\n".join(lines)
+
+
 VARIANTS = [
     # (label, spec); the first row of each preset is the default recipe (train.RECIPES)
     ("default: recipe batch, fused attention, fused AdamW", {}),
@@ -169,11 +198,15 @@ def main():
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="default rows only, fewer steps")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
+    ap.add_argument("--optimizer", action="store_true", help="only time AdamW's step, fused vs foreach")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds per variant (default 3)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
+        return
+    if args.optimizer:
+        print(optimizer_steps())
         return
     import torch
     peak = matmul_peak()
