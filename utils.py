@@ -201,6 +201,7 @@ def plot_formation(runs: dict, path, title, formed_at: dict | None = None, x: st
         ax.set_xlabel(FORMATION_X[x])
         ax.set_title(name)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6.5, loc="lower right", framealpha=0.9)
+    handles, labels = axes[1].get_legend_handles_labels()  # below the panels, where it hides no curve
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=7.5)
     fig.suptitle(title)
     return _save(fig, path)
