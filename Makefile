@@ -53,7 +53,8 @@ formation: $(VENV)/.installed
 		"vocabulary 2,048, no repeats=$(EXP)/2M-vocab2048-no-repeats" "16 x 128, lr 1e-3=$(EXP)/2M-ctx128-lr1e-3-repeats"
 	$(BIN)/python scripts/formation.py --x chars --out Plots/Induction_Formation_Tokenizers.png \
 		--title "Induction-head formation by tokenizer (2M parameters, same recipe)" \
-		"word (10,050)=$(REF)/MiniGPT-2M" "char (80)=$(EXP)/tokenizer-char-2M" "BPE (10,050)=$(EXP)/tokenizer-bpe-2M"
+		"word (10,050)=$(REF)/MiniGPT-2M" "char (80)=$(EXP)/tokenizer-char-2M" "BPE (10,050)=$(EXP)/tokenizer-bpe-2M" \
+		"char (80), rerun logging prefix matching=$(EXP)/char-2M-rerun"
 	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation_Sizes_Seeds.png \
 		--title "Induction-head formation across seeds and sizes (the recipe)" \
 		"2M, seed 1337 (reference)=$(REF)/MiniGPT-2M" "2M, seed 1=$(REF)/seeds/MiniGPT-2M-seed1" \

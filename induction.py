@@ -347,10 +347,11 @@ def k_composition(model, n_random: int = 200, seed: int = 0) -> dict:
 FORMED_DELTA = 0.3  # a head has "formed" when its Δ on random probes is >= this with the CI above 0
 
 
-def formation_row(metrics: list[dict], kind: str = "random", min_delta: float = FORMED_DELTA):
-    """The first logged row where the best head's Δ CI excludes 0 and Δ >= min_delta, else None."""
+def formation_row(metrics: list[dict], kind: str = "random", min_delta: float = FORMED_DELTA, score: str = "delta"):
+    """The first logged row where the best head's score (Δ, or "prefix_match") is >= min_delta
+    with its CI above 0, else None."""
     for m in metrics:
-        if m.get(f"probe_{kind}_best_delta_lo", 0) > 0 and m.get(f"probe_{kind}_best_delta", 0) >= min_delta:
+        if m.get(f"probe_{kind}_best_{score}_lo", 0) > 0 and m.get(f"probe_{kind}_best_{score}", 0) >= min_delta:
             return m
     return None
 
@@ -374,11 +375,14 @@ class TrainingProbe:
             s = head_scores(self.model, p, n_boot=200)
             d = np.array(s["delta"]["mean"])
             l, h = np.unravel_index(d.argmax(), d.shape)
+            pm = np.array(s["prefix_match"]["mean"])
+            pl, ph = np.unravel_index(pm.argmax(), pm.shape)
             row.update({f"probe_{kind}_best_head": [int(l), int(h)],
                         f"probe_{kind}_best_delta": float(d[l, h]),
                         f"probe_{kind}_best_delta_lo": float(s["delta"]["lo"][l][h]),
                         f"probe_{kind}_best_delta_hi": float(s["delta"]["hi"][l][h]),
-                        f"probe_{kind}_best_prefix_match": float(np.max(s["prefix_match"]["mean"])),
+                        f"probe_{kind}_best_prefix_match": float(pm[pl, ph]),
+                        f"probe_{kind}_best_prefix_match_lo": float(s["prefix_match"]["lo"][pl][ph]),
                         f"probe_{kind}_max_prev_token": float(np.max(s["prev_token"]["mean"])),
                         f"probe_{kind}_G": s["G"]["mean"], f"probe_{kind}_delta": s["delta"]["mean"]})
         self.model.train(was_training)

@@ -50,6 +50,13 @@ def main():
                       f"{last['step']:,} steps, {last['tokens'] / 1e6:.2f}M tokens = {last['tokens'] * cpt / 1e6:.1f}M "
                       f"characters, {last['train_s'] / 60:.1f} min; "
                       f"best Δ at the end {last.get(f'probe_{kind}_best_delta', float('nan')):.3f}")
+        if "probe_random_best_prefix_match" in last:  # logged by runs since the score was added
+            row = formation_row(metrics, "random", score="prefix_match")
+            print(f"{label}, random probes, prefix matching >= {FORMED_DELTA} with CI > 0: " + (
+                f"first at step {row['step']:,}: {row['tokens'] / 1e6:.2f}M tokens = {row['tokens'] * cpt / 1e6:.1f}M "
+                f"characters, {row['train_s'] / 60:.1f} min of training; {row['probe_random_best_prefix_match']:.3f} "
+                f"(CI low {row['probe_random_best_prefix_match_lo']:.3f})" if row else
+                f"never; at the end {last['probe_random_best_prefix_match']:.3f}"))
     print(utils.plot_formation(runs, args.out, args.title, formed, args.x))
 
 

@@ -184,6 +184,9 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     assert formation_row(rows) is None  # a 20-step model has no induction head
     fake = [dict(rows[0], probe_random_best_delta=0.35, probe_random_best_delta_lo=0.31)]
     assert formation_row(rows + fake) is fake[0]
+    assert all(r["probe_random_best_prefix_match_lo"] <= r["probe_random_best_prefix_match"] for r in rows)
+    spread = [dict(rows[0], probe_random_best_prefix_match=0.5, probe_random_best_prefix_match_lo=0.45)]
+    assert formation_row(rows + spread) is None and formation_row(rows + spread, score="prefix_match") is spread[0]
     assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t").exists()
     # characters of text per token, recovered from the logged loss and bits/char: the tiny char model's is 1
     assert abs(utils.chars_per_token(rows) - 1.0) < 1e-9
