@@ -50,7 +50,8 @@ EXP := $(REF)/experiments
 formation: $(VENV)/.installed
 	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation.png \
 		"recipe (10k words)=$(REF)/MiniGPT-2M" "vocabulary 2,048=$(EXP)/2M-vocab2048-repeats" \
-		"vocabulary 2,048, no repeats=$(EXP)/2M-vocab2048-no-repeats" "16 x 128, lr 1e-3=$(EXP)/2M-ctx128-lr1e-3-repeats"
+		"vocabulary 2,048, no repeats=$(EXP)/2M-vocab2048-no-repeats" "16 x 128, lr 1e-3=$(EXP)/2M-ctx128-lr1e-3-repeats" \
+		"batch 16 x 64=$(EXP)/2M-batch16-repeats"
 	$(BIN)/python scripts/formation.py --x chars --out Plots/Induction_Formation_Tokenizers.png \
 		--title "Induction-head formation by tokenizer (2M parameters, same recipe)" \
 		"word (10,050)=$(REF)/MiniGPT-2M" "char (80)=$(EXP)/tokenizer-char-2M" "BPE (10,050)=$(EXP)/tokenizer-bpe-2M" \
