@@ -127,6 +127,13 @@ def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
 
 
+def best_head(score: dict) -> tuple[int, int]:
+    """(layer, head) with the highest mean of a per-head score {"mean": (L, H) nested list, "lo": ..., "hi": ...}."""
+    m = np.asarray(score["mean"])
+    l, h = np.unravel_index(m.argmax(), m.shape)
+    return int(l), int(h)
+
+
 def chance_levels(S: int) -> dict:
     T = N_CHUNKS * S
     return {"induction": float(np.mean([1 / (q + 1) for q in range(S, T)])),
@@ -248,8 +255,8 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor
     pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
     _, _, clean = model.run_with_cache(inputs, resid_names + pattern_names)
     resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T-1, C) entering layer l; resid[L]: the output
-    ablated = keep == 0  # (K, L, H)
-    first = torch.where(ablated.any(-1).any(-1), ablated.any(-1).float().argmax(-1), L).tolist()
+    layer_ablated = (keep == 0).any(-1)  # (K, L)
+    first = torch.where(layer_ablated.any(-1), layer_ablated.float().argmax(-1), L).tolist()
     losses = torch.empty(len(keep), n, T - 1 - loss_from)
     scores = None
     if S is not None:  # layers before a config's first ablated layer keep their clean scores
@@ -373,15 +380,12 @@ class TrainingProbe:
         row = {}
         for kind, p in self.sets.items():
             s = head_scores(self.model, p, n_boot=200)
-            d = np.array(s["delta"]["mean"])
-            l, h = np.unravel_index(d.argmax(), d.shape)
-            pm = np.array(s["prefix_match"]["mean"])
-            pl, ph = np.unravel_index(pm.argmax(), pm.shape)
-            row.update({f"probe_{kind}_best_head": [int(l), int(h)],
-                        f"probe_{kind}_best_delta": float(d[l, h]),
+            (l, h), (pl, ph) = best_head(s["delta"]), best_head(s["prefix_match"])
+            row.update({f"probe_{kind}_best_head": [l, h],
+                        f"probe_{kind}_best_delta": float(s["delta"]["mean"][l][h]),
                         f"probe_{kind}_best_delta_lo": float(s["delta"]["lo"][l][h]),
                         f"probe_{kind}_best_delta_hi": float(s["delta"]["hi"][l][h]),
-                        f"probe_{kind}_best_prefix_match": float(pm[pl, ph]),
+                        f"probe_{kind}_best_prefix_match": float(s["prefix_match"]["mean"][pl][ph]),
                         f"probe_{kind}_best_prefix_match_lo": float(s["prefix_match"]["lo"][pl][ph]),
                         f"probe_{kind}_max_prev_token": float(np.max(s["prev_token"]["mean"])),
                         f"probe_{kind}_G": s["G"]["mean"], f"probe_{kind}_delta": s["delta"]["mean"]})

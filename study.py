@@ -137,8 +137,7 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: dict, cfg: Study
     """Joint ablation of the candidates vs random head sets; previous-token circuit; K-composition."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
     cands = candidates(scores, cfg)
-    delta = np.array(scores[cfg.primary]["delta"]["mean"])
-    tested = cands or [tuple(int(i) for i in np.unravel_index(delta.argmax(), delta.shape))]
+    tested = cands or [ind.best_head(scores[cfg.primary]["delta"])]
     k = len(tested)
     others = [(l, h) for l in range(L) for h in range(H) if (l, h) not in tested]
     rng = np.random.default_rng(cfg.seed)
@@ -286,17 +285,15 @@ def describe(result: dict) -> str:
     """A plain-language paragraph of what the study found."""
     cfgp = result["config"]["primary"]
     s = result["scores"][cfgp]
-    d = np.array(s["delta"]["mean"])
-    l, h = np.unravel_index(d.argmax(), d.shape)
+    l, h = ind.best_head(s["delta"])
     v = result["validation"]
-    lines = [f"{result['model']}: best head L{l}H{h}, Δ = {d[l, h]:.3f} "
+    lines = [f"{result['model']}: best head L{l}H{h}, Δ = {s['delta']['mean'][l][h]:.3f} "
              f"[{s['delta']['lo'][l][h]:.3f}, {s['delta']['hi'][l][h]:.3f}] on {cfgp} probes "
              f"(chance {s['chance']['induction']:.3f}); G = {s['G']['mean']:.3f} "
              f"[{s['G']['lo']:.3f}, {s['G']['hi']:.3f}] nats/token."]
-    pm = np.array(s["prefix_match"]["mean"])
-    pl, ph = np.unravel_index(pm.argmax(), pm.shape)
+    pl, ph = ind.best_head(s["prefix_match"])
     lines.append(f"Prefix matching (attention to the token after every earlier copy, repeat − control): best "
-                 f"L{pl}H{ph}, {pm[pl, ph]:.3f} [{s['prefix_match']['lo'][pl][ph]:.3f}, "
+                 f"L{pl}H{ph}, {s['prefix_match']['mean'][pl][ph]:.3f} [{s['prefix_match']['lo'][pl][ph]:.3f}, "
                  f"{s['prefix_match']['hi'][pl][ph]:.3f}].")
     if v["candidates"]:
         lines.append("Candidate induction heads: " + ", ".join(f"L{a}H{b}" for a, b in v["candidates"]) + ".")

@@ -158,11 +158,11 @@ def optimizer_steps(rounds: int = 2, steps: int = 15) -> str:
     """AdamW's step alone, fused vs foreach, on the 2M and 5.6M parameter sets (random gradients)."""
     import torch
 
-    from TransformerModel import GPT, GPTConfig, preset
+    from train import TrainConfig
+    from TransformerModel import GPT
     lines = []
     for name in ("2M", "5.6M"):
-        arch = {k: v for k, v in preset(name).items() if k != "tokenizer"}
-        model = GPT(GPTConfig(vocab_size=10050, **dict(arch, block_size=64)))
+        model = GPT(TrainConfig.for_preset(name).model_config(10050))
         for p in model.parameters():
             p.grad = torch.randn_like(p)
         ms = {}

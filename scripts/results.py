@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from induction import FORMED_DELTA, formation_row  # noqa: E402
+from induction import FORMED_DELTA, best_head, formation_row  # noqa: E402
 
 
 def heads(hs):
@@ -43,16 +43,16 @@ def model_rows(run: Path):
     for kind in ("random", "text-val", "text-train"):
         s = study["scores"][kind]
         d = s["delta"]
-        flat = [(d["mean"][l][h], l, h) for l in range(len(d["mean"])) for h in range(len(d["mean"][0]))]
-        val, l, h = max(flat)
-        yield (f"| best head, {kind} probes | L{l}H{h}: Δ {val:.3f} [{d['lo'][l][h]:.3f}, {d['hi'][l][h]:.3f}] "
+        l, h = best_head(d)
+        yield (f"| best head, {kind} probes | L{l}H{h}: Δ {d['mean'][l][h]:.3f} "
+               f"[{d['lo'][l][h]:.3f}, {d['hi'][l][h]:.3f}] "
                f"(chance {s['chance']['induction']:.3f}); G {s['G']['mean']:.3f} [{s['G']['lo']:.3f}, "
                f"{s['G']['hi']:.3f}] nats/token |")
     for kind in ("random", "text-val"):
         pm = study["scores"][kind]["prefix_match"]
-        val, l, h = max((pm["mean"][l][h], l, h) for l in range(len(pm["mean"])) for h in range(len(pm["mean"][0])))
-        yield (f"| best head by prefix matching (all earlier copies), {kind} probes | L{l}H{h}: {val:.3f} "
-               f"[{pm['lo'][l][h]:.3f}, {pm['hi'][l][h]:.3f}] |")
+        l, h = best_head(pm)
+        yield (f"| best head by prefix matching (all earlier copies), {kind} probes | L{l}H{h}: "
+               f"{pm['mean'][l][h]:.3f} [{pm['lo'][l][h]:.3f}, {pm['hi'][l][h]:.3f}] |")
     yield f"| candidate induction heads ({prim} probes) | {heads(v['candidates'])} |"
     yield f"| previous-token heads (score ≥ {study['config']['prev_threshold']}) | {heads(v['previous_token_heads'])} |"
     for mode in ("zero", "mean"):
