@@ -1,19 +1,20 @@
 # Two commands (see README.md):
 #   make run     set up .venv, train the default model, then run the induction-head study on it
 #   make test    set up .venv and run the test suite
-# Choose another model or a longer run with variables, e.g.
-#   make run PRESET=5.6M
-#   make run TRAIN_ARGS="--max-steps 6000"
+# Another model: make run PRESET=5.6M (a preset is a complete run, config.PRESETS).
+# Any train.py flag goes in TRAIN_ARGS, e.g. make run TRAIN_ARGS="--max-steps 20000".
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PRESET ?= 2M
 TRAIN_ARGS ?=
 NAME := MiniGPT-$(PRESET)
-
 REF := checkpoints/reference
+EXP := $(REF)/experiments
+FIG := results/figures
+PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
-.PHONY: run train study test bench reference formation clean-venv
+.PHONY: run train study test bench reference reference-models formation notebooks clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,43 +27,58 @@ run: train study
 train: $(VENV)/.installed
 	$(BIN)/python train.py --preset $(PRESET) --resume $(TRAIN_ARGS)
 
+# The study of your run: figures in Plots/, executed notebook and summary in runs/.
 study: $(VENV)/.installed
 	mkdir -p runs
-	$(BIN)/papermill InductionHeads.ipynb runs/InductionHeads_$(NAME).ipynb --cwd . \
-		-p CHECKPOINT checkpoints/$(NAME)/best.pt -p NAME $(NAME) -p PRIMARY text-val
-	@echo "figures in Plots/, executed notebook runs/InductionHeads_$(NAME).ipynb, summary checkpoints/$(NAME)/induction_$(NAME).json"
+	$(PAPERMILL) InductionHeads.ipynb runs/InductionHeads_$(NAME).ipynb -p CHECKPOINT checkpoints/$(NAME)/best.pt
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
-# The committed reference results (README "Reference results"); hours of CPU time.
-reference: $(VENV)/.installed
-	$(BIN)/python train.py --preset 2M --out-dir $(REF)/MiniGPT-2M --resume --no-progress
-	$(BIN)/python train.py --preset 5.6M --out-dir $(REF)/MiniGPT-5.6M --resume --no-progress
-	$(BIN)/papermill InductionHeads.ipynb InductionHeads.ipynb --cwd . -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt -p PRIMARY text-val
-	mkdir -p results
-	$(BIN)/papermill InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb --cwd . \
-		-p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt -p PRIMARY text-val
-	$(BIN)/python scripts/results.py $(REF)/MiniGPT-2M $(REF)/MiniGPT-5.6M
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench.py
 
-# The formation figures and lines of README "Reference results", from the runs' committed metrics.json.
-EXP := $(REF)/experiments
+# ---- the committed reference results (results/), never written by the targets above ----
+
+# Studies, loss curves and tables of the committed reference checkpoints (minutes).
+reference: $(VENV)/.installed
+	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-2M.ipynb -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt \
+		-p PLOTS_DIR $(FIG) -p SUMMARY_JSON results/induction_MiniGPT-2M.json
+	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb -p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt \
+		-p PLOTS_DIR $(FIG) -p SUMMARY_JSON results/induction_MiniGPT-5.6M.json
+	$(BIN)/python study.py $(REF)/MiniGPT-2M/best.pt --name MiniGPT-2M-random --primary random --plots-dir $(FIG) \
+		--out-json results/induction_MiniGPT-2M-random.json
+	for t in char bpe; do $(BIN)/python study.py $(EXP)/tokenizer-$$t-2M/best.pt --name MiniGPT-$$t-2M --primary random \
+		--plots-dir $(FIG) --out-json results/induction_MiniGPT-$$t-2M.json; done
+	for m in 2M 5.6M; do $(BIN)/python scripts/loss_curve.py $(REF)/MiniGPT-$$m $(FIG)/Loss_Curve_MiniGPT-$$m.png; done
+	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
+		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
+
+# The reference models themselves: hours of CPU. Trains into runs/; copy the weights
+# (checkpoint.export_weights) and metrics.json into checkpoints/reference/ by hand when done.
+reference-models: $(VENV)/.installed
+	$(BIN)/python train.py --preset 2M --out-dir runs/reference/MiniGPT-2M --resume --no-progress
+	$(BIN)/python train.py --preset 5.6M --out-dir runs/reference/MiniGPT-5.6M --resume --no-progress
+
+# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~20 min).
+notebooks: $(VENV)/.installed
+	$(PAPERMILL) MiniGPT.ipynb results/MiniGPT_MiniGPT-2M.ipynb -p OUT_DIR runs/notebook/MiniGPT-2M \
+		-p PLOTS_DIR runs/notebook/plots -p RESUME False
+
+# The formation figures and lines of results/README.md, from the runs' committed metrics.json.
 formation: $(VENV)/.installed
-	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation.png \
+	$(BIN)/python scripts/formation.py --out $(FIG)/Induction_Formation.png \
 		"recipe (10k words)=$(REF)/MiniGPT-2M" "vocabulary 2,048=$(EXP)/2M-vocab2048-repeats" \
 		"vocabulary 2,048, no repeats=$(EXP)/2M-vocab2048-no-repeats" "16 x 128, lr 1e-3=$(EXP)/2M-ctx128-lr1e-3-repeats" \
 		"batch 16 x 64=$(EXP)/2M-batch16-repeats"
-	$(BIN)/python scripts/formation.py --x chars --out Plots/Induction_Formation_Tokenizers.png \
+	$(BIN)/python scripts/formation.py --x chars --out $(FIG)/Induction_Formation_Tokenizers.png \
 		--title "Induction-head formation by tokenizer (2M parameters, same recipe)" \
 		"word (10,050)=$(REF)/MiniGPT-2M" "char (80)=$(EXP)/tokenizer-char-2M" "BPE (10,050)=$(EXP)/tokenizer-bpe-2M" \
-		"char (80), rerun logging prefix matching=$(EXP)/char-2M-rerun"
-	$(BIN)/python scripts/formation.py --out Plots/Induction_Formation_Sizes_Seeds.png \
+		"char (80), rerun=$(EXP)/char-2M-rerun"
+	$(BIN)/python scripts/formation.py --out $(FIG)/Induction_Formation_Sizes_Seeds.png \
 		--title "Induction-head formation across seeds and sizes (the recipe)" \
 		"2M, seed 1337 (reference)=$(REF)/MiniGPT-2M" "2M, seed 1=$(REF)/seeds/MiniGPT-2M-seed1" \
 		"2M, seed 2=$(REF)/seeds/MiniGPT-2M-seed2" "5.6M, seed 1337 (reference)=$(REF)/MiniGPT-5.6M"
-
-bench: $(VENV)/.installed
-	$(BIN)/python bench/bench.py
 
 clean-venv:
 	rm -rf $(VENV)

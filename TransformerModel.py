@@ -3,25 +3,26 @@
 Shapes: B batch, T sequence length, C = n_embd, H = n_head, D = C // H (head size),
 V = vocab_size, L = n_layer.
 
-Every activation a researcher wants has one obvious name, TransformerLens-style:
+Every activation a researcher wants has one obvious name, as in TransformerLens:
 
     hook_embed, hook_pos_embed                         (B, T, C)
     blocks.{l}.hook_resid_pre / hook_resid_mid / hook_resid_post   (B, T, C)
     blocks.{l}.hook_attn_out, blocks.{l}.hook_mlp_out  (B, T, C)
     blocks.{l}.attn.hook_q / hook_k / hook_v / hook_z  (B, T, H, D)   z = per-head output
-    blocks.{l}.attn.hook_attn_scores, hook_pattern     (B, H, T, T)   scores are pre-mask
+    blocks.{l}.attn.hook_attn_scores, hook_pattern     (B, H, T, T)   scores after the causal mask (-inf)
     blocks.{l}.mlp.hook_post                           (B, T, 4C)
-    ln_final.hook_normalized                           (B, T, C)
+    ln_final.hook_normalized                           (B, T, C)      unlike TransformerLens: after the
+                                                                      LayerNorm's weight and bias
 
-A HookPoint is an identity nn.Module, so ordinary PyTorch forward hooks attach to it;
-a hook that returns a tensor replaces the activation (ablation, patching). Use
-`model.hooks(...)` / `model.run_with_cache(...)`, which always remove their hooks.
-Attention uses the fused scaled_dot_product_attention kernel unless something needs
-the pattern (a hook on hook_attn_scores / hook_pattern, or `explicit_attention`).
+A HookPoint is an identity nn.Module that knows its name and layer. A hook function
+receives (activation, hook) as in TransformerLens and may return a replacement
+(ablation, patching). Use `model.hooks(...)` / `model.run_with_cache(...)`, which always
+remove their hooks. Attention uses the fused scaled_dot_product_attention kernel unless
+something needs the pattern (a hook on hook_attn_scores / hook_pattern, or `explicit_attention`).
 """
 import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -30,11 +31,12 @@ import torch.nn.functional as F
 
 @dataclass
 class GPTConfig:
+    """The architecture alone; a run's full configuration (config.RunConfig) derives it."""
     vocab_size: int
-    block_size: int = 128
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
+    block_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
     dropout: float = 0.0
     bias: bool = True
 
@@ -54,26 +56,15 @@ class GPTConfig:
         return self.n_embd // self.n_head
 
 
-# Presets: architecture + tokenizer, the single place model sizes are defined.
-# vocab_size comes from the tokenizer at build time. "2M" / "5.6M" are the original
-# study's models; char-* presets have a similar parameter count for comparison.
-PRESETS = {
-    "tiny":     dict(tokenizer="char", n_layer=2, n_head=2, n_embd=32, block_size=64),
-    "2M":       dict(tokenizer="word", n_layer=4, n_head=4, n_embd=128, block_size=128),
-    "5.6M":     dict(tokenizer="word", n_layer=4, n_head=4, n_embd=256, block_size=128),
-    "char-2M":  dict(tokenizer="char", n_layer=4, n_head=4, n_embd=200, block_size=256),
-    "char-5.6M": dict(tokenizer="char", n_layer=4, n_head=4, n_embd=340, block_size=256),
-}
-
-
-def preset(name: str) -> dict:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
-
-
 class HookPoint(nn.Module):
-    """Identity module: a named place for forward hooks to read or replace an activation."""
+    """Identity module: a named place for hooks to read or replace an activation.
+
+    `name` ("blocks.1.attn.hook_z") and `layer` (1, or None outside the blocks) are set by GPT.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.name, self.layer = "", None
 
     def forward(self, x):
         return x
@@ -103,8 +94,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         if self.needs_pattern():
-            scores = self.hook_attn_scores(q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B, H, T, T)
-            scores = scores.masked_fill(~self.mask[:, :, :T, :T], float("-inf"))
+            scores = (q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B, H, T, T)
+            scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:, :, :T, :T], float("-inf")))
             pattern = self.hook_pattern(F.softmax(scores, dim=-1))
             z = self.attn_dropout(pattern) @ v  # (B, H, T, D)
         else:
@@ -171,6 +162,9 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        for name, point in self.hook_points().items():
+            point.name = name
+            point.layer = int(name.split(".")[1]) if name.startswith("blocks.") else None
 
     @staticmethod
     def _init_weights(module):
@@ -185,6 +179,10 @@ class GPT(nn.Module):
         """Parameter count (the tied head is counted once); non_embedding drops wte and wpe."""
         n = sum(p.numel() for p in self.parameters())
         return n - self.wte.weight.numel() - self.wpe.weight.numel() if non_embedding else n
+
+    def summary(self) -> str:
+        return (f"{self.config}\nparameters: {self.num_params():,} "
+                f"({self.num_params(non_embedding=True):,} outside the embeddings)")
 
     def forward(self, idx, targets=None, reduction="mean"):
         """idx: (B, T) token ids -> logits (B, T, V), and the cross-entropy if targets (B, T) given.
@@ -208,7 +206,8 @@ class GPT(nn.Module):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got "
                              f"[{int(idx.min())}, {int(idx.max())}]: was the input encoded with this model's tokenizer?")
         pos = torch.arange(T, device=idx.device)
-        return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos)))
+        pos_embed = self.wpe(pos).expand(B, T, self.config.n_embd)  # a view: (B, T, C) as in TransformerLens
+        return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(pos_embed))
 
     def unembed(self, x, targets=None, reduction="mean"):
         """(B, T, C) residual stream after the last block -> logits (B, T, V) [, loss]."""
@@ -223,8 +222,12 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
         """Sample max_new_tokens after idx (B, T); the context is cropped to block_size."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not (isinstance(max_new_tokens, int) and max_new_tokens >= 0):
+            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])
             logits = logits[:, -1, :] / temperature  # (B, V)
@@ -241,9 +244,10 @@ class GPT(nn.Module):
 
     @contextmanager
     def hooks(self, fwd_hooks):
-        """Attach [(hook_name, fn(tensor, hook_name) -> tensor | None), ...] for the `with` body.
+        """Attach [(hook_name, fn(activation, hook) -> tensor | None), ...] for the `with` body.
 
-        The hooks are always removed on exit, even after an exception, so nothing leaks.
+        `hook` is the HookPoint (hook.name, hook.layer). The hooks are always removed on exit,
+        even after an exception, so nothing leaks.
         """
         points = self.hook_points()
         handles = []
@@ -252,8 +256,7 @@ class GPT(nn.Module):
                 if name not in points:
                     raise KeyError(f"no hook point named {name!r}; e.g. {next(iter(points))!r} "
                                    f"(see model.hook_points())")
-                handles.append(points[name].register_forward_hook(
-                    lambda mod, inp, out, fn=fn, name=name: fn(out, name)))
+                handles.append(points[name].register_forward_hook(lambda mod, inp, out, fn=fn: fn(out, mod)))
             yield self
         finally:
             for h in handles:
@@ -263,13 +266,10 @@ class GPT(nn.Module):
         """Forward pass that also returns {name: activation} for the given hook names."""
         cache = {}
 
-        def save(t, name):
-            cache[name] = t.detach()
+        def save(t, hook):
+            cache[hook.name] = t.detach()
 
         with self.hooks([(n, save) for n in names]):
             logits, loss = self(idx, targets)
         return logits, loss, cache
 
-
-def config_dict(cfg: GPTConfig) -> dict:
-    return asdict(cfg)

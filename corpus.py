@@ -72,13 +72,14 @@ class Corpus:
     train: str            # training parts of all novels, joined by blank lines
     val: str              # validation parts, likewise
 
-    def stats(self) -> list[dict]:
-        rows = []
+    def __str__(self):
+        lines = [f"{'novel':<24}{'chars':>10}{'lines':>8}{'words':>9}{'train chars':>13}{'val chars':>11}"]
         for name, text in self.novels.items():
             tr, va = split_text(text)
-            rows.append(dict(novel=TITLES[name], chars=len(text), lines=text.count("\n"),
-                             words=len(text.split()), train_chars=len(tr), val_chars=len(va)))
-        return rows
+            lines.append(f"{TITLES[name]:<24}{len(text):>10,}{text.count(chr(10)):>8,}{len(text.split()):>9,}"
+                         f"{len(tr):>13,}{len(va):>11,}")
+        lines.append(f"\ntrain: {len(self.train):,} characters, validation: {len(self.val):,} characters")
+        return "\n".join(lines)
 
 
 def load_corpus(novels=DEFAULT_NOVELS, data_dir: Path = DATA_DIR) -> Corpus:

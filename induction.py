@@ -13,14 +13,16 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
 * Induction score A of a head: mean attention from each query q in chunks 2-4
   (S <= q < 4S) to key q - S + 1, the position right after the previous occurrence
   of q's token in a repeat prompt. A(r) on repeat prompts, A(c) on control prompts,
-  Δ = A(r) - A(c) (paired per prompt). Chance ≈ mean over those queries of 1/(q+1).
+  Δ = A(r) - A(c) (paired per prompt); its null is 0. Under uniform attention A itself
+  would be the mean over those queries of 1/(q+1) (chance_levels).
 * Prefix-matching score (Olsson et al. 2022): the same queries, counting attention to the
   token after *every* earlier copy (q - kS + 1, k = 1, 2, 3), repeat minus control. A head
   that spreads its attention over all earlier copies scores up to 1 here and less in Δ.
 * Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
-* In-context gain G (the original study's δ): mean over positions q in [S, 4S-1) of
-  loss_control(q) - loss_repeat(q), where loss(q) is the cross-entropy of predicting
-  token q+1 from position q. The same queries as the induction score.
+* In-context gain G: mean over positions q in [S, 4S-1) of loss_control(q) - loss_repeat(q),
+  where loss(q) is the cross-entropy of predicting token q+1 from position q. Unlike the
+  original study's δ it keeps each chunk's first and last positions; it is not Olsson et
+  al.'s in-context-learning score either.
 * CIs: percentile bootstrap over prompts (95%, 1000 resamples).
 * Ablation of head (l, h) acts on blocks.{l}.attn.hook_z, the head's output before
   the output projection: zero ablation sets it to 0, mean ablation to its mean over all
@@ -30,15 +32,16 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
   ||W_OV^a W_QK^bᵀ||_F / (||W_OV^a||_F ||W_QK^b||_F) with W_OV = W_V W_O, W_QK = W_Q W_Kᵀ
   (LayerNorm scales ignored), against the same score for Gaussian matrices of the same shapes.
 """
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 N_CHUNKS = 4
 FREQ_CUT = 0.04
+PROBE_S = 16            # chunk length of the study's and the training log's probes
+TRAINING_PROBE_N = 48   # prompts per probe set logged during training
+FORMED_DELTA = 0.3      # a head has "formed" when its score is >= this with the CI above 0
 
 
 class ProbeError(ValueError):
@@ -50,7 +53,7 @@ class Probes:
     repeat: torch.Tensor   # (N, 4S) token ids
     control: torch.Tensor  # (N, 4S)
     S: int
-    kind: str              # "text-val", "text-train" or "random"
+    kind: str              # "text-val", "text-train" or "random": each probe set's one name, everywhere
 
     @property
     def n(self) -> int:
@@ -103,6 +106,104 @@ def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size:
     return Probes(base.repeat(1, N_CHUNKS), torch.cat([base] + ctl, dim=1), S, "random")
 
 
+# ---- typed results -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% bootstrap CI."""
+    mean: float
+    lo: float
+    hi: float
+
+    def __str__(self):
+        return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+    def clears(self, threshold: float) -> bool:
+        """The formation criterion: mean >= threshold with the CI above 0."""
+        return self.mean >= threshold and self.lo > 0
+
+
+@dataclass(frozen=True)
+class HeadValue:
+    """One head's score: L{layer}H{head} mean [lo, hi]."""
+    layer: int
+    head: int
+    value: Estimate
+
+    @property
+    def label(self) -> str:
+        return f"L{self.layer}H{self.head}"
+
+    def __str__(self):
+        return f"{self.label} {self.value}"
+
+
+@dataclass
+class HeadScores:
+    """A per-head score with its CIs: mean, lo and hi are each (L, H) arrays."""
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def __post_init__(self):
+        self.mean, self.lo, self.hi = (np.asarray(a, dtype=float) for a in (self.mean, self.lo, self.hi))
+
+    def at(self, layer: int, head: int) -> HeadValue:
+        return HeadValue(int(layer), int(head), Estimate(float(self.mean[layer, head]), float(self.lo[layer, head]),
+                                                         float(self.hi[layer, head])))
+
+    def best(self) -> HeadValue:
+        """The head with the highest mean."""
+        return self.at(*np.unravel_index(self.mean.argmax(), self.mean.shape))
+
+    def passing(self, threshold: float) -> list[HeadValue]:
+        """Heads with mean >= threshold and the CI above 0, strongest first."""
+        heads = [self.at(l, h) for l, h in zip(*np.nonzero((self.mean >= threshold) & (self.lo > 0)))]
+        return sorted(heads, key=lambda hv: -hv.value.mean)
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What each score would be under uniform attention over the causal prefix (raw attention, not Δ)."""
+    induction: float
+    prefix_match: float
+    prev_token: float
+
+
+@dataclass
+class Curve:
+    """A per-position quantity with its CIs, each (T-1,)."""
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass
+class ProbeScores:
+    """Every head's scores on one probe set (head_scores); patterns are kept for figures, not JSON."""
+    kind: str
+    S: int
+    n: int
+    chance: Chance
+    A_repeat: HeadScores
+    A_control: HeadScores
+    delta: HeadScores
+    prefix_match: HeadScores
+    prev_token: HeadScores
+    G: Estimate
+    loss_repeat: Curve
+    loss_control: Curve
+    mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
+    mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
+    example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
+
+    def __str__(self):
+        return (f"{self.kind:>10}: best Δ {self.delta.best()} (null 0; chance of the raw attention A "
+                f"{self.chance.induction:.3f}); best prefix matching {self.prefix_match.best()}; "
+                f"G {self.G} nats/token; best previous-token {self.prev_token.best()} "
+                f"(chance {self.chance.prev_token:.3f})")
+
+
 # ---- scores ----------------------------------------------------------------------------
 
 def induction_diag(pattern: torch.Tensor, S: int) -> torch.Tensor:
@@ -127,18 +228,11 @@ def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
 
 
-def best_head(score: dict) -> tuple[int, int]:
-    """(layer, head) with the highest mean of a per-head score {"mean": (L, H) nested list, "lo": ..., "hi": ...}."""
-    m = np.asarray(score["mean"])
-    l, h = np.unravel_index(m.argmax(), m.shape)
-    return int(l), int(h)
-
-
-def chance_levels(S: int) -> dict:
+def chance_levels(S: int) -> Chance:
     T = N_CHUNKS * S
-    return {"induction": float(np.mean([1 / (q + 1) for q in range(S, T)])),
-            "prefix_match": float(np.mean([(q // S) / (q + 1) for q in range(S, T)])),
-            "prev_token": float(np.mean([1 / (q + 1) for q in range(1, T)]))}
+    return Chance(induction=float(np.mean([1 / (q + 1) for q in range(S, T)])),
+                  prefix_match=float(np.mean([(q // S) / (q + 1) for q in range(S, T)])),
+                  prev_token=float(np.mean([1 / (q + 1) for q in range(1, T)])))
 
 
 def bootstrap(values, n_boot: int = 1000, seed: int = 0):
@@ -184,25 +278,21 @@ def gain_per_prompt(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int) -> t
     return (ctl_loss[..., S:] - rep_loss[..., S:]).mean(-1)
 
 
-def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> dict:
+def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> ProbeScores:
     """Per-head A(r), A(c), Δ, prefix-matching and previous-token scores with CIs, plus losses and G."""
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
     a_r, a_c = induction_diag(pr, probes.S), induction_diag(pc, probes.S)  # (N, L, H)
     rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
-    out = {"kind": probes.kind, "S": probes.S, "n": probes.n, "chance": chance_levels(probes.S)}
-    for name, v in (("A_repeat", a_r), ("A_control", a_c), ("delta", a_r - a_c),
-                    ("prefix_match", prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
-                    ("prev_token", prev_token_diag(pr))):
-        m, lo, hi = bootstrap(v, n_boot, seed)
-        out[name] = {"mean": m.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
-    m, lo, hi = bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed)
-    out["G"] = {"mean": float(m), "lo": float(lo), "hi": float(hi)}
-    for name, loss in (("loss_repeat", rep_loss), ("loss_control", ctl_loss)):
-        m, lo, hi = bootstrap(loss, n_boot, seed)
-        out[name] = {"mean": m.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
-    out["mean_pattern_repeat"], out["mean_pattern_control"] = pr.mean(0), pc.mean(0)  # (L, H, T, T) tensors
-    out["example_pattern"] = pr[0]
-    return out
+    per_head = lambda v: HeadScores(*bootstrap(v, n_boot, seed))  # noqa: E731
+    curve = lambda v: Curve(*bootstrap(v, n_boot, seed))  # noqa: E731
+    return ProbeScores(
+        kind=probes.kind, S=probes.S, n=probes.n, chance=chance_levels(probes.S),
+        A_repeat=per_head(a_r), A_control=per_head(a_c), delta=per_head(a_r - a_c),
+        prefix_match=per_head(prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
+        prev_token=per_head(prev_token_diag(pr)),
+        G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
+        loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss),
+        mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
 
 
 # ---- ablations ---------------------------------------------------------------------------
@@ -270,14 +360,14 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor
             kc, K = keep[ks], len(ks)
             layer_scores = {}
 
-            def z_hook(z, name):  # z: (K*n, T, H, D)
-                l = int(name.split(".")[1])
+            def z_hook(z, hook):  # z: (K*n, T, H, D)
+                l = hook.layer
                 m = kc[:, l].view(K, 1, 1, H, 1)
                 z = z.view(K, n, *z.shape[1:])
                 return (z * m + fill[l].view(1, 1, 1, H, -1) * (1 - m)).flatten(0, 1)
 
-            def pattern_hook(p, name):  # p: (K*n, H, T, T)
-                layer_scores[int(name.split(".")[1])] = induction_diag(p, S).view(K, n, H)
+            def pattern_hook(p, hook):  # p: (K*n, H, T, T)
+                layer_scores[hook.layer] = induction_diag(p, S).view(K, n, H)
 
             hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
             hooks += [(nm, pattern_hook) for nm in pattern_names]
@@ -351,43 +441,48 @@ def k_composition(model, n_random: int = 200, seed: int = 0) -> dict:
 
 # ---- cheap metrics during training -------------------------------------------------------
 
-FORMED_DELTA = 0.3  # a head has "formed" when its Δ on random probes is >= this with the CI above 0
+@dataclass
+class ProbeLog:
+    """One probe set's scores as logged during training (TrainingProbe)."""
+    best_delta: HeadValue
+    best_prefix_match: HeadValue | None   # None in logs written before the score existed
+    max_prev_token: float
+    G: float
+    delta: np.ndarray                     # (L, H) every head's mean Δ
 
-
-def formation_row(metrics: list[dict], kind: str = "random", min_delta: float = FORMED_DELTA, score: str = "delta"):
-    """The first logged row where the best head's score (Δ, or "prefix_match") is >= min_delta
-    with its CI above 0, else None."""
-    for m in metrics:
-        if m.get(f"probe_{kind}_best_{score}_lo", 0) > 0 and m.get(f"probe_{kind}_best_{score}", 0) >= min_delta:
-            return m
-    return None
+    def best(self, score: str = "delta") -> HeadValue | None:
+        return {"delta": self.best_delta, "prefix_match": self.best_prefix_match}[score]
 
 
 class TrainingProbe:
     """A small fixed probe set scored every few hundred training steps (formation curves)."""
 
-    def __init__(self, model, train_tokens, val_tokens, tok, S: int = 16, n: int = 48, seed: int = 0):
+    def __init__(self, model, train_tokens, val_tokens, tok, S: int = PROBE_S, n: int = TRAINING_PROBE_N,
+                 seed: int = 0):
         self.model = model
         block_size = model.config.block_size
         S = min(S, block_size // N_CHUNKS)
         alpha = probe_alphabet(train_tokens, tok.vocab_size, tok.special_ids)
-        self.sets = {"text": text_probes(val_tokens, S, n, seed, block_size),
+        self.sets = {"text-val": text_probes(val_tokens, S, n, seed, block_size, "text-val"),
                      "random": random_probes(alpha, S, n, seed, block_size)}
 
-    def __call__(self) -> dict:
+    def __call__(self) -> dict[str, ProbeLog]:
         was_training = self.model.training
         self.model.eval()
-        row = {}
+        logs = {}
         for kind, p in self.sets.items():
             s = head_scores(self.model, p, n_boot=200)
-            (l, h), (pl, ph) = best_head(s["delta"]), best_head(s["prefix_match"])
-            row.update({f"probe_{kind}_best_head": [l, h],
-                        f"probe_{kind}_best_delta": float(s["delta"]["mean"][l][h]),
-                        f"probe_{kind}_best_delta_lo": float(s["delta"]["lo"][l][h]),
-                        f"probe_{kind}_best_delta_hi": float(s["delta"]["hi"][l][h]),
-                        f"probe_{kind}_best_prefix_match": float(s["prefix_match"]["mean"][pl][ph]),
-                        f"probe_{kind}_best_prefix_match_lo": float(s["prefix_match"]["lo"][pl][ph]),
-                        f"probe_{kind}_max_prev_token": float(np.max(s["prev_token"]["mean"])),
-                        f"probe_{kind}_G": s["G"]["mean"], f"probe_{kind}_delta": s["delta"]["mean"]})
+            logs[kind] = ProbeLog(best_delta=s.delta.best(), best_prefix_match=s.prefix_match.best(),
+                                  max_prev_token=float(s.prev_token.mean.max()), G=s.G.mean, delta=s.delta.mean)
         self.model.train(was_training)
-        return row
+        return logs
+
+
+def first_formed(metrics, kind: str = "random", score: str = "delta", threshold: float = FORMED_DELTA):
+    """The first logged row (train.MetricsRow) whose best head's `score` ("delta" or "prefix_match")
+    on the `kind` probes clears the threshold with its CI above 0, else None."""
+    for m in metrics:
+        best = m.probes[kind].best(score) if kind in m.probes else None
+        if best is not None and best.value.clears(threshold):
+            return m
+    return None

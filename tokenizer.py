@@ -13,7 +13,6 @@ checkpoint, so a checkpoint is self-contained and loading it never runs code.
   unknown character raises an error that lists it.
 - BPETokenizer: byte-level BPE trained with the `tokenizers` package; lossless.
 """
-import json
 import re
 from collections import Counter
 
@@ -44,6 +43,18 @@ class Tokenizer:
 
     def describe(self) -> str:
         return f"{self.kind} tokenizer, {self.vocab_size:,} tokens"
+
+    def report(self, train_text: str, val_text: str) -> str:
+        """What the tokenizer makes of the corpus: sizes, <unk> rate, a round trip."""
+        train_ids, val_ids = self.encode(train_text), self.encode(val_text)
+        lines = [self.describe(), f"train: {len(train_ids):,} tokens, validation: {len(val_ids):,} tokens "
+                 f"({len(val_text) / len(val_ids):.2f} characters per token)"]
+        if self.special_ids:
+            unk = sum(i in self.special_ids for i in val_ids) / len(val_ids)
+            lines.append(f"<unk> rate on validation: {unk:.2%}")
+        example = val_text[:120]
+        lines += [f"{example!r} -> {self.encode(example)[:20]} ...", f"decoded: {self.decode(self.encode(example))}"]
+        return "\n".join(lines)
 
 
 class WordTokenizer(Tokenizer):
@@ -120,7 +131,10 @@ class BPETokenizer(Tokenizer):
     def __init__(self, tokenizer_json: str):
         from tokenizers import Tokenizer as HFTokenizer
         self.json = tokenizer_json
-        self.tok = HFTokenizer.from_str(tokenizer_json)
+        try:
+            self.tok = HFTokenizer.from_str(tokenizer_json)
+        except Exception as e:  # the tokenizers package raises a bare Exception for a malformed file
+            raise TokenizerError(f"the stored BPE tokenizer is corrupt: {str(e).splitlines()[0]}") from None
 
     @classmethod
     def train(cls, text: str, vocab_size: int = 1024) -> "BPETokenizer":
@@ -178,6 +192,3 @@ def build_tokenizer(kind: str, train_text: str, all_text: str, vocab_size: int |
         return BPETokenizer.train(train_text, vocab_size or 1024)
     raise TokenizerError(f"unknown tokenizer {kind!r}; choose one of {', '.join(KINDS)}")
 
-
-def state_to_json(tok: Tokenizer) -> str:
-    return json.dumps(tok.state())

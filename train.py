@@ -1,52 +1,36 @@
 """Train MiniGPT on the Austen corpus, with checkpoints and exact resume.
 
-    python train.py --preset 2M                    # 15-25 min on a 2-core CPU
+    python train.py --preset 2M                    # the 2M preset (config.PRESETS), as `make run` trains it
     python train.py --preset 2M --resume           # continue checkpoints/MiniGPT-2M
-    python train.py --preset tiny --max-steps 300 --out-dir runs/tiny
+    python train.py --preset tiny --max-steps 600 --out-dir runs/tiny
 
-Recipe: random-window batches from the training split; AdamW (weight decay on 2-D
-weights only); linear warmup then cosine decay to min_lr; gradient clipping.
-Every eval_interval steps, train and val loss (nats/token, on fixed windows) and
-val bits per character of the source text go to <out_dir>/metrics.json.
-<out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything
-needed to continue the run bit-for-bit: weights, optimizer, step, RNG states;
-<out_dir>/best.pt holds the best-val weights so far.
+Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
+windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
+cosine decay to min_lr; gradient clipping. Every eval_interval steps, train and val loss
+(nats/token, on fixed windows) and val bits per character go to <out_dir>/metrics.json.
+<out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
+continue the run bit-for-bit: weights, optimizer, step, RNG states; <out_dir>/best.pt holds
+the best-val weights so far.
 """
 import argparse
+import dataclasses
 import json
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from corpus import DEFAULT_NOVELS, load_corpus
-from tokenizer import build_tokenizer, from_state
-from TransformerModel import GPT, GPTConfig, preset
-
-ROOT = Path(__file__).resolve().parent
-# Fields that define the run; they must match when resuming (max_steps may grow).
-RECIPE_FIELDS = ("preset", "tokenizer", "vocab_size", "novels", "n_layer", "n_head", "n_embd", "block_size",
-                 "dropout", "repeat_frac", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "beta2",
-                 "grad_clip", "seed", "eval_batches")
-
-
-# The default training recipe of each preset: TrainConfig fields that differ from the
-# dataclass defaults. `TrainConfig.for_preset` (used by the command line and MiniGPT.ipynb)
-# applies them; README "Reference results" shows how they were chosen.
-REPEATS_RECIPE = dict(block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200,
-                      eval_interval=500, probe_interval=500, repeat_frac=0.5)
-RECIPES = {
-    "tiny": dict(batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, eval_interval=100),
-    "2M": dict(REPEATS_RECIPE, max_steps=10000),
-    "5.6M": dict(REPEATS_RECIPE, max_steps=6000),
-    "char-2M": dict(REPEATS_RECIPE, max_steps=10000),  # the 2M recipe on characters (README "Tokenizers")
-}
+from checkpoint import CheckpointError, from_plain, load_checkpoint, read_json, save_checkpoint, write_json
+from config import ROOT, ConfigError, RunConfig, add_arguments, given, run_config
+from corpus import CorpusError, load_corpus
+from induction import ProbeError, ProbeLog, TrainingProbe
+from tokenizer import Tokenizer, TokenizerError, build_tokenizer, from_state
+from TransformerModel import GPT
 
 
 class TrainingError(RuntimeError):
@@ -54,88 +38,45 @@ class TrainingError(RuntimeError):
 
 
 @dataclass
-class TrainConfig:
-    preset: str = "2M"
-    tokenizer: str | None = None      # None: the preset's tokenizer ("word", "char", "bpe")
-    vocab_size: int | None = None     # word: cap to the most frequent words; bpe: merges target
-    novels: list = field(default_factory=lambda: list(DEFAULT_NOVELS))
-    n_layer: int | None = None        # None: the preset's value
-    n_head: int | None = None
-    n_embd: int | None = None
-    block_size: int | None = None
-    dropout: float = 0.0
-    repeat_frac: float = 0.0          # fraction of training windows made periodic (see Batches)
-    batch_size: int = 32
-    max_steps: int = 3000
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_batches: int = 8
-    save_interval: int | None = None  # None: same as eval_interval
-    seed: int = 1337
-    out_dir: str | None = None        # None: checkpoints/MiniGPT-<preset>
-    device: str = "auto"
-    probe_interval: int = 0           # >0: log induction metrics every N steps (induction.py)
-
-    def __post_init__(self):
-        for f in fields(self):  # catch e.g. a notebook parameter given as "300" instead of 300
-            v, want = getattr(self, f.name), str(f.type)
-            if isinstance(v, Path):
-                v = str(v)
-                setattr(self, f.name, v)
-            ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool),
-                  "float": lambda: isinstance(v, (int, float)) and not isinstance(v, bool),
-                  "str": lambda: isinstance(v, str), "list": lambda: isinstance(v, (list, tuple))}
-            base = want.replace(" | None", "").replace("<class '", "").replace("'>", "")
-            if not ((v is None and "None" in want) or ok[base]()):
-                raise TypeError(f"TrainConfig.{f.name} must be {base}{' or None' if 'None' in want else ''}, "
-                                f"got {v!r} ({type(v).__name__})")
-        arch = preset(self.preset)  # validates the preset name
-        for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if not 0 <= self.repeat_frac <= 1:
-            raise ValueError(f"TrainConfig.repeat_frac must be in [0, 1], got {self.repeat_frac!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr!r}, min_lr={self.min_lr!r}")
-        if self.out_dir is None:
-            self.out_dir = str(ROOT / "checkpoints" / self.name)
-        self.tokenizer = self.tokenizer or arch["tokenizer"]
-        self.novels = list(self.novels)
-
-    @classmethod
-    def for_preset(cls, preset: str = "2M", **overrides) -> "TrainConfig":
-        """The preset's default recipe (RECIPES), with any field overridden."""
-        return cls(preset=preset, **{**RECIPES.get(preset, {}), **overrides})
+class MetricsRow:
+    """One evaluation, as logged to metrics.json."""
+    step: int
+    tokens: int
+    train_loss: float      # nats/token on fixed training windows
+    val_loss: float        # nats/token on fixed validation windows
+    val_bpc: float         # bits per character of the validation text
+    lr: float
+    elapsed_s: float       # wall time of the run so far, evaluations included
+    train_s: float         # time in optimizer steps alone
+    probes: dict[str, ProbeLog] = field(default_factory=dict)  # by probe set, every probe_interval steps
 
     @property
-    def name(self) -> str:
-        return f"MiniGPT-{self.preset}"
+    def chars_per_token(self) -> float:
+        return self.val_loss / (self.val_bpc * math.log(2))
 
-    def model_config(self, vocab_size: int) -> GPTConfig:
-        arch = preset(self.preset)
-        arch.pop("tokenizer")
-        for k in ("n_layer", "n_head", "n_embd", "block_size"):
-            if getattr(self, k) is not None:
-                arch[k] = getattr(self, k)
-        return GPTConfig(vocab_size=vocab_size, dropout=self.dropout, **arch)
+    def __str__(self):
+        return (f"step {self.step:>6,}: train {self.train_loss:.3f}  val {self.val_loss:.3f} nats/token "
+                f"({self.val_bpc:.3f} bits/char)")
+
+
+def read_metrics(run_dir) -> list[MetricsRow]:
+    return read_json(Path(run_dir) / "metrics.json", list[MetricsRow])
 
 
 def pick_device(name: str = "auto") -> str:
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    """"auto": the first of cuda, mps, cpu that this machine has."""
+    mps = getattr(torch.backends, "mps", None)
+    available = [d for d, ok in (("cuda", torch.cuda.is_available()), ("mps", bool(mps and mps.is_available())),
+                                 ("cpu", True)) if ok]
+    if name == "auto":
+        return available[0]
+    if name not in available:
+        raise TrainingError(f"device {name!r} is not available here; use --device auto or one of "
+                            f"{', '.join(available)}")
+    return name
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: RunConfig) -> float:
     """Linear warmup to lr, then cosine decay to min_lr at max_steps."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
@@ -143,7 +84,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: str):
+def make_optimizer(model: GPT, cfg: RunConfig, device: str):
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -192,17 +133,176 @@ def check_out_dir(out_dir: Path):
                             f"pick a writable --out-dir") from None
 
 
+@dataclass
+class Run:
+    """Everything a training run holds between steps."""
+    cfg: RunConfig
+    model: GPT
+    optimizer: torch.optim.Optimizer
+    tokenizer: Tokenizer
+    batches: Batches
+    eval_sets: dict            # split -> fixed [(x, y), ...]
+    g_batch: torch.Generator   # the batch stream's RNG: saved and restored for exact resume
+    tokens_per_char: float     # converts nats/token to bits/char
+    probe: TrainingProbe | None
+    step: int = 0
+    metrics: list[MetricsRow] = field(default_factory=list)
+
+    @property
+    def latest(self) -> Path:
+        return self.cfg.run_dir / "latest.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.cfg.run_dir / "best.pt"
+
+
+def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Run:
+    """A new run, or the one in cfg.run_dir continued exactly where its latest.pt left off."""
+    out_dir = cfg.run_dir
+    check_out_dir(out_dir)
+    latest = out_dir / "latest.pt"
+    ckpt = None
+    leftovers = [f.name for f in (out_dir / "best.pt", out_dir / "metrics.json") if f.exists()]
+    if not latest.exists() and leftovers and not overwrite:
+        raise TrainingError(f"{out_dir} holds {' and '.join(leftovers)} of a run but no resumable latest.pt, so it "
+                            f"cannot be continued; choose another --out-dir, or pass --overwrite to replace it")
+    if latest.exists():
+        if resume:
+            ckpt = load_checkpoint(latest)
+            if "optimizer" not in ckpt or "rng" not in ckpt:
+                raise CheckpointError(f"{latest} holds weights only (no optimizer or RNG state), so it cannot be "
+                                      f"resumed; start a new run with another --out-dir")
+            old = ckpt.get("train_config", {})
+            diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.identity().items()
+                    if k in old and _same(old[k]) != _same(v)]
+            if diff:
+                raise CheckpointError(f"cannot resume {latest}: the run's settings differ ({'; '.join(diff)}); "
+                                      f"use the same settings or a new --out-dir")
+        elif not overwrite:
+            raise TrainingError(f"{out_dir} already holds a run (latest.pt); pass --resume to continue it, "
+                                f"--overwrite to start over, or choose another --out-dir")
+    elif resume:
+        print(f"no checkpoint in {out_dir}; starting a new run")
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    corpus = load_corpus(cfg.novels)
+    if ckpt is not None:
+        tok = from_state(json.loads(ckpt["tokenizer"]))
+    else:
+        tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
+    train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
+    val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
+    model = GPT(cfg.model_config(tok.vocab_size)).to(device)
+    # Fixed evaluation windows, drawn from their own generator so evaluation never
+    # perturbs the training RNG stream (exact resume depends on that).
+    g_eval = torch.Generator().manual_seed(cfg.seed + 1)
+    eval_sets = {split: [Batches(t, cfg.block_size, cfg.batch_size).sample(g_eval, device)
+                         for _ in range(cfg.eval_batches)]
+                 for split, t in (("train", train_tokens), ("val", val_tokens))}
+    run = Run(cfg, model, make_optimizer(model, cfg, device), tok,
+              Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac), eval_sets,
+              torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
+              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval else None)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.step, run.metrics = ckpt["step"], from_plain(list[MetricsRow], json.loads(ckpt["metrics"]))
+        run.g_batch.set_state(ckpt["rng"]["batch"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        print(f"resuming {latest} at step {run.step:,}")
+    return run
+
+
+def _same(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def train_step(model: GPT, optimizer, x, y, lr: float, grad_clip: float) -> float:
+    """One optimizer step on the batch (x, y); returns its loss. This is the step bench/bench.py times.
+
+    A non-finite loss is returned without touching the weights.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    _, loss = model(x, y)
+    loss_value = loss.item()
+    if not math.isfinite(loss_value):
+        return loss_value
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss_value
+
+
 @torch.no_grad()
 def evaluate(model: GPT, eval_sets: dict) -> dict:
-    """Mean loss (nats/token) on each split's fixed windows."""
+    """Mean loss (nats/token) on each split's fixed windows: {"train": ..., "val": ...}."""
     was_training = model.training
     model.eval()
     out = {}
     for split, batches in eval_sets.items():
         losses = [model(x, y)[1].item() for x, y in batches]
-        out[f"{split}_loss"] = sum(losses) / len(losses)
+        out[split] = sum(losses) / len(losses)
     model.train(was_training)
     return out
+
+
+def save(run: Run, path: Path, resumable: bool = True):
+    """Write a checkpoint of the run; weights that are not finite are never written."""
+    if not all(torch.isfinite(p).all() for p in run.model.parameters()):
+        check_finite(run, float("nan"), f"weights before saving {path.name}")
+    save_checkpoint(path, run.model, run.tokenizer, train_config=dataclasses.asdict(run.cfg), step=run.step,
+                    metrics=run.metrics, optimizer=run.optimizer if resumable else None,
+                    rng={"batch": run.g_batch.get_state(), "torch": torch.get_rng_state()} if resumable else None)
+
+
+def check_finite(run: Run, value: float, where: str):
+    if not math.isfinite(value):
+        saved = load_checkpoint(run.latest)["step"] if run.latest.exists() else 0
+        raise TrainingError(f"loss became {value} at step {run.step} ({where}); training stopped. The last good "
+                            f"checkpoint is {run.latest} (step {saved}). Start a new run with another --out-dir "
+                            f"and a lower --lr (now {run.cfg.lr}) or more --warmup-steps (now {run.cfg.warmup_steps})")
+
+
+def log_eval(run: Run, elapsed_s: float, train_s: float) -> MetricsRow:
+    """Evaluate, append a metrics row (with induction probes when due), keep best.pt."""
+    cfg = run.cfg
+    loss = evaluate(run.model, run.eval_sets)
+    check_finite(run, loss["train"] + loss["val"], "evaluation")
+    probes = run.probe() if run.probe and (run.step % cfg.probe_interval == 0 or run.step == cfg.max_steps) else {}
+    row = MetricsRow(run.step, run.step * cfg.tokens_per_step, loss["train"], loss["val"],
+                     loss["val"] * run.tokens_per_char / math.log(2), lr_at(run.step, cfg), elapsed_s, train_s, probes)
+    is_best = all(row.val_loss < m.val_loss for m in run.metrics)
+    run.metrics.append(row)
+    write_json(cfg.run_dir / "metrics.json", run.metrics)
+    if is_best:
+        save(run, run.best, resumable=False)
+    return row
+
+
+@dataclass
+class TrainResult:
+    model: GPT = field(repr=False)
+    tokenizer: Tokenizer = field(repr=False)
+    metrics: list[MetricsRow] = field(repr=False)
+    latest: Path
+    best: Path
+    loss_curve: Path | None
+    sample: str | None
+    interrupted: bool
+    config: RunConfig
+
+    def __str__(self):
+        last = self.metrics[-1]
+        lines = [f"{last} after {last.tokens / 1e6:.2f}M tokens, {last.train_s / 60:.1f} min of training",
+                 f"checkpoints: {self.latest} (resumable) and {self.best} (best validation loss)"]
+        if self.loss_curve:
+            lines.append(f"loss curve: {self.loss_curve}")
+        if self.sample:
+            lines.append("sample:\n" + self.sample)
+        return "\n".join(lines)
 
 
 class _StopFlag:
@@ -228,155 +328,57 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> dict:
-    """Run (or continue) training; returns a dict with the model, tokenizer, metrics and paths."""
-    out_dir = Path(cfg.out_dir)
-    check_out_dir(out_dir)
-    latest, best = out_dir / "latest.pt", out_dir / "best.pt"
-    ckpt = None
-    if latest.exists():
-        if resume:
-            ckpt = load_checkpoint(latest)
-            old = ckpt.get("train_config", {})
-            diff = [f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in RECIPE_FIELDS
-                    if k in old and old.get(k) != getattr(cfg, k)]
-            if diff:
-                raise CheckpointError(f"cannot resume {latest}: the recipe differs ({'; '.join(diff)}); "
-                                      f"use the same settings or a new --out-dir")
-        elif not overwrite:
-            raise TrainingError(f"{out_dir} already holds a run (latest.pt); pass --resume to continue it, "
-                                f"--overwrite to start over, or choose another --out-dir")
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-
-    corpus = load_corpus(cfg.novels)
-    if ckpt is not None:
-        tok = from_state(json.loads(ckpt["tokenizer"]))
-    else:
-        tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
-    train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
-    val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
-    tokens_per_char = len(val_tokens) / len(corpus.val)  # converts nats/token to bits/char
-
-    mcfg = cfg.model_config(tok.vocab_size)
-    model = GPT(mcfg).to(device)
-    optimizer = make_optimizer(model, cfg, device)
-    train_batches = Batches(train_tokens, mcfg.block_size, cfg.batch_size, cfg.repeat_frac)
-    # Fixed evaluation windows, drawn from their own generator so evaluation never
-    # perturbs the training RNG stream (exact resume depends on that).
-    g_eval = torch.Generator().manual_seed(cfg.seed + 1)
-    eval_sets = {split: [Batches(t, mcfg.block_size, cfg.batch_size).sample(g_eval, device)
-                         for _ in range(cfg.eval_batches)]
-                 for split, t in (("train", train_tokens), ("val", val_tokens))}
-    g_batch = torch.Generator().manual_seed(cfg.seed)
-
-    step, metrics = 0, []
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, metrics = ckpt["step"], json.loads(ckpt["metrics"])
-        g_batch.set_state(ckpt["rng"]["batch"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        print(f"resuming {latest} at step {step:,}")
-    elif resume:
-        print(f"no checkpoint in {out_dir}; starting a new run")
-
-    probe_fn = None
-    if cfg.probe_interval:
-        import induction  # only runs that log induction metrics need it
-        probe_fn = induction.TrainingProbe(model, train_tokens, val_tokens, tok)
-
-    def snapshot():
-        return {"batch": g_batch.get_state(), "torch": torch.get_rng_state()}
-
-    saved = {"step": step}
-
-    def save(path, with_state=True):
-        save_checkpoint(path, model, tok, train_config=asdict(cfg), step=step, metrics=metrics,
-                        optimizer=optimizer if with_state else None, rng=snapshot() if with_state else None)
-        if path == latest:
-            saved["step"] = step
-
-    def check_finite(value, where):
-        if not math.isfinite(value):
-            raise TrainingError(f"loss became {value} at step {step} ({where}); training stopped. The last good "
-                                f"checkpoint is {latest} (step {saved['step']}); lower --lr (now {cfg.lr}) or "
-                                f"raise --warmup-steps, then resume or restart")
-
-    def log_eval(elapsed, train_time):
-        row = {"step": step, "tokens": step * cfg.batch_size * mcfg.block_size, **evaluate(model, eval_sets)}
-        check_finite(row["train_loss"] + row["val_loss"], "evaluation")
-        row["val_bpc"] = row["val_loss"] * tokens_per_char / math.log(2)
-        row.update(lr=lr_at(step, cfg), elapsed_s=elapsed, train_s=train_time)
-        if probe_fn is not None and (step % cfg.probe_interval == 0 or step == cfg.max_steps):
-            row.update(probe_fn())
-        best_so_far = min((m["val_loss"] for m in metrics), default=float("inf"))
-        metrics.append(row)
-        utils.write_json(out_dir / "metrics.json", metrics)
-        if row["val_loss"] < best_so_far:
-            save(best, with_state=False)
-        return row
-
-    save_every = cfg.save_interval or cfg.eval_interval
-    start_step, t0 = step, time.perf_counter()
-    prior = metrics[-1]["elapsed_s"] if metrics else 0.0
-    prior_train = metrics[-1].get("train_s", 0.0) if metrics else 0.0
-    train_time = 0.0
-    if not metrics:
-        log_eval(0.0, 0.0)
-        save(latest)
-    interrupted = False
-    model.train()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, disable=not progress, dynamic_ncols=True, mininterval=1.0)
+def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> TrainResult:
+    """Run (or continue) training."""
+    run = start_run(cfg, resume, overwrite)
+    prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
+    prior_train = run.metrics[-1].train_s if run.metrics else 0.0
+    t0, train_s, start_step = time.perf_counter(), 0.0, run.step
+    if not run.metrics:
+        log_eval(run, 0.0, 0.0)
+        save(run, run.latest)
+    device = next(run.model.parameters()).device.type
+    bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not progress, dynamic_ncols=True,
+               mininterval=1.0)
+    run.model.train()
     with _StopFlag() as flag:
-        while step < cfg.max_steps:
-            if flag.stop:
-                interrupted = True
-                break
+        while run.step < cfg.max_steps and not flag.stop:
             t_step = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = train_batches.sample(g_batch, device)
-            _, loss = model(x, y)
-            loss_value = loss.item()
-            check_finite(loss_value, "training batch")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            train_time += time.perf_counter() - t_step
+            x, y = run.batches.sample(run.g_batch, device)
+            loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip)
+            check_finite(run, loss, "training batch")
+            run.step += 1
+            train_s += time.perf_counter() - t_step
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}",
-                            tok_s=f"{(step - start_step) * x.numel() / max(train_time, 1e-9):,.0f}")
-            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
-                row = log_eval(prior + time.perf_counter() - t0, prior_train + train_time)
-                bar.write(f"step {step:>6,}: train {row['train_loss']:.3f}  val {row['val_loss']:.3f} "
-                          f"nats/token  ({row['val_bpc']:.3f} bits/char)")
-            if step % save_every == 0 or step == cfg.max_steps:
-                save(latest)
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * x.numel() / train_s:,.0f}")
+            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps:
+                bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
+            if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
+                save(run, run.latest)
     bar.close()
-    if interrupted:
-        save(latest)
-        print(f"interrupted at step {step:,}: saved {latest}; continue with --resume")
-    utils.write_json(out_dir / "metrics.json", metrics)
+    if flag.stop:
+        save(run, run.latest)
+        print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
     curve = None
-    if plots_dir is not None and metrics:
-        curve = utils.plot_loss_curve(metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
-                                      title=f"{cfg.name} ({model.num_params()/1e6:.2f}M params, {tok.kind} tokens)")
+    if plots_dir is not None:
+        curve = utils.plot_loss_curve(run.metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
+                                      f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
+                                      f"{run.tokenizer.kind} tokens)")
     sample = None
-    if sample_prompt is not None and not interrupted:
-        sample = generate_text(model, tok, sample_prompt, 200 if tok.kind == "word" else 600, seed=cfg.seed)
-        (out_dir / "sample.txt").write_text(sample + "\n")
-    return dict(model=model.eval(), tokenizer=tok, metrics=metrics, latest=latest, best=best,
-                loss_curve=curve, sample=sample, interrupted=interrupted, config=cfg)
+    if sample_prompt is not None and not flag.stop:
+        sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
+        (cfg.run_dir / "sample.txt").write_text(sample + "\n")
+    return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, flag.stop,
+                       cfg)
 
 
-def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int, temperature: float = 0.8,
+def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int | None = None, temperature: float = 0.8,
                   top_k: int | None = 40, seed: int = 0) -> str:
-    """Continue `prompt`; a prompt longer than the context is cropped to its last block_size tokens."""
+    """Continue `prompt` (default: 200 words or 600 characters / BPE tokens); a prompt longer than the
+    context is cropped to its last block_size tokens."""
+    if max_new_tokens is None:
+        max_new_tokens = 200 if tok.kind == "word" else 600
     device = next(model.parameters()).device
     ids = tok.encode(prompt) or [0]
     idx = torch.tensor([ids], dtype=torch.long, device=device)
@@ -385,23 +387,19 @@ def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int, temperature
     return tok.decode(out[0].tolist())
 
 
-def parse_args(argv=None):
+ERRORS = (TrainingError, CheckpointError, ConfigError, CorpusError, TokenizerError, ProbeError)
+
+
+def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "novels":
-            ap.add_argument(flag, nargs="+", default=None, help=f"novels to train on (default {' '.join(DEFAULT_NOVELS)})")
-            continue
-        kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), f.type)
-        ap.add_argument(flag, type=kind, default=None,
-                        help=f"default: the preset's recipe, else {TrainConfig.__dataclass_fields__[f.name].default}")
+    add_arguments(ap, RunConfig, defaults_from="the preset")
     ap.add_argument("--resume", action="store_true", help="continue <out_dir>/latest.pt if it exists")
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the loss-curve PNG goes (default Plots/)")
     args = ap.parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig.for_preset(**given), args
+    overrides = given(args, RunConfig)
+    return run_config(overrides.pop("preset", "2M"), **overrides), args
 
 
 def main(argv=None):
@@ -409,15 +407,11 @@ def main(argv=None):
         cfg, args = parse_args(argv)
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                        plots_dir=args.plots_dir)
-    except (TrainingError, CheckpointError, ValueError, RuntimeError) as e:
+    except ERRORS as e:
         raise SystemExit(f"error: {e}")
-    last = result["metrics"][-1]
-    print(f"step {last['step']:,}: val {last['val_loss']:.3f} nats/token, {last['val_bpc']:.3f} bits/char")
-    print(f"checkpoints: {result['latest']} and {result['best']}")
-    if result["loss_curve"]:
-        print(f"loss curve: {result['loss_curve']}")
-    if result["sample"]:
-        print("sample:\n" + result["sample"])
+    print(result)
+    if result.interrupted:
+        raise SystemExit(130)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,15 @@
-"""Figures and small file helpers shared by the notebooks.
+"""The figures (matplotlib), shared by the notebooks, the study and the scripts.
 
-Every figure function takes plain numbers (lists / arrays), writes a PNG and returns
-its path, so notebooks stay short and the figures are reproducible from scripts.
+Every figure function takes numbers (arrays, or the typed rows of a training log), writes
+a PNG and returns its path, so notebooks stay short and every figure is reproducible
+from a script. Nothing here computes a metric.
 """
-import json
-import math
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from induction import FORMED_DELTA
-
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "font.size": 10, "axes.titlesize": 11})
-
-
-def write_json(path, obj):
-    """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def _save(fig, path):
@@ -34,19 +20,18 @@ def _save(fig, path):
     return path
 
 
-def plot_loss_curve(metrics: list[dict], path, title: str):
-    """Train/val loss (nats/token) against tokens seen, with val bits/char on a twin axis."""
-    tokens = [m["tokens"] for m in metrics]
+def plot_loss_curve(metrics, path, title: str):
+    """Train/val loss (nats/token) against tokens seen, with val bits/char on a twin axis (metrics: MetricsRow list)."""
+    tokens = [m.tokens for m in metrics]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(tokens, [m["train_loss"] for m in metrics], "o-", ms=3, label="train")
-    ax.plot(tokens, [m["val_loss"] for m in metrics], "s-", ms=3, label="validation")
+    ax.plot(tokens, [m.train_loss for m in metrics], "o-", ms=3, label="train")
+    ax.plot(tokens, [m.val_loss for m in metrics], "s-", ms=3, label="validation")
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
-    bpc = [m["val_bpc"] for m in metrics]
-    ratio = bpc[-1] / metrics[-1]["val_loss"] if metrics[-1]["val_loss"] else 1.0
+    ratio = metrics[-1].val_bpc / metrics[-1].val_loss if metrics[-1].val_loss else 1.0
     sec = ax.secondary_yaxis("right", functions=(lambda y: y * ratio, lambda y: y / ratio))
     sec.set_ylabel("validation bits / character")
     return _save(fig, path)
@@ -141,9 +126,29 @@ def plot_loss_by_position(rep, ctl, path, title, chunk: int, rep_ci=None, ctl_ci
     return _save(fig, path)
 
 
-def plot_ablation_bars(labels, values, errors, path, title, ylabel):
+def plot_head_matrix(change, path, title, L: int, H: int):
+    """(L*H, L*H) matrix: row = ablated head, column = head whose score changed."""
+    change = np.asarray(change)
+    lim = max(1e-6, float(np.abs(change).max()))
+    fig, ax = plt.subplots(figsize=(0.45 * L * H + 2.5, 0.45 * L * H + 1.5))
+    im = ax.imshow(change, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    names = [f"L{l}H{h}" for l in range(L) for h in range(H)]
+    ax.set_xticks(range(L * H), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(L * H), names, fontsize=7)
+    ax.set_xlabel("head whose Δ is measured")
+    ax.set_ylabel("ablated head")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="change in Δ")
+    return _save(fig, path)
+
+
+BAR_COLORS = {"tested": "C3", "random": "C7"}
+
+
+def plot_ablation_bars(labels, values, errors, groups, path, title, ylabel):
+    """Bars with error bars; groups[i] ("tested" or "random") picks bar i's colour."""
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
-    colors = ["C3" if "cand" in l or "top" in l else "C7" if "random" in l else "C0" for l in labels]
+    colors = [BAR_COLORS[g] for g in groups]
     ax.bar(range(len(labels)), values, yerr=errors, color=colors, capsize=4)
     ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right")
     ax.axhline(0, color="k", lw=0.6)
@@ -153,48 +158,45 @@ def plot_ablation_bars(labels, values, errors, path, title, ylabel):
     return _save(fig, path)
 
 
-def chars_per_token(metrics: list[dict]) -> float:
-    """Characters of source text per token, recovered from a run's logged val loss and bits/char."""
-    m = next(m for m in metrics if m["val_bpc"] > 0)
-    return m["val_loss"] / (m["val_bpc"] * math.log(2))
-
-
 FORMATION_X = {"tokens": "training tokens seen (millions)",
                "chars": "characters of training text seen (millions)",
                "minutes": "minutes of training"}
 
 
-def plot_formation(runs: dict, path, title, formed_at: dict | None = None, x: str = "tokens"):
-    """Induction formation during training for several runs {label: metrics rows}.
+def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | None = None, x: str = "tokens"):
+    """Induction formation during training for several runs {label: [MetricsRow, ...]}.
 
     Panels against x (FORMATION_X: tokens, characters of text or minutes): validation loss
     (nats/token against tokens, bits/char otherwise, so different tokenizers compare); the
-    best head's Δ on random and text probes (with its 95% CI on random probes); the in-context gain G.
-    formed_at: {label: metrics row} marks where a run's first head formed.
+    best head's Δ on random and text probes (with its 95% CI on random probes) and the line
+    Δ = threshold; the in-context gain G. formed_at: {label: MetricsRow} marks where a run's
+    first head formed.
     """
     if x not in FORMATION_X:
         raise ValueError(f"x must be one of {', '.join(FORMATION_X)}, got {x!r}")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     for i, (label, metrics) in enumerate(runs.items()):
         c = f"C{i}"
-        scale = chars_per_token(metrics) if x == "chars" else 1.0
-        pos = (lambda m: m["train_s"] / 60) if x == "minutes" else (lambda m: m["tokens"] * scale / 1e6)  # noqa: E731
-        rows = [m for m in metrics if "probe_random_best_delta" in m]
+        scale = metrics[-1].chars_per_token if x == "chars" else 1.0
+        pos = (lambda m: m.train_s / 60) if x == "minutes" else (lambda m: m.tokens * scale / 1e6)  # noqa: E731
+        rows = [m for m in metrics if m.probes]
         t = [pos(m) for m in rows]
-        loss = "val_loss" if x == "tokens" else "val_bpc"
-        axes[0].plot([pos(m) for m in metrics], [m[loss] for m in metrics], color=c, label=label)
-        axes[1].plot(t, [m["probe_random_best_delta"] for m in rows], color=c, label=f"{label}: random probes")
-        axes[1].fill_between(t, [m["probe_random_best_delta_lo"] for m in rows],
-                             [m["probe_random_best_delta_hi"] for m in rows], color=c, alpha=0.2)
-        axes[1].plot(t, [m["probe_text_best_delta"] for m in rows], color=c, ls="--", label=f"{label}: text probes")
-        axes[2].plot(t, [m["probe_random_G"] for m in rows], color=c, label=f"{label}: random probes")
-        axes[2].plot(t, [m["probe_text_G"] for m in rows], color=c, ls="--", label=f"{label}: text probes")
+        rnd = [m.probes["random"] for m in rows]
+        txt = [m.probes["text-val"] for m in rows]
+        axes[0].plot([pos(m) for m in metrics], [m.val_loss if x == "tokens" else m.val_bpc for m in metrics],
+                     color=c, label=label)
+        axes[1].plot(t, [p.best_delta.value.mean for p in rnd], color=c, label=f"{label}: random probes")
+        axes[1].fill_between(t, [p.best_delta.value.lo for p in rnd], [p.best_delta.value.hi for p in rnd],
+                             color=c, alpha=0.2)
+        axes[1].plot(t, [p.best_delta.value.mean for p in txt], color=c, ls="--", label=f"{label}: text probes")
+        axes[2].plot(t, [p.G for p in rnd], color=c, label=f"{label}: random probes")
+        axes[2].plot(t, [p.G for p in txt], color=c, ls="--", label=f"{label}: text probes")
         if formed_at and formed_at.get(label) is not None:
             for ax in axes[1:]:
                 ax.axvline(pos(formed_at[label]), color=c, ls=":", lw=1.2)
     axes[0].set_ylabel("validation loss (nats/token)" if x == "tokens" else "validation bits per character")
     axes[1].set_ylabel("best head's Δ = A(repeat) − A(control)")
-    axes[1].axhline(FORMED_DELTA, color="grey", lw=0.8, ls="-.", label=f"Δ = {FORMED_DELTA} (formed, with CI > 0)")
+    axes[1].axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"Δ = {threshold} (formed, with CI > 0)")
     axes[2].set_ylabel("in-context gain G (nats/token)")
     for ax, name in zip(axes, ("validation loss", "induction score of the best head",
                                "in-context gain (line styles as in the middle panel)")):

@@ -26,6 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def word_vocab_size() -> int:
+    """The word vocabulary of the default corpus, as the 2M and 5.6M presets build it."""
+    from config import PRESETS
+    from corpus import load_corpus
+    from tokenizer import build_tokenizer
+    c, p = load_corpus(PRESETS["2M"].novels), PRESETS["2M"]
+    return build_tokenizer(p.tokenizer, c.train, c.train + c.val, p.vocab_size).vocab_size
+
+
 def matmul_peak(n=2048, reps=10) -> float:
     import torch
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -43,12 +52,13 @@ def one(spec: dict) -> dict:
     """Run one configuration in this process and return its measurements."""
     import torch
 
-    from train import Batches, TrainConfig, make_optimizer
+    from config import run_config
+    from train import Batches, lr_at, make_optimizer, train_step
     from TransformerModel import GPT
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    vocab = 10050  # the word vocabulary of the three default novels
-    cfg = TrainConfig(preset=spec["preset"], batch_size=spec["batch"], block_size=spec.get("block"))
+    vocab = spec["vocab"]
+    cfg = run_config(spec["preset"], batch_size=spec["batch"], block_size=spec["block"])
     model = GPT(cfg.model_config(vocab))
     for b in model.blocks:
         b.attn.explicit_attention = spec.get("explicit", False)
@@ -70,13 +80,9 @@ def one(spec: dict) -> dict:
         step_fn(x, y)[1].backward()
         compile_s = time.perf_counter() - t
 
-    def step():
+    def step():  # the trainer's own step (train.train_step), on the compiled model if asked
         x, y = batches.sample(g, "cpu")
-        _, loss = step_fn(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        train_step(step_fn, opt, x, y, lr_at(100, cfg), cfg.grad_clip)
 
     for _ in range(spec.get("warmup", 2)):
         step()
@@ -128,24 +134,22 @@ def eval_times(model, vocab) -> dict:
     return {"eval_s": eval_s, "scores_s": scores_s, "ablations_s": ablate_s}
 
 
-def profile(preset: str, batch: int, top: int = 12) -> str:
+def profile(preset: str, batch: int, vocab: int, top: int = 12) -> str:
     import torch
     from torch.profiler import ProfilerActivity, profile as tprofile
 
-    from train import Batches, TrainConfig, make_optimizer
+    from config import run_config
+    from train import Batches, lr_at, make_optimizer, train_step
     from TransformerModel import GPT
-    cfg = TrainConfig.for_preset(preset, batch_size=batch)
-    model = GPT(cfg.model_config(10050))
+    cfg = run_config(preset, batch_size=batch)
+    model = GPT(cfg.model_config(vocab))
     opt = make_optimizer(model, cfg, "cpu")
-    batches = Batches(torch.randint(0, 10050, (100_000,)), model.config.block_size, batch)
+    batches = Batches(torch.randint(0, vocab, (100_000,)), model.config.block_size, batch)
     g = torch.Generator().manual_seed(0)
 
     def step():
         x, y = batches.sample(g, "cpu")
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip)
 
     step()
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
@@ -154,15 +158,15 @@ def profile(preset: str, batch: int, top: int = 12) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
-def optimizer_steps(rounds: int = 2, steps: int = 15) -> str:
+def optimizer_steps(vocab: int, rounds: int = 2, steps: int = 15) -> str:
     """AdamW's step alone, fused vs foreach, on the 2M and 5.6M parameter sets (random gradients)."""
     import torch
 
-    from train import TrainConfig
+    from config import run_config
     from TransformerModel import GPT
     lines = []
     for name in ("2M", "5.6M"):
-        model = GPT(TrainConfig.for_preset(name).model_config(10050))
+        model = GPT(run_config(name).model_config(vocab))
         for p in model.parameters():
             p.grad = torch.randn_like(p)
         ms = {}
@@ -182,7 +186,7 @@ def optimizer_steps(rounds: int = 2, steps: int = 15) -> str:
 
 
 VARIANTS = [
-    # (label, spec); the first row of each preset is the default recipe (train.RECIPES)
+    # (label, spec); the first row of each preset is the preset itself (config.PRESETS)
     ("default: recipe batch, fused attention, fused AdamW", {}),
     ("original study's batch 32 x context 128", {"batch": 32, "block": 128}),
     ("batch 4 x context 128 (same tokens per step)", {"batch": 4, "block": 128}),
@@ -205,23 +209,24 @@ def main():
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
         return
+    vocab = word_vocab_size()
     if args.optimizer:
-        print(optimizer_steps())
+        print(optimizer_steps(vocab))
         return
     import torch
     peak = matmul_peak()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; measured fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s\n")
     variants = VARIANTS[:1] if args.quick else VARIANTS
-    from train import RECIPES
+    from config import PRESETS
     runs = {}  # (preset, variant index) -> one measurement per round
     # Rounds interleave the variants, so a slow spell of a shared machine hits all of them
     # rather than one; each row reports the median round and the range.
     for rnd in range(args.repeats):
         for preset in ("2M", "5.6M"):
-            recipe = RECIPES[preset]
+            recipe = PRESETS[preset]
             for i, (label, extra) in enumerate(variants):
-                spec = {"preset": preset, "batch": recipe["batch_size"], "block": recipe["block_size"],
+                spec = {"preset": preset, "batch": recipe.batch_size, "block": recipe.block_size, "vocab": vocab,
                         "eval": i == 0 and rnd == 0, "steps": 5 if args.quick else 10, "label": label, **extra}
                 r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
                 if r.returncode:
@@ -268,7 +273,7 @@ def main():
         Path(args.json).write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=1))
     if args.profile:
         print("\ntorch.profiler, 2M, 3 training steps:\n")
-        print(profile("2M", RECIPES["2M"]["batch_size"]))
+        print(profile("2M", PRESETS["2M"].batch_size, vocab))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny char model trained for 300 steps; shared by the study and notebook tests."""
-    from train import TrainConfig, train
+    from config import run_config
+    from train import train
     out = tmp_path_factory.mktemp("tiny")
-    cfg = TrainConfig(preset="tiny", max_steps=300, batch_size=16, lr=3e-3, eval_interval=100, eval_batches=4,
-                      out_dir=str(out))
+    cfg = run_config("tiny", eval_batches=4, out_dir=str(out))
     return train(cfg, progress=False, plots_dir=out / "plots")

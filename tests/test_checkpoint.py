@@ -103,3 +103,32 @@ def test_mismatched_config_or_vocabulary_is_named(saved):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="invalid config or tokenizer"):
         load_model(path)
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda t: t * float("nan"), "holds NaN or infinity; the run diverged"),
+    (lambda t: t.double(), "is torch.float64, but MiniGPT checkpoints hold float32"),
+    (lambda t: t.to(torch.complex64), "is torch.complex64, but"),
+])
+def test_non_finite_or_foreign_dtype_weights_are_refused(saved, damage, match):
+    path, _, _ = saved
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["model"]["wte.weight"] = damage(ckpt["model"]["wte.weight"])
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="weight wte.weight " + match):
+        load_model(path)
+
+
+def test_typed_records_round_trip_and_refuse_nan(tmp_path):
+    import numpy as np
+
+    from checkpoint import from_plain, read_json, write_json
+    from induction import Estimate, HeadScores, HeadValue
+    scores = HeadScores(np.eye(2), np.eye(2) - 0.1, np.eye(2) + 0.1)
+    heads = [HeadValue(1, 0, Estimate(0.5, 0.4, 0.6))]
+    data = read_json(write_json(tmp_path / "s.json", {"a": scores, "b": heads}))
+    assert np.array_equal(from_plain(HeadScores, data["a"]).lo, np.eye(2) - 0.1)
+    assert from_plain(list[HeadValue], data["b"]) == heads and str(heads[0]) == "L1H0 0.500 [0.400, 0.600]"
+    with pytest.raises(ValueError, match="Out of range float"):
+        write_json(tmp_path / "nan.json", {"x": float("nan")})
+    assert not (tmp_path / "nan.json").exists()

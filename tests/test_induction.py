@@ -58,15 +58,18 @@ def test_probe_alphabet_drops_specials_and_frequency_tails():
 
 def test_scores_find_exactly_the_handbuilt_heads(model, probes):
     s = ind.head_scores(model, probes)
-    delta, prev = np.array(s["delta"]["mean"]), np.array(s["prev_token"]["mean"])
-    assert delta[1, 0] > 0.9 and s["delta"]["lo"][1][0] > 0.9
+    delta, prev = s.delta.mean, s.prev_token.mean
+    assert delta[1, 0] > 0.9 and s.delta.lo[1, 0] > 0.9
+    best = s.delta.best()
+    assert (best.layer, best.head) == (1, 0) and str(best).startswith("L1H0 0.9")
+    assert [(hv.layer, hv.head) for hv in s.delta.passing(0.1)] == [(1, 0)]
     mask = np.ones_like(delta, bool)
     mask[1, 0] = False
     assert np.abs(delta[mask]).max() < 0.02
     assert prev[0, 0] > 0.99 and np.delete(prev.ravel(), 0).max() < 0.2
-    assert s["G"]["mean"] > 5 and s["G"]["lo"] > 5
-    assert s["chance"]["induction"] == pytest.approx(np.mean([1 / (q + 1) for q in range(S, 4 * S)]))
-    pm = np.array(s["prefix_match"]["mean"])  # the latest copy is one of the copies prefix matching counts
+    assert s.G.mean > 5 and s.G.lo > 5 and s.G.clears(5)
+    assert s.chance.induction == pytest.approx(np.mean([1 / (q + 1) for q in range(S, 4 * S)]))
+    pm = s.prefix_match.mean  # the latest copy is one of the copies prefix matching counts
     assert pm[1, 0] > 0.9 and np.abs(pm[mask]).max() < 0.02
 
 
@@ -109,7 +112,7 @@ def test_k_composition_sees_the_circuit(model):
 
 def _manual_run(model, idx, layer, head, value, S=6):
     """One unbatched full forward pass with one head replaced: per-position loss and induction scores."""
-    def hook(z, name):
+    def hook(z, hook):
         z = z.clone()
         z[:, :, head] = value
         return z
@@ -161,7 +164,21 @@ def test_bootstrap_ci_covers_the_mean():
 
 def test_study_parameters_of_the_wrong_type_are_explained():
     import study
-    with pytest.raises(TypeError, match="study parameter S must be int, got '16' \\(str\\)"):
+    from config import ConfigError
+    with pytest.raises(ConfigError, match="StudyConfig.S must be int, got '16' \\(str\\)"):
         study.StudyConfig(checkpoint="x.pt", S="16")
-    with pytest.raises(ValueError, match="primary must be 'random' or 'text-val'"):
+    with pytest.raises(ConfigError, match="primary must be 'random' or 'text-val'"):
         study.StudyConfig(checkpoint="x.pt", primary="text")
+
+
+def test_study_cli_has_a_flag_and_one_default_per_config_field(monkeypatch):
+    import dataclasses
+    import study
+    seen = {}
+    monkeypatch.setattr(study, "run", lambda cfg: seen.setdefault("cfg", cfg) and (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(SystemExit):
+        study.main(["x.pt", "--n-prompts", "7", "--out-json", "o.json"])
+    cfg = seen["cfg"]
+    assert cfg.checkpoint == "x.pt" and cfg.n_prompts == 7 and cfg.out_json == "o.json"
+    defaults = study.StudyConfig(checkpoint="x.pt", n_prompts=7, out_json="o.json")
+    assert dataclasses.asdict(cfg) == dataclasses.asdict(defaults)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from TransformerModel import GPT, PRESETS, GPTConfig, preset
+from config import PRESETS, ConfigError, preset_table, run_config
+from TransformerModel import GPT, GPTConfig
 
 
 def small(**kw):
@@ -36,7 +37,7 @@ def test_fused_and_explicit_attention_agree():
 def test_hook_points_have_documented_shapes():
     model = small()
     B, T, C, H, D = 2, 10, 32, 4, 8
-    names = {"hook_embed": (B, T, C), "hook_pos_embed": (T, C), "blocks.0.hook_resid_pre": (B, T, C),
+    names = {"hook_embed": (B, T, C), "hook_pos_embed": (B, T, C), "blocks.0.hook_resid_pre": (B, T, C),
              "blocks.1.hook_resid_post": (B, T, C), "blocks.0.hook_attn_out": (B, T, C),
              "blocks.0.hook_mlp_out": (B, T, C), "blocks.1.hook_resid_mid": (B, T, C),
              "blocks.0.attn.hook_q": (B, T, H, D), "blocks.0.attn.hook_k": (B, T, H, D),
@@ -49,6 +50,17 @@ def test_hook_points_have_documented_shapes():
     pattern = cache["blocks.1.attn.hook_pattern"]
     assert torch.allclose(pattern.sum(-1), torch.ones(B, H, T))
     assert (pattern.triu(1) == 0).all()
+    scores = cache["blocks.1.attn.hook_attn_scores"]  # after the causal mask, as in TransformerLens
+    assert torch.isinf(scores.triu(1)[scores.triu(1) != 0]).all() and torch.isfinite(scores.tril()).all()
+
+
+def test_a_hook_receives_its_hook_point():
+    model = small()
+    seen = []
+    with model.hooks([(f"blocks.{l}.attn.hook_z", lambda z, hook: seen.append((hook.name, hook.layer)))
+                      for l in range(2)] + [("ln_final.hook_normalized", lambda x, hook: seen.append((hook.name, hook.layer)))]):
+        model(torch.randint(0, 50, (1, 5)))
+    assert seen == [("blocks.0.attn.hook_z", 0), ("blocks.1.attn.hook_z", 1), ("ln_final.hook_normalized", None)]
 
 
 def test_editing_a_hook_changes_the_output_and_hooks_are_removed():
@@ -56,7 +68,7 @@ def test_editing_a_hook_changes_the_output_and_hooks_are_removed():
     x = torch.randint(0, 50, (2, 12))
     base, _ = model(x)
 
-    def zero_head(z, name):
+    def zero_head(z, hook):
         z = z.clone()
         z[:, :, 1] = 0
         return z
@@ -94,9 +106,11 @@ def test_config_validation(kw, match):
         GPTConfig(**args)
 
 
-def test_unknown_preset():
-    with pytest.raises(ValueError, match="unknown preset 'huge'; choose one of tiny, 2M"):
-        preset("huge")
+def test_unknown_preset_and_field():
+    with pytest.raises(ConfigError, match="unknown preset 'huge'; choose one of tiny, 2M"):
+        run_config("huge")
+    with pytest.raises(ConfigError, match="unknown RunConfig field.* max_step;"):
+        run_config("2M", max_step=5)
 
 
 def test_input_longer_than_context_is_an_error_but_generation_crops():
@@ -119,19 +133,17 @@ def test_init_and_parameter_counts():
     # vocabulary; ours differ only by LayerNorm parameters (2,048 / 4,096: one LayerNorm
     # per block more than the original's layout)
     for name, expected in (("2M", 2_008_064), ("5.6M", 5_588_992)):
-        arch = {k: v for k, v in PRESETS[name].items() if k != "tokenizer"}
-        n = GPT(GPTConfig(vocab_size=9378, **arch)).num_params()
-        assert 0 < n - expected <= 16 * arch["n_embd"], (name, n)
+        cfg = run_config(name, block_size=128)  # the original's context
+        n = GPT(cfg.model_config(9378)).num_params()
+        assert 0 < n - expected <= 16 * cfg.n_embd, (name, n)
     x, y = torch.randint(0, 50, (2, 1, 16))
     logits, loss = model(x, y)
     assert abs(loss.item() - math.log(50)) < 0.2  # near-uniform at init
 
 
-def test_readme_preset_table_matches_the_code():
+def test_readme_preset_table_is_the_one_the_code_prints():
     from pathlib import Path
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for name, arch in PRESETS.items():
-        arch = dict(arch)
-        vocab = 80 if arch.pop("tokenizer") == "char" else 10050
-        n = GPT(GPTConfig(vocab_size=vocab, **arch)).num_params()
-        assert f"| `{name}` |" in readme and f"| {n:,} |" in readme, name
+    assert preset_table() in readme, "README's preset table is stale: paste the output of `python config.py`"
+    assert set(PRESETS) == {"tiny", "2M", "5.6M", "char-2M", "char-5.6M"}
+

@@ -1,5 +1,4 @@
 import math
-import os
 import random
 import signal
 import subprocess
@@ -14,7 +13,8 @@ import torch
 import train as train_mod
 from checkpoint import load_checkpoint, load_model
 from corpus import load_corpus
-from train import TrainConfig, TrainingError, lr_at, train
+from config import ConfigError, run_config
+from train import TrainingError, lr_at, read_metrics, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2)
@@ -22,53 +22,53 @@ TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2)
 
 def test_tiny_model_beats_the_unigram_baseline(tiny_run):
     c = load_corpus()
-    tok = tiny_run["tokenizer"]
+    tok = tiny_run.tokenizer
     counts = Counter(tok.encode(c.train))
     total = sum(counts.values())
     val = tok.encode(c.val)
     unigram = -sum(math.log(counts[i] / total) for i in val) / len(val)  # cross-entropy of unigram model
-    final = tiny_run["metrics"][-1]
-    assert final["step"] == 300
-    assert final["val_loss"] < unigram - 0.4, (final["val_loss"], unigram)
-    assert final["val_bpc"] == pytest.approx(final["val_loss"] / math.log(2), rel=1e-6)  # 1 char = 1 token
-    assert tiny_run["loss_curve"].exists() and tiny_run["sample"].startswith("it is a truth")
-    assert (Path(tiny_run["latest"]).parent / "metrics.json").exists()
+    final = tiny_run.metrics[-1]
+    assert final.step == 300
+    assert final.val_loss < unigram - 0.4, (final.val_loss, unigram)
+    assert final.val_bpc == pytest.approx(final.val_loss / math.log(2), rel=1e-6)  # 1 char = 1 token
+    assert tiny_run.loss_curve.exists() and tiny_run.sample.startswith("it is a truth")
+    assert read_metrics(tiny_run.latest.parent) == tiny_run.metrics
 
 
 def test_lr_schedule_warms_up_then_decays_to_min_lr():
-    cfg = TrainConfig(preset="tiny", lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
+    cfg = run_config("tiny", lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
     assert lr_at(0, cfg) == pytest.approx(1e-4) and lr_at(9, cfg) == pytest.approx(1e-3)
     assert lr_at(60, cfg) == pytest.approx(5.5e-4) and lr_at(110, cfg) == pytest.approx(1e-4)
 
 
 def test_same_seed_same_loss_curve(tmp_path):
-    runs = [train(TrainConfig(**TINY, max_steps=30, eval_interval=10, out_dir=str(tmp_path / f"r{i}")),
+    runs = [train(run_config(**TINY, max_steps=30, eval_interval=10, out_dir=str(tmp_path / f"r{i}")),
                   progress=False, sample_prompt=None, plots_dir=None) for i in range(2)]
-    strip = lambda ms: [(m["train_loss"], m["val_loss"]) for m in ms]  # noqa: E731
-    assert strip(runs[0]["metrics"]) == strip(runs[1]["metrics"])
+    strip = lambda ms: [(m.train_loss, m.val_loss) for m in ms]  # noqa: E731
+    assert strip(runs[0].metrics) == strip(runs[1].metrics)
 
 
 def test_resumed_run_ends_with_identical_weights(tmp_path):
     # constant lr after warmup, so stopping at 20 and extending to 40 is the same recipe
     kw = dict(TINY, min_lr=3e-3, warmup_steps=5, eval_interval=10, repeat_frac=0.3, dropout=0.1)
-    full = train(TrainConfig(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False,
+    full = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False,
                  sample_prompt=None, plots_dir=None)
-    train(TrainConfig(**kw, max_steps=20, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
+    train(run_config(**kw, max_steps=20, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
           plots_dir=None)
-    resumed = train(TrainConfig(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
+    resumed = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
                     sample_prompt=None, plots_dir=None)
-    a, b = full["model"].state_dict(), resumed["model"].state_dict()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [m["val_loss"] for m in full["metrics"]] == [m["val_loss"] for m in resumed["metrics"]]
+    assert [m.val_loss for m in full.metrics] == [m.val_loss for m in resumed.metrics]
 
 
 def test_existing_run_is_never_overwritten_silently(tmp_path):
-    cfg = TrainConfig(**TINY, max_steps=5, eval_interval=5, out_dir=str(tmp_path))
+    cfg = run_config(**TINY, max_steps=5, eval_interval=5, out_dir=str(tmp_path))
     train(cfg, progress=False, sample_prompt=None, plots_dir=None)
     with pytest.raises(TrainingError, match="already holds a run .* --resume .* --overwrite"):
         train(cfg, progress=False, sample_prompt=None, plots_dir=None)
-    changed = TrainConfig(**dict(TINY, lr=1e-3), max_steps=5, eval_interval=5, out_dir=str(tmp_path))
-    with pytest.raises(Exception, match=r"recipe differs \(lr: 0.003 -> 0.001\)"):
+    changed = run_config(**dict(TINY, lr=1e-3), max_steps=5, eval_interval=5, out_dir=str(tmp_path))
+    with pytest.raises(Exception, match=r"settings differ \(lr: 0.003 -> 0.001\)"):
         train(changed, resume=True, progress=False, sample_prompt=None, plots_dir=None)
 
 
@@ -77,7 +77,7 @@ def test_unwritable_output_directory_fails_before_training(tmp_path):
     blocker.write_text("")
     t0 = time.perf_counter()
     with pytest.raises(TrainingError, match="cannot write checkpoints to .*a-file/run"):
-        train(TrainConfig(**TINY, max_steps=5, out_dir=str(blocker / "run")), progress=False)
+        train(run_config(**TINY, max_steps=5, out_dir=str(blocker / "run")), progress=False)
     assert time.perf_counter() - t0 < 1.0  # reported before the corpus is even loaded
 
 
@@ -95,7 +95,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     monkeypatch.setattr(TransformerModel.F, "cross_entropy", flaky)
     with pytest.raises(TrainingError, match=r"loss became nan at step \d+ \(training batch\); training stopped. The last good "
                                             r"checkpoint is .*latest.pt \(step 10\)"):
-        train(TrainConfig(**TINY, max_steps=50, eval_interval=10, out_dir=str(tmp_path)), progress=False)
+        train(run_config(**TINY, max_steps=50, eval_interval=10, out_dir=str(tmp_path)), progress=False)
     model, _, ckpt = load_model(tmp_path / "latest.pt")
     assert ckpt["step"] == 10 and all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -125,7 +125,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
+    assert proc.returncode == 130, out  # an interrupted run is not a success: `train && study` stops
     assert "interrupted at step" in out
     step = load_checkpoint(latest)["step"]
     assert 0 < step < 1000  # saved at the interruption, not at a save interval
@@ -169,28 +169,71 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
 
 
 def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
-    import json
+    import dataclasses
 
     import utils
-    from induction import formation_row
-    res = train(TrainConfig(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
+    from induction import Estimate, HeadValue, first_formed
+    res = train(run_config(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
                 progress=False, sample_prompt=None, plots_dir=None)
-    rows = json.loads((tmp_path / "metrics.json").read_text())
-    assert [r["step"] for r in rows] == [0, 10, 20] == [r["step"] for r in res["metrics"]]
+    rows = read_metrics(tmp_path)
+    assert [r.step for r in rows] == [0, 10, 20] == [r.step for r in res.metrics]
     for r in rows:
-        for kind in ("random", "text"):
-            assert r[f"probe_{kind}_best_delta_lo"] <= r[f"probe_{kind}_best_delta"] <= r[f"probe_{kind}_best_delta_hi"]
-            assert len(r[f"probe_{kind}_delta"]) == 2  # layers x heads grid
-    assert formation_row(rows) is None  # a 20-step model has no induction head
-    fake = [dict(rows[0], probe_random_best_delta=0.35, probe_random_best_delta_lo=0.31)]
-    assert formation_row(rows + fake) is fake[0]
-    assert all(r["probe_random_best_prefix_match_lo"] <= r["probe_random_best_prefix_match"] for r in rows)
-    spread = [dict(rows[0], probe_random_best_prefix_match=0.5, probe_random_best_prefix_match_lo=0.45)]
-    assert formation_row(rows + spread) is None and formation_row(rows + spread, score="prefix_match") is spread[0]
-    assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t").exists()
+        assert set(r.probes) == {"text-val", "random"}  # the study's names for the same probe sets
+        for log in r.probes.values():
+            v = log.best_delta.value
+            assert v.lo <= v.mean <= v.hi and log.delta.shape == (2, 2)  # layers x heads
+            assert log.best_prefix_match.value.lo <= log.best_prefix_match.value.mean
+    assert first_formed(rows) is None  # a 20-step model has no induction head
+    formed = HeadValue(1, 0, Estimate(0.35, 0.31, 0.4))
+    fake = dataclasses.replace(rows[0], probes={**rows[0].probes, "random": dataclasses.replace(
+        rows[0].probes["random"], best_delta=formed)})
+    assert first_formed(rows + [fake]) is fake
+    spread = dataclasses.replace(rows[0], probes={**rows[0].probes, "random": dataclasses.replace(
+        rows[0].probes["random"], best_prefix_match=formed)})
+    assert first_formed(rows + [spread]) is None and first_formed(rows + [spread], score="prefix_match") is spread
+    assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t", 0.3).exists()
     # characters of text per token, recovered from the logged loss and bits/char: the tiny char model's is 1
-    assert abs(utils.chars_per_token(rows) - 1.0) < 1e-9
+    assert abs(rows[-1].chars_per_token - 1.0) < 1e-9
     for x in ("chars", "minutes"):
-        assert utils.plot_formation({"tiny": rows}, tmp_path / f"{x}.png", "t", {"tiny": rows[1]}, x=x).exists()
+        assert utils.plot_formation({"tiny": rows}, tmp_path / f"{x}.png", "t", 0.3, {"tiny": rows[1]}, x=x).exists()
     with pytest.raises(ValueError, match="x must be one of tokens, chars, minutes"):
-        utils.plot_formation({"tiny": rows}, tmp_path / "bad.png", "t", x="steps")
+        utils.plot_formation({"tiny": rows}, tmp_path / "bad.png", "t", 0.3, x="steps")
+
+
+def test_every_preset_is_a_complete_run_and_the_cli_derives_from_it():
+    import dataclasses
+
+    from config import PRESETS, RunConfig
+    for name, cfg in PRESETS.items():
+        assert cfg.preset == name and isinstance(cfg, RunConfig)
+    with pytest.raises(TypeError, match="missing .* required"):
+        RunConfig("x", tokenizer="word")  # a preset without a recipe cannot exist
+    cfg, _ = train_mod.parse_args(["--preset", "5.6M", "--max-steps", "7", "--novels", "emma"])
+    assert cfg == dataclasses.replace(PRESETS["5.6M"], max_steps=7, novels=("emma",))
+    assert train_mod.parse_args([])[0] == PRESETS["2M"]
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(max_steps="100"), r"RunConfig.max_steps must be int, got '100' \(str\)"),
+    (dict(grad_clip=-1.0), "grad_clip must be > 0"),
+    (dict(grad_clip=0), "grad_clip must be > 0"),
+    (dict(weight_decay=-1), "weight_decay must be >= 0"),
+    (dict(vocab_size=1), "vocab_size must be at least 2"),
+    (dict(out_dir=""), "out_dir must not be empty"),
+    (dict(repeat_frac=1.5), r"repeat_frac must be in \[0, 1\]"),
+    (dict(device="tpu"), "device must be one of auto, cpu, cuda, mps"),
+])
+def test_bad_run_settings_are_named_with_their_range(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        run_config("2M", **kw)
+    with pytest.raises(ConfigError, match="vocab_size must be None for the char tokenizer"):
+        run_config("tiny", vocab_size=100)
+
+
+def test_a_directory_with_a_runs_files_but_no_latest_is_never_overwritten(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"weights of a finished run")
+    (tmp_path / "metrics.json").write_text("[]")
+    for resume in (False, True):
+        with pytest.raises(TrainingError, match="holds best.pt and metrics.json of a run but no resumable latest.pt"):
+            train(run_config(**TINY, max_steps=5, out_dir=str(tmp_path)), resume=resume, progress=False)
+    assert (tmp_path / "best.pt").read_bytes() == b"weights of a finished run"

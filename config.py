@@ -1,0 +1,244 @@
+"""Run configuration: the presets, each a complete run, and the command lines built from dataclasses.
+
+    from config import run_config
+    cfg = run_config("2M")                          # the 2M preset exactly as `make run` trains it
+    cfg = run_config("2M", max_steps=20000)         # the same run, longer
+
+A preset fixes everything a run depends on: tokenizer, architecture and training recipe.
+`run_config` is the only constructor; the command line, both notebooks, the Makefile,
+bench and tests all go through it, and every checkpoint stores the RunConfig it was
+trained with. `python config.py` prints the README's preset table.
+"""
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+TOKENIZERS = ("word", "char", "bpe")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or of the wrong type."""
+
+
+def doc(help: str, default=MISSING):
+    """A dataclass field with its help text (shown by --help)."""
+    return field(default=default, metadata={"help": help})
+
+
+def _base_type(t):
+    """int | None -> int; tuple[str, ...] -> tuple; int -> int."""
+    if isinstance(t, types.UnionType):
+        return next(a for a in typing.get_args(t) if a is not type(None))
+    return typing.get_origin(t) or t
+
+
+def check_types(obj):
+    """Check every field of a dataclass instance against its annotation (real types, not strings).
+
+    Catches e.g. a notebook parameter given as "300" instead of 300; an int is accepted for a float
+    and a list for a tuple, and converted.
+    """
+    for f in fields(obj):
+        v, t = getattr(obj, f.name), f.type
+        optional = isinstance(t, types.UnionType) and type(None) in typing.get_args(t)
+        base = _base_type(t)
+        if v is None and optional:
+            continue
+        if base is float and isinstance(v, int) and not isinstance(v, bool):
+            object.__setattr__(obj, f.name, float(v))
+            continue
+        if base is tuple and isinstance(v, list):
+            object.__setattr__(obj, f.name, v := tuple(v))
+        if isinstance(v, Path) and base is str:
+            object.__setattr__(obj, f.name, v := str(v))
+        if not isinstance(v, base) or (isinstance(v, bool) and base is not bool):
+            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {base.__name__}"
+                              f"{' or None' if optional else ''}, got {v!r} ({type(v).__name__})")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    preset: str = doc("the preset this run started from (names the run: MiniGPT-<preset>)")
+    # data and tokens
+    tokenizer: str = doc("word (the original study's), char or bpe")
+    vocab_size: int | None = doc("word: keep the most frequent words; bpe: vocabulary size; char: must be None")
+    novels: tuple[str, ...] = doc("novels to train on (Data/<name>.txt)")
+    # architecture (GPTConfig; vocab_size comes from the tokenizer)
+    n_layer: int = doc("transformer blocks")
+    n_head: int = doc("attention heads per block")
+    n_embd: int = doc("residual stream width")
+    block_size: int = doc("context length in tokens")
+    dropout: float = doc("dropout probability")
+    # training recipe
+    batch_size: int = doc("sequences per optimizer step")
+    max_steps: int = doc("optimizer steps")
+    lr: float = doc("peak learning rate (linear warmup, then cosine decay to min_lr at max_steps)")
+    min_lr: float = doc("final learning rate")
+    warmup_steps: int = doc("linear warmup steps")
+    weight_decay: float = doc("AdamW weight decay, on 2-D weights only")
+    beta2: float = doc("AdamW beta2")
+    grad_clip: float = doc("clip the gradient's global norm to this")
+    repeat_frac: float = doc("fraction of training windows made periodic (train.Batches)")
+    seed: int = doc("seed of the initialisation, the batches and the evaluation windows")
+    # logging
+    eval_interval: int = doc("steps between evaluations (metrics.json, best.pt)")
+    eval_batches: int = doc("batches of fixed windows per evaluation")
+    save_interval: int | None = doc("steps between resumable checkpoints (None: eval_interval)")
+    probe_interval: int = doc("steps between induction probes logged to metrics.json (0: never)")
+    # where (not part of the run's identity)
+    out_dir: str | None = doc("output directory (None: checkpoints/MiniGPT-<preset>)", None)
+    device: str = doc("auto, cpu, cuda or mps", "auto")
+
+    def __post_init__(self):
+        check_types(self)
+        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_steps", "eval_interval",
+                    "eval_batches")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"RunConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"RunConfig.tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
+        if self.tokenizer == "char" and self.vocab_size is not None:
+            raise ConfigError("RunConfig.vocab_size must be None for the char tokenizer (its vocabulary is the "
+                              f"corpus's characters), got {self.vocab_size!r}")
+        if self.vocab_size is not None and self.vocab_size < 2:
+            raise ConfigError(f"RunConfig.vocab_size must be at least 2 (or None), got {self.vocab_size!r}")
+        if not 0 <= self.repeat_frac <= 1:
+            raise ConfigError(f"RunConfig.repeat_frac must be in [0, 1], got {self.repeat_frac!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"RunConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
+            raise ConfigError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr!r}, min_lr={self.min_lr!r}")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"RunConfig.grad_clip must be > 0, got {self.grad_clip!r}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"RunConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.beta2 < 1:
+            raise ConfigError(f"RunConfig.beta2 must be in [0, 1), got {self.beta2!r}")
+        if self.warmup_steps < 0 or self.probe_interval < 0 or (self.save_interval or 1) < 1:
+            raise ConfigError("warmup_steps and probe_interval must be >= 0 and save_interval >= 1, got "
+                              f"{self.warmup_steps!r}, {self.probe_interval!r}, {self.save_interval!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.out_dir == "":
+            raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/MiniGPT-<preset>")
+        if self.device not in DEVICES:
+            raise ConfigError(f"RunConfig.device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+    @property
+    def name(self) -> str:
+        return f"MiniGPT-{self.preset}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else ROOT / "checkpoints" / self.name
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.block_size
+
+    def identity(self) -> dict:
+        """The fields that define the run: resuming requires them to match (max_steps may grow)."""
+        logging_only = ("max_steps", "eval_interval", "save_interval", "probe_interval", "out_dir", "device")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in logging_only}
+
+    def model_config(self, vocab_size: int):
+        from TransformerModel import GPTConfig
+        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
+                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout)
+
+
+# The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
+# (results/README.md, "The recipe").
+_WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, dropout=0.0)
+_CHAR = dict(_WORD, tokenizer="char")
+_ADAMW = dict(weight_decay=0.1, beta2=0.99, grad_clip=1.0, seed=1337, eval_batches=8, save_interval=None)
+_REPEATS = dict(_ADAMW, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, repeat_frac=0.5,
+                eval_interval=500, probe_interval=500)
+
+PRESETS = {
+    "tiny": RunConfig("tiny", **_CHAR, n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,
+                      max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=100, repeat_frac=0.0, eval_interval=100,
+                      probe_interval=0),
+    # the original study's two models (d_model 128 / 256, 4 blocks, 4 heads)
+    "2M": RunConfig("2M", **_WORD, n_layer=4, n_head=4, n_embd=128, **_REPEATS, max_steps=10000),
+    "5.6M": RunConfig("5.6M", **_WORD, n_layer=4, n_head=4, n_embd=256, **_REPEATS, max_steps=6000),
+    # characters at about the same parameter counts
+    "char-2M": RunConfig("char-2M", **_CHAR, n_layer=4, n_head=4, n_embd=200, **_REPEATS, max_steps=10000),
+    "char-5.6M": RunConfig("char-5.6M", **_CHAR, n_layer=4, n_head=4, n_embd=340, **_REPEATS, max_steps=6000),
+}
+
+
+def run_config(preset: str = "2M", **overrides) -> RunConfig:
+    """The preset's complete run, with any field overridden; an override of None keeps the preset's value."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(RunConfig)})
+    if unknown:
+        raise ConfigError(f"unknown RunConfig field(s) {', '.join(unknown)}; the fields are "
+                          f"{', '.join(f.name for f in fields(RunConfig))}")
+    return dataclasses.replace(PRESETS[preset], **overrides)
+
+
+# ---- command lines from dataclasses ------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser, cls, positional=(), defaults_from=None):
+    """One flag per field of dataclass `cls`, typed from its annotation, helped from its doc().
+
+    defaults_from: a description of where unset values come from (the flag's default is then None);
+    otherwise the field's own default is the flag's default.
+    """
+    for f in fields(cls):
+        base = _base_type(f.type)
+        kw = dict(help=f.metadata.get("help", ""))
+        if base is tuple:
+            kw.update(nargs="+")
+        elif base is bool:
+            kw.update(type=lambda s: {"true": True, "false": False}[s.lower()])
+        else:
+            kw.update(type=base)
+        if f.name in positional:
+            parser.add_argument(f.name, **kw)
+            continue
+        if defaults_from:
+            kw.update(default=None, help=f"{kw['help']} (default: {defaults_from})")
+        elif f.default is not MISSING:
+            kw.update(default=f.default, help=f"{kw['help']} (default: {f.default})")
+        else:
+            kw.update(required=True)
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kw)
+
+
+def given(args: argparse.Namespace, cls) -> dict:
+    """The fields of `cls` that were set on the command line (for defaults_from parsers: not None)."""
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+
+# ---- the README's preset table -----------------------------------------------------------------
+
+def preset_table() -> str:
+    """Markdown table of what `make run PRESET=...` trains (vocabulary from the default corpus)."""
+    from corpus import load_corpus
+    from tokenizer import build_tokenizer
+    from TransformerModel import GPT
+    corpus = load_corpus(DEFAULT_NOVELS)
+    rows = ["| preset | tokenizer | layers | heads | n_embd | context | parameters | batch × context | steps "
+            "| tokens | lr | repeats |", "|---" * 12 + "|"]
+    for name, c in PRESETS.items():
+        tok = build_tokenizer(c.tokenizer, corpus.train, corpus.train + corpus.val, c.vocab_size)
+        n = GPT(c.model_config(tok.vocab_size)).num_params()
+        rows.append(f"| `{name}` | {c.tokenizer} ({tok.vocab_size:,}) | {c.n_layer} | {c.n_head} | {c.n_embd} | "
+                    f"{c.block_size} | {n:,} | {c.batch_size} × {c.block_size} | {c.max_steps:,} | "
+                    f"{c.max_steps * c.tokens_per_step / 1e6:.2f}M | {c.lr:g} | {c.repeat_frac:g} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(preset_table())
