@@ -79,8 +79,6 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
-        mask = torch.tril(torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool))
-        self.register_buffer("mask", mask.view(1, 1, cfg.block_size, cfg.block_size), persistent=False)
         self.explicit_attention = False  # force the explicit path (e.g. for benchmarks)
         for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
             setattr(self, name, HookPoint())
@@ -95,7 +93,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         if self.needs_pattern():
             scores = (q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B, H, T, T)
-            scores = self.hook_attn_scores(scores.masked_fill(~self.mask[:, :, :T, :T], float("-inf")))
+            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # the explicit mask: key <= query
+            scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
             pattern = self.hook_pattern(F.softmax(scores, dim=-1))
             z = self.attn_dropout(pattern) @ v  # (B, H, T, D)
         else:

@@ -73,12 +73,23 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Read and validate a checkpoint dict; never executes code from the file."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `python train.py` "
                               f"or pass the path of an existing .pt file")
-    try:  # torch does not verify the zip's CRCs, so a flipped bit would load silently
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a directory?); pass the path of a .pt file")
+    try:
         with zipfile.ZipFile(path) as z:
-            bad = z.testzip()
+            # torch.save stores entries uncompressed: a compressed entry could inflate far beyond the file's size
+            # (a zip bomb), so refuse it, and any declared size the file cannot hold, before reading anything
+            entries = z.infolist()
+            packed = [i.filename for i in entries if i.compress_type != zipfile.ZIP_STORED]
+            if packed:
+                raise CheckpointError(f"{path} holds compressed entries ({packed[0]}), which torch.save never "
+                                      f"writes; refusing to inflate them. Only load checkpoints written by this project.")
+            if sum(i.file_size for i in entries) > path.stat().st_size:
+                raise CheckpointError(f"{path} declares more data than the file holds; it is corrupt or crafted")
+            bad = z.testzip()  # torch does not verify the zip's CRCs, so a flipped bit would load silently
     except (zipfile.BadZipFile, OSError) as e:
         raise CheckpointError(f"{path} is truncated, corrupt or not a PyTorch checkpoint ({e}); "
                               f"use another checkpoint, e.g. best.pt instead of latest.pt") from None
@@ -139,7 +150,8 @@ def load_model(path, device="cpu", expect_config: dict | None = None, expect_tok
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit its config: {str(e).splitlines()[0]}") from None
+        detail = " ".join(str(e).split())[:600]  # torch's message spans lines; keep what names the weights
+        raise CheckpointError(f"{path}: weights do not fit its config ({detail})") from None
     return model.to(device).eval(), tok, ckpt
 
 

@@ -121,6 +121,8 @@ class RunConfig:
             raise ConfigError(f"RunConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.beta2 < 1:
             raise ConfigError(f"RunConfig.beta2 must be in [0, 1), got {self.beta2!r}")
+        if self.seed < 0:
+            raise ConfigError(f"RunConfig.seed must be >= 0, got {self.seed!r}")
         if self.warmup_steps < 0 or self.probe_interval < 0 or (self.save_interval or 1) < 1:
             raise ConfigError("warmup_steps and probe_interval must be >= 0 and save_interval >= 1, got "
                               f"{self.warmup_steps!r}, {self.probe_interval!r}, {self.save_interval!r}")

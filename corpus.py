@@ -44,20 +44,38 @@ def read_novel(name: str, data_dir: Path = DATA_DIR) -> str:
     if not manifest_path.is_file():
         raise CorpusError(f"{manifest_path} is missing; restore it with `git checkout {MANIFEST.name}` "
                           f"in {data_dir} or rebuild with `{REBUILD} --all`")
-    expected = json.loads(manifest_path.read_text()).get(path.name)
+    expected = read_manifest(manifest_path).get(path.name)
     if expected is None:
         raise CorpusError(f"{path.name} is not listed in {manifest_path}; rebuild with `{rebuild}`")
-    raw = path.read_bytes()
-    if not raw:
+    size = path.stat().st_size  # checked before reading, so a huge file is never read whole
+    if size == 0:
         raise CorpusError(f"data file {path} is empty; rebuild it with `{rebuild}`")
-    if len(raw) != expected["bytes"] or hashlib.sha256(raw).hexdigest() != expected["sha256"]:
-        raise CorpusError(f"data file {path} does not match {manifest_path} "
-                          f"({len(raw):,} bytes, expected {expected['bytes']:,}); it was modified or "
-                          f"truncated: restore it with `git checkout -- {path.name}` or `{rebuild}`")
+    mismatch = (f"data file {path} does not match {manifest_path} ({size:,} bytes, expected {expected['bytes']:,}); "
+                f"it was modified or truncated: restore it with `git checkout -- {path.name}` or `{rebuild}`")
+    if size != expected["bytes"]:
+        raise CorpusError(mismatch)
+    raw = path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != expected["sha256"]:
+        raise CorpusError(mismatch)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:  # only reachable if the manifest itself was edited
         raise CorpusError(f"data file {path} is not valid UTF-8 ({e}); rebuild it with `{rebuild}`") from None
+
+
+def read_manifest(manifest_path: Path) -> dict:
+    """{file name: {"bytes": int, "sha256": str}}, or a CorpusError naming the file and the fix."""
+    fix = f"restore it with `git checkout -- Data/{manifest_path.name}` or rebuild with `{REBUILD} --all`"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorpusError(f"{manifest_path} is not valid JSON ({e}); {fix}") from None
+    ok = isinstance(manifest, dict) and all(
+        isinstance(v, dict) and type(v.get("bytes")) is int and isinstance(v.get("sha256"), str)
+        for v in manifest.values())
+    if not ok:
+        raise CorpusError(f"{manifest_path} must map each file name to {{\"bytes\": <int>, \"sha256\": <str>}}; {fix}")
+    return manifest
 
 
 def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]:

@@ -8,6 +8,7 @@ validate candidates (joint vs random ablations, previous-token circuit, K-compos
 Every flag is a field of StudyConfig, with its default.
 """
 import argparse
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -238,12 +239,29 @@ class Context:
                 f"{tc.get('batch_size')} × {self.model.config.block_size} tokens, repeat_frac {tc.get('repeat_frac', 0)})")
 
 
+def check_writable(directory: Path, what: str):
+    """Fail before the work, not after it, if an output cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write the {what} into {directory}: {e.strerror}; choose another path") from None
+
+
 def load(cfg: StudyConfig) -> Context:
+    """Load the checkpoint and its corpus, after checking that the outputs can be written."""
     t0 = time.perf_counter()
     model, tok, ckpt = load_model(cfg.checkpoint, cfg.device)
     tc = ckpt.get("train_config", {})
-    corpus = load_corpus(tuple(tc["novels"])) if tc.get("novels") else load_corpus()
     name = cfg.name or f"MiniGPT-{tc.get('preset', Path(cfg.checkpoint).parent.name)}"
+    out = summary_path(cfg, name)
+    if out.is_dir():
+        raise ConfigError(f"the summary path {out} is a directory; give a file path, e.g. {out / f'induction_{name}.json'}")
+    check_writable(out.parent, "summary")
+    check_writable(Path(cfg.plots_dir), "figures")
+    corpus = load_corpus(tuple(tc["novels"])) if tc.get("novels") else load_corpus()
     ctx = Context(model, tok, ckpt, name, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
                   torch.tensor(tok.encode(corpus.val), dtype=torch.long))
     ctx.timings["load"] = time.perf_counter() - t0

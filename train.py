@@ -14,10 +14,12 @@ the best-val weights so far.
 """
 import argparse
 import dataclasses
+import fcntl
 import json
 import math
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +104,8 @@ class Batches:
 
     def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, repeat_frac: float = 0.0):
         if len(tokens) <= block_size + 1:
-            raise TrainingError(f"the split has {len(tokens)} tokens, too few for block_size {block_size}")
+            raise TrainingError(f"a split of the corpus has {len(tokens):,} tokens, too few for windows of "
+                                f"block_size {block_size:,}; use a block_size below {len(tokens) - 1:,}")
         self.windows = tokens.unfold(0, block_size + 1, 1)  # (N, T+1), a view: no copy
         self.batch_size, self.repeat_frac = batch_size, repeat_frac
 
@@ -119,10 +122,26 @@ class Batches:
         return w[:, :-1], w[:, 1:]
 
 
-def check_out_dir(out_dir: Path):
-    """Fail before the first step, not after an hour, if checkpoints cannot be written."""
+@contextmanager
+def locked(out_dir: Path):
+    """Hold an exclusive lock on <out_dir>/.lock: a second run on the same directory is refused and touches nothing."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(out_dir / ".lock", "a")
+    except OSError as e:
+        raise TrainingError(f"cannot write checkpoints to {out_dir}: {e.strerror}; pick a writable --out-dir") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingError(f"{out_dir} is in use by another training run; wait for it to finish or choose "
+                                f"another --out-dir") from None
+        yield  # the lock goes with the file when it closes, also if this process is killed
+
+
+def check_out_dir(out_dir: Path):
+    """Fail before the first step, not after an hour, if checkpoints cannot be written (call it holding the lock)."""
+    try:
         probe = out_dir / ".write-test"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -158,7 +177,10 @@ class Run:
 
 
 def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Run:
-    """A new run, or the one in cfg.run_dir continued exactly where its latest.pt left off."""
+    """A new run, or the one in cfg.run_dir continued exactly where its latest.pt left off.
+
+    Call it holding the run directory's lock (`locked`), as train() does.
+    """
     out_dir = cfg.run_dir
     check_out_dir(out_dir)
     latest = out_dir / "latest.pt"
@@ -193,15 +215,15 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
         tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
     train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
     val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
-    model = GPT(cfg.model_config(tok.vocab_size)).to(device)
+    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac)  # checks the sizes first
     # Fixed evaluation windows, drawn from their own generator so evaluation never
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
     eval_sets = {split: [Batches(t, cfg.block_size, cfg.batch_size).sample(g_eval, device)
                          for _ in range(cfg.eval_batches)]
                  for split, t in (("train", train_tokens), ("val", val_tokens))}
-    run = Run(cfg, model, make_optimizer(model, cfg, device), tok,
-              Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac), eval_sets,
+    model = GPT(cfg.model_config(tok.vocab_size)).to(device)
+    run = Run(cfg, model, make_optimizer(model, cfg, device), tok, batches, eval_sets,
               torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
               TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval else None)
     if ckpt is not None:
@@ -330,45 +352,46 @@ class _StopFlag:
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
           sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> TrainResult:
-    """Run (or continue) training."""
-    run = start_run(cfg, resume, overwrite)
-    prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
-    prior_train = run.metrics[-1].train_s if run.metrics else 0.0
-    t0, train_s, start_step = time.perf_counter(), 0.0, run.step
-    if not run.metrics:
-        log_eval(run, 0.0, 0.0)
-        save(run, run.latest)
-    device = next(run.model.parameters()).device.type
-    bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not progress, dynamic_ncols=True,
-               mininterval=1.0)
-    run.model.train()
-    with _StopFlag() as flag:
-        while run.step < cfg.max_steps and not flag.stop:
-            t_step = time.perf_counter()
-            x, y = run.batches.sample(run.g_batch, device)
-            loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip)
-            check_finite(run, loss, "training batch")
-            run.step += 1
-            train_s += time.perf_counter() - t_step
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * x.numel() / train_s:,.0f}")
-            if run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps:
-                bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
-            if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
-                save(run, run.latest)
-    bar.close()
-    if flag.stop:
-        save(run, run.latest)
-        print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
+    """Run (or continue) training; the run directory is locked while it runs."""
+    with locked(cfg.run_dir):
+        run = start_run(cfg, resume, overwrite)
+        prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
+        prior_train = run.metrics[-1].train_s if run.metrics else 0.0
+        t0, train_s, start_step = time.perf_counter(), 0.0, run.step
+        if not run.metrics:
+            log_eval(run, 0.0, 0.0)
+            save(run, run.latest)
+        device = next(run.model.parameters()).device.type
+        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not progress, dynamic_ncols=True,
+                   mininterval=1.0)
+        run.model.train()
+        with _StopFlag() as flag:
+            while run.step < cfg.max_steps and not flag.stop:
+                t_step = time.perf_counter()
+                x, y = run.batches.sample(run.g_batch, device)
+                loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip)
+                check_finite(run, loss, "training batch")
+                run.step += 1
+                train_s += time.perf_counter() - t_step
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * x.numel() / train_s:,.0f}")
+                if run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps:
+                    bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
+                if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
+                    save(run, run.latest)
+        bar.close()
+        if flag.stop:
+            save(run, run.latest)
+            print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
+        sample = None
+        if sample_prompt is not None and not flag.stop:
+            sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
+            (cfg.run_dir / "sample.txt").write_text(sample + "\n")
     curve = None
     if plots_dir is not None:
         curve = utils.plot_loss_curve(run.metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
                                       f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
                                       f"{run.tokenizer.kind} tokens)")
-    sample = None
-    if sample_prompt is not None and not flag.stop:
-        sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
-        (cfg.run_dir / "sample.txt").write_text(sample + "\n")
     return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, flag.stop,
                        cfg)
 
