@@ -43,9 +43,9 @@ bench: $(VENV)/.installed
 # Studies, loss curves and tables of the committed reference checkpoints (minutes).
 reference: $(VENV)/.installed
 	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-2M.ipynb -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt \
-		-p PLOTS_DIR $(FIG) -p SUMMARY_JSON results/induction_MiniGPT-2M.json
+		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-2M.json
 	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb -p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt \
-		-p PLOTS_DIR $(FIG) -p SUMMARY_JSON results/induction_MiniGPT-5.6M.json
+		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-5.6M.json
 	$(BIN)/python study.py $(REF)/MiniGPT-2M/best.pt --name MiniGPT-2M-random --primary random --plots-dir $(FIG) \
 		--out-json results/induction_MiniGPT-2M-random.json
 	for t in char bpe; do $(BIN)/python study.py $(EXP)/tokenizer-$$t-2M/best.pt --name MiniGPT-$$t-2M --primary random \

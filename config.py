@@ -223,6 +223,22 @@ def given(args: argparse.Namespace, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
+def notebook_parameters(namespace: dict, cls, extra=()) -> dict:
+    """A notebook's parameters (its UPPER_CASE data globals) as field values of dataclass `cls`.
+
+    NAME sets field `name`; names in `extra` are the notebook's own. Any other UPPER_CASE name,
+    e.g. a misspelt parameter passed by papermill, is an error instead of a silent default.
+    """
+    by_name = {f.name.upper(): f.name for f in fields(cls)}
+    given = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")
+             and not (callable(v) or isinstance(v, types.ModuleType))}  # e.g. an imported class GPT
+    unknown = sorted(set(given) - set(by_name) - set(extra))
+    if unknown:
+        raise ConfigError(f"unknown notebook parameter(s) {', '.join(unknown)}; the parameters are "
+                          f"{', '.join(sorted(set(by_name) | set(extra)))}")
+    return {by_name[k]: v for k, v in given.items() if k in by_name}
+
+
 # ---- the README's preset table -----------------------------------------------------------------
 
 def preset_table() -> str:

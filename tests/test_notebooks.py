@@ -40,11 +40,10 @@ def test_notebook_defaults_are_the_study_and_run_defaults():
     import study
     from config import PRESETS
     p, cfg = parameters("InductionHeads.ipynb"), study.StudyConfig(checkpoint="x")
-    assert p["CHECKPOINT"] == f"checkpoints/{PRESETS[parameters('MiniGPT.ipynb')['PRESET']].name}/best.pt"
-    for key, field in (("S", "S"), ("N_PROMPTS", "n_prompts"), ("N_ABLATE", "n_ablate"), ("SEED", "seed"),
-                       ("PRIMARY", "primary"), ("NAME", "name"), ("SUMMARY_JSON", "out_json")):
-        assert p[key] == getattr(cfg, field), key
-    assert Path(ROOT / p["PLOTS_DIR"]) == Path(cfg.plots_dir)
+    assert p.pop("CHECKPOINT") == f"checkpoints/{PRESETS[parameters('MiniGPT.ipynb')['PRESET']].name}/best.pt"
+    assert Path(ROOT / p.pop("PLOTS_DIR")) == Path(cfg.plots_dir)
+    for key, value in p.items():
+        assert value == getattr(cfg, key.lower() if key != "S" else "S"), key
 
 
 def test_minigpt_notebook_trains_a_tiny_model(tmp_path):
@@ -60,7 +59,7 @@ def test_minigpt_notebook_trains_a_tiny_model(tmp_path):
 def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
     plots = tmp_path / "plots"
     seconds = run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT=str(tiny_run.best), N_PROMPTS=40,
-                           N_ABLATE=16, PLOTS_DIR=str(plots), SUMMARY_JSON=str(tmp_path / "summary.json"))
+                           N_ABLATE=16, PLOTS_DIR=str(plots), OUT_JSON=str(tmp_path / "summary.json"))
     expected = ["Attention_HeatMap_full", "Attention_HeatMap_zoom", "InductionScore_Delta", "PrevTokenScore",
                 "HeadAblation_HeatMap", "HeadAblation_Loss", "HeadAblation_DeltaMatrix", "LossByPosition",
                 "Candidates_vs_Random"]
@@ -80,7 +79,7 @@ def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run
     nb = nbformat.read(ROOT / "InductionHeads.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     edits = {"CHECKPOINT": str(tiny_run.best), "N_PROMPTS": 12, "N_ABLATE": 4, "PLOTS_DIR": str(tmp_path / "p"),
-             "SUMMARY_JSON": str(tmp_path / "edited.json")}
+             "OUT_JSON": str(tmp_path / "edited.json")}
     cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in edits.items())
     edited = tmp_path / "src" / "InductionHeads.ipynb"
     edited.parent.mkdir()
@@ -88,6 +87,13 @@ def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run
     run_notebook(edited, tmp_path)
     summary = json.loads((tmp_path / "edited.json").read_text())
     assert summary["checkpoint"] == str(tiny_run.best) and summary["config"]["n_prompts"] == 12
+
+
+def test_a_misspelt_parameter_is_an_error_not_a_silent_default(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.* N_PROMTPS; the parameters are"):
+        run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT="x.pt", N_PROMTPS=5)
+    with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.* MAX_STEP;"):
+        run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", MAX_STEP=5)
 
 
 def test_wrong_parameter_type_is_explained(tmp_path):
