@@ -77,7 +77,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `python train.py` "
                               f"or pass the path of an existing .pt file")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} is not a regular file (a directory?); pass the path of a .pt file")
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a directory or a pipe?); pass the path of a .pt file")
     try:
         with zipfile.ZipFile(path) as z:
             # torch.save stores entries uncompressed: a compressed entry could inflate far beyond the file's size

@@ -275,9 +275,13 @@ def save(run: Run, path: Path, resumable: bool = True):
     """Write a checkpoint of the run; weights that are not finite are never written."""
     if not all(torch.isfinite(p).all() for p in run.model.parameters()):
         check_finite(run, float("nan"), f"weights before saving {path.name}")
-    save_checkpoint(path, run.model, run.tokenizer, train_config=dataclasses.asdict(run.cfg), step=run.step,
-                    metrics=run.metrics, optimizer=run.optimizer if resumable else None,
-                    rng={"batch": run.g_batch.get_state(), "torch": torch.get_rng_state()} if resumable else None)
+    try:
+        save_checkpoint(path, run.model, run.tokenizer, train_config=dataclasses.asdict(run.cfg), step=run.step,
+                        metrics=run.metrics, optimizer=run.optimizer if resumable else None,
+                        rng={"batch": run.g_batch.get_state(), "torch": torch.get_rng_state()} if resumable else None)
+    except OSError as e:  # e.g. a full disk: the previous file is intact (atomic save)
+        raise TrainingError(f"cannot write {path}: {e.strerror}; the previous {path.name} is intact. Free some "
+                            f"space, then continue with --resume") from None
 
 
 def check_finite(run: Run, value: float, where: str):

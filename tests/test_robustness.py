@@ -227,3 +227,21 @@ def test_the_cli_prints_errors_without_a_traceback(tmp_path):
     r = subprocess.run([os.sys.executable, str(ROOT / "study.py"), str(tmp_path / "none.pt")], capture_output=True,
                        text=True)
     assert r.returncode == 1 and r.stderr.startswith("error: checkpoint") and "Traceback" not in r.stderr
+
+
+def test_a_full_disk_during_training_is_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import checkpoint
+    real, calls = checkpoint.torch.save, {"n": 0}
+
+    def full_disk(obj, f, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 4:  # steps 0 and 10 saved best.pt and latest.pt
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *a, **kw)
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(TrainingError, match=r"cannot write .*\.pt: No space left on device; the previous .*\.pt is "
+                                            r"intact\. Free some space, then continue with --resume"):
+        train(run_config(**TINY, max_steps=30, eval_interval=10, out_dir=str(tmp_path)), **QUIET)
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "latest.pt")["step"] == 10 and not list(tmp_path.glob(".*.tmp"))
