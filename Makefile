@@ -31,6 +31,8 @@ train: $(VENV)/.installed
 study: $(VENV)/.installed
 	mkdir -p runs
 	$(PAPERMILL) InductionHeads.ipynb runs/InductionHeads_$(NAME).ipynb -p CHECKPOINT checkpoints/$(NAME)/best.pt
+	@$(BIN)/python -c 'import study, sys; print(study.read_result(sys.argv[1]))' runs/induction_$(NAME).json
+	@echo "figures: Plots/*_$(NAME).png; executed study: runs/InductionHeads_$(NAME).ipynb"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
