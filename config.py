@@ -97,9 +97,11 @@ class RunConfig:
 
     def __post_init__(self):
         check_types(self)
-        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_steps", "eval_interval",
-                    "eval_batches")
-        for name in positive:
+        try:  # the architecture's own checks (positive sizes, n_embd divisible by n_head, dropout in [0, 1))
+            self.model_config(vocab_size=2)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RunConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.tokenizer not in TOKENIZERS:
@@ -111,8 +113,6 @@ class RunConfig:
             raise ConfigError(f"RunConfig.vocab_size must be at least 2 (or None), got {self.vocab_size!r}")
         if not 0 <= self.repeat_frac <= 1:
             raise ConfigError(f"RunConfig.repeat_frac must be in [0, 1], got {self.repeat_frac!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"RunConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ConfigError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr!r}, min_lr={self.min_lr!r}")
         if not self.grad_clip > 0:
@@ -126,8 +126,6 @@ class RunConfig:
         if self.warmup_steps < 0 or self.probe_interval < 0 or (self.save_interval or 1) < 1:
             raise ConfigError("warmup_steps and probe_interval must be >= 0 and save_interval >= 1, got "
                               f"{self.warmup_steps!r}, {self.probe_interval!r}, {self.save_interval!r}")
-        if self.n_embd % self.n_head:
-            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.out_dir == "":
             raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/MiniGPT-<preset>")
         if self.device not in DEVICES:

@@ -124,32 +124,33 @@ class Batches:
 
 @contextmanager
 def locked(out_dir: Path):
-    """Hold an exclusive lock on <out_dir>/.lock: a second run on the same directory is refused and touches nothing."""
+    """Hold an exclusive lock on <out_dir>/.lock: a second run on the same directory is refused and touches nothing.
+
+    Holding it, check that checkpoints can be written (before the first step, not after an hour) and remove the
+    half-written saves of a killed run.
+    """
+    def unwritable(e: OSError):
+        return TrainingError(f"cannot write checkpoints to {out_dir}: {e.strerror}; pick a writable --out-dir")
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         lock = open(out_dir / ".lock", "a")
     except OSError as e:
-        raise TrainingError(f"cannot write checkpoints to {out_dir}: {e.strerror}; pick a writable --out-dir") from None
+        raise unwritable(e) from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TrainingError(f"{out_dir} is in use by another training run; wait for it to finish or choose "
                                 f"another --out-dir") from None
+        try:
+            (out_dir / ".write-test").write_bytes(b"ok")
+            (out_dir / ".write-test").unlink()
+            for stale in out_dir.glob(".*.pt.*.tmp"):
+                stale.unlink()
+        except OSError as e:
+            raise unwritable(e) from None
         yield  # the lock goes with the file when it closes, also if this process is killed
-
-
-def check_out_dir(out_dir: Path):
-    """Fail before the first step, not after an hour, if checkpoints cannot be written (call it holding the lock)."""
-    try:
-        probe = out_dir / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-        for stale in out_dir.glob(".*.pt.*.tmp"):  # half-written saves of a killed run
-            stale.unlink()
-    except OSError as e:
-        raise TrainingError(f"cannot write checkpoints to {out_dir}: {e.strerror}; "
-                            f"pick a writable --out-dir") from None
 
 
 @dataclass
@@ -182,7 +183,6 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
     Call it holding the run directory's lock (`locked`), as train() does.
     """
     out_dir = cfg.run_dir
-    check_out_dir(out_dir)
     latest = out_dir / "latest.pt"
     ckpt = None
     leftovers = [f.name for f in (out_dir / "best.pt", out_dir / "metrics.json") if f.exists()]
