@@ -157,9 +157,9 @@ class HeadScores:
         return self.at(*np.unravel_index(self.mean.argmax(), self.mean.shape))
 
     def passing(self, threshold: float) -> list[HeadValue]:
-        """Heads with mean >= threshold and the CI above 0, strongest first."""
-        heads = [self.at(l, h) for l, h in zip(*np.nonzero((self.mean >= threshold) & (self.lo > 0)))]
-        return sorted(heads, key=lambda hv: -hv.value.mean)
+        """Heads whose score clears the threshold (Estimate.clears), strongest first."""
+        heads = [self.at(l, h) for l, h in np.ndindex(*self.mean.shape)]
+        return sorted((hv for hv in heads if hv.value.clears(threshold)), key=lambda hv: -hv.value.mean)
 
 
 @dataclass(frozen=True)
