@@ -14,7 +14,7 @@ EXP := $(REF)/experiments
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
-.PHONY: run train study test bench reference reference-models formation notebooks clean-venv
+.PHONY: run train study test bench reference reference-models formation notebooks precision precision-runs clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,16 +42,17 @@ bench: $(VENV)/.installed
 
 # ---- the committed reference results (results/), never written by the targets above ----
 
-# Studies, loss curves and tables of the committed reference checkpoints (minutes).
+# Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
+# computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).
 reference: $(VENV)/.installed
 	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-2M.ipynb -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt \
-		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-2M.json
+		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-2M.json -p PRECISION fp32
 	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb -p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt \
-		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-5.6M.json
+		-p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-5.6M.json -p PRECISION fp32
 	$(BIN)/python study.py $(REF)/MiniGPT-2M/best.pt --name MiniGPT-2M-random --primary random --plots-dir $(FIG) \
-		--out-json results/induction_MiniGPT-2M-random.json
+		--out-json results/induction_MiniGPT-2M-random.json --precision fp32
 	for t in char bpe; do $(BIN)/python study.py $(EXP)/tokenizer-$$t-2M/best.pt --name MiniGPT-$$t-2M --primary random \
-		--plots-dir $(FIG) --out-json results/induction_MiniGPT-$$t-2M.json; done
+		--plots-dir $(FIG) --out-json results/induction_MiniGPT-$$t-2M.json --precision fp32; done
 	for m in 2M 5.6M; do $(BIN)/python scripts/loss_curve.py $(REF)/MiniGPT-$$m $(FIG)/Loss_Curve_MiniGPT-$$m.png; done
 	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
 		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
@@ -62,7 +63,19 @@ reference-models: $(VENV)/.installed
 	$(BIN)/python train.py --preset 2M --out-dir runs/reference/MiniGPT-2M --resume --no-progress
 	$(BIN)/python train.py --preset 5.6M --out-dir runs/reference/MiniGPT-5.6M --resume --no-progress
 
-# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~20 min).
+# fp32 against bf16 training (results/README.md, "Precision"): the runs take about 2 h of both cores (one thread
+# per run, two runs at a time); copy each run's metrics.json into $(REF)/precision/<run>/ when done.
+precision-runs: $(VENV)/.installed
+	for m in 2M 5.6M; do for s in 1337 1; do for p in fp32 bf16; do OMP_NUM_THREADS=1 $(BIN)/python train.py \
+		--preset $$m --precision $$p --seed $$s --out-dir runs/precision/$$m-$$p-seed$$s --resume --no-progress \
+		--plots-dir runs/precision & done; wait; done; done
+
+# The comparison and its figure, from the committed metrics.json of those runs (seconds).
+precision: $(VENV)/.installed
+	$(BIN)/python scripts/precision.py $(REF)/precision --null-2M $(REF)/MiniGPT-2M --null-5.6M $(REF)/MiniGPT-5.6M \
+		--plot $(FIG)/Precision_Quality.png
+
+# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~14 min).
 notebooks: $(VENV)/.installed
 	$(PAPERMILL) MiniGPT.ipynb results/MiniGPT_MiniGPT-2M.ipynb -p OUT_DIR runs/notebook/MiniGPT-2M \
 		-p PLOTS_DIR runs/notebook/plots -p RESUME False

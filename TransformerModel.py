@@ -17,8 +17,12 @@ Every activation a researcher wants has one obvious name, as in TransformerLens:
 A HookPoint is an identity nn.Module that knows its name and layer. A hook function
 receives (activation, hook) as in TransformerLens and may return a replacement
 (ablation, patching). Use `model.hooks(...)` / `model.run_with_cache(...)`, which always
-remove their hooks. Attention uses the fused scaled_dot_product_attention kernel unless
-something needs the pattern (a hook on hook_attn_scores / hook_pattern, or `explicit_attention`).
+remove their hooks. Attention uses the fused scaled_dot_product_attention kernel unless something
+needs the pattern (a hook on hook_attn_scores / hook_pattern) or the model runs under bf16 autocast
+on a CPU, where the explicit path trains faster; `attn.attention` = "explicit" / "fused" forces one.
+
+Training calls `model.loss(idx, targets)`: the same mean cross-entropy as `model(idx, targets)`,
+computed by `linear_cross_entropy` without materialising the (B*T, V) logits.
 """
 import math
 from contextlib import contextmanager
@@ -79,23 +83,32 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
-        self.explicit_attention = False  # force the explicit path (e.g. for benchmarks)
+        self.attention = "auto"  # or "explicit" / "fused" to force a path (benchmarks, tests); hooks need explicit
         for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
             setattr(self, name, HookPoint())
 
     def needs_pattern(self) -> bool:
-        return self.explicit_attention or bool(self.hook_attn_scores._forward_hooks or self.hook_pattern._forward_hooks)
+        return bool(self.hook_attn_scores._forward_hooks or self.hook_pattern._forward_hooks)
+
+    def explicit(self, x) -> bool:
+        if self.needs_pattern() or self.attention == "explicit":
+            return True
+        if self.attention == "fused":
+            return False
+        # Under bf16 autocast on a CPU the explicit path trains faster: the CPU flash kernel's bf16
+        # backward is slow at these sizes (bench/bench.py, "fused attention" rows).
+        return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
 
     def forward(self, x):  # x: (B, T, C)
         B, T, C = x.shape
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.d_head).unbind(2)  # each (B, T, H, D)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
-        if self.needs_pattern():
+        if self.explicit(x):
             scores = (q @ k.transpose(-2, -1) / math.sqrt(self.d_head))  # (B, H, T, T)
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # the explicit mask: key <= query
             scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
-            pattern = self.hook_pattern(F.softmax(scores, dim=-1))
+            pattern = self.hook_pattern(F.softmax(scores.float(), dim=-1))  # fp32 also under autocast
             z = self.attn_dropout(pattern) @ v  # (B, H, T, D)
         else:
             z = F.scaled_dot_product_attention(q, k, v, is_causal=True,
@@ -188,10 +201,7 @@ class GPT(nn.Module):
 
         reduction="none" returns the per-token loss (B, T).
         """
-        x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x)
-        return self.unembed(x, targets, reduction)
+        return self.unembed(self.run_blocks(self.embed(idx)), targets, reduction)
 
     # forward = embed -> blocks -> unembed; the pieces are public so an analysis can start
     # part-way (e.g. ablations rerun only the blocks after the ablated layer).
@@ -208,6 +218,12 @@ class GPT(nn.Module):
         pos_embed = self.wpe(pos).expand(B, T, self.config.n_embd)  # a view: (B, T, C) as in TransformerLens
         return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(pos_embed))
 
+    def run_blocks(self, x):
+        """(B, T, C) residual stream entering block 0 -> after the last block."""
+        for block in self.blocks:
+            x = block(x)
+        return x
+
     def unembed(self, x, targets=None, reduction="mean"):
         """(B, T, C) residual stream after the last block -> logits (B, T, V) [, loss]."""
         logits = self.lm_head(self.ln_final(x))
@@ -216,6 +232,18 @@ class GPT(nn.Module):
         B, T = targets.shape
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
         return logits, loss.view(B, T) if reduction == "none" else loss
+
+    def unembed_loss(self, x, targets, reduction="mean"):
+        """(B, T, C) residual stream after the last block -> the loss alone, without logits: the mean, or
+        per token (B, T) with reduction="none" (no grad). Equal to unembed's loss, faster (linear_cross_entropy)."""
+        h = self.ln_final(x)
+        loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), reduction)
+        return loss.view(targets.shape) if reduction == "none" else loss
+
+    def loss(self, idx, targets, reduction="mean"):
+        """idx (B, T) -> the cross-entropy against targets (B, T), as self(idx, targets)[1] but without logits.
+        The training step's loss."""
+        return self.unembed_loss(self.run_blocks(self.embed(idx)), targets, reduction)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -272,3 +300,67 @@ class GPT(nn.Module):
             logits, loss = self(idx, targets)
         return logits, loss, cache
 
+
+
+def _chunked_cross_entropy(h, W, targets, dtype, chunk: int, grads: bool):
+    """Per-row CE(h_i @ W.T, t_i) for h (N, C), W (V, C), targets (N,), chunk rows at a time: losses (N,),
+    and if grads, d(mean loss)/dh (N, C) and /dW (V, C) from the same softmax, so there is no second pass.
+
+    Matmuls run in `dtype`; the softmax, the losses and dW in fp32.
+    """
+    N = h.shape[0]
+    hd, Wd = h.to(dtype), W.to(dtype)
+    losses = torch.empty(N, dtype=torch.float32, device=h.device)
+    dh = torch.empty(h.shape, dtype=h.dtype, device=h.device) if grads else None
+    dW = torch.zeros(W.shape, dtype=torch.float32, device=W.device) if grads else None
+    for s in range(0, N, chunk):
+        x, t = hd[s:s + chunk], targets[s:s + chunk, None]  # (n, C), (n, 1)
+        logits = (x @ Wd.T).float()  # (n, V): the only logits that exist at any time
+        top = logits.amax(-1, keepdim=True)  # subtracted for a stable exp
+        target_logit = logits.gather(1, t)
+        p = logits.sub_(top).exp_()  # unnormalised softmax, in place
+        total = p.sum(-1, keepdim=True)
+        losses[s:s + chunk] = (total.log() + top - target_logit).squeeze(1)
+        if grads:
+            p.mul_(1.0 / (total * N))  # softmax / N
+            p.scatter_add_(1, t, p.new_full(t.shape, -1.0 / N))  # (softmax - one_hot) / N = dloss/dlogits
+            g = p.to(dtype)
+            dh[s:s + chunk] = g @ Wd
+            dW += g.T @ x
+    return losses, dh, dW
+
+
+class _MeanCrossEntropy(torch.autograd.Function):
+    """The mean of _chunked_cross_entropy, with the gradients it computed on the way."""
+
+    @staticmethod
+    def forward(ctx, h, W, targets, dtype, chunk):
+        losses, dh, dW = _chunked_cross_entropy(h, W, targets, dtype, chunk, grads=True)
+        ctx.save_for_backward(dh, dW.to(W.dtype))
+        return losses.mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        dh, dW = ctx.saved_tensors
+        return dh * grad, dW * grad, None, None, None
+
+
+def linear_cross_entropy(h, weight, targets, reduction: str = "mean", chunk: int | None = None):
+    """F.cross_entropy(h @ weight.T, targets, reduction=...) for h (N, C), weight (V, C), targets (N,), computed
+    chunk rows at a time, never holding the (N, V) logits. Exact in fp32 (to float rounding); under autocast the
+    matmuls run in the autocast dtype, as F.linear would. reduction "none" (per-row losses) is for analysis: no grad.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    grads = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+    chunk = chunk or (128 if grads else 256)  # the fastest on a 2-core CPU (bench/bench.py --profile)
+    device = h.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else h.dtype
+    with torch.autocast(device, enabled=False):
+        if reduction == "mean" and grads:
+            return _MeanCrossEntropy.apply(h, weight, targets, dtype, chunk)
+        if grads:
+            raise ValueError("linear_cross_entropy(reduction='none') computes no gradients; call it under "
+                             "torch.no_grad(), or use the model's forward for differentiable per-token losses")
+        losses = _chunked_cross_entropy(h, weight, targets, dtype, chunk, grads=False)[0]
+        return losses.mean() if reduction == "mean" else losses

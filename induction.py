@@ -268,7 +268,7 @@ def position_losses(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
     out = []
     for chunk in idx.split(batch):
         chunk = chunk.to(device)
-        _, loss = model(chunk[:, :-1], chunk[:, 1:], reduction="none")
+        loss = model.loss(chunk[:, :-1], chunk[:, 1:], reduction="none")
         out.append(loss.float().cpu())
     return torch.cat(out)
 
@@ -375,7 +375,7 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor
             with model.hooks(hooks):
                 for block in model.blocks[l0:]:
                     x = block(x)
-            _, loss = model.unembed(x[:, loss_from:], targets.repeat(K, 1), reduction="none")
+            loss = model.unembed_loss(x[:, loss_from:], targets.repeat(K, 1), reduction="none")
             losses[ks] = loss.view(K, n, -1).float().cpu()
             for l, v in layer_scores.items():
                 scores[ks, :, l] = v.float().cpu()

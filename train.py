@@ -6,7 +6,9 @@
 
 Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
 windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
-cosine decay to min_lr; gradient clipping. Every eval_interval steps, train and val loss
+cosine decay to min_lr; gradient clipping. The training step runs in fp32 or under bf16
+autocast (--precision; the presets' "auto" picks bf16 where the hardware runs it fast);
+weights, optimizer state, evaluations and probes stay fp32. Every eval_interval steps, train and val loss
 (nats/token, on fixed windows) and val bits per character go to <out_dir>/metrics.json.
 <out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
 continue the run bit-for-bit: weights, optimizer, step, RNG states; <out_dir>/best.pt holds
@@ -76,6 +78,22 @@ def pick_device(name: str = "auto") -> str:
         raise TrainingError(f"device {name!r} is not available here; use --device auto or one of "
                             f"{', '.join(available)}")
     return name
+
+
+def pick_precision(name: str, device: str) -> str:
+    """"auto": bf16 on a CUDA GPU with bf16 and on a CPU with avx512_bf16 or AMX (where a bf16 matmul runs about
+    twice as fast as fp32), else fp32. results/README.md, "Precision", holds the quality comparison."""
+    if name != "auto":
+        return name
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:  # not Linux: no cheap way to tell
+            return "fp32"
+        return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "fp32"
+    return "fp32"
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -184,6 +202,8 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
     """
     out_dir = cfg.run_dir
     latest = out_dir / "latest.pt"
+    device = pick_device(cfg.device)
+    cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device))  # the checkpoint records which
     ckpt = None
     leftovers = [f.name for f in (out_dir / "best.pt", out_dir / "metrics.json") if f.exists()]
     if not latest.exists() and leftovers and not overwrite:
@@ -195,7 +215,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
             if "optimizer" not in ckpt or "rng" not in ckpt:
                 raise CheckpointError(f"{latest} holds weights only (no optimizer or RNG state), so it cannot be "
                                       f"resumed; start a new run with another --out-dir")
-            old = ckpt.get("train_config", {})
+            old = {"precision": "fp32", **ckpt.get("train_config", {})}  # runs before the field were fp32
             diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.identity().items()
                     if k in old and _same(old[k]) != _same(v)]
             if diff:
@@ -206,7 +226,6 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
                                 f"--overwrite to start over, or choose another --out-dir")
     elif resume:
         print(f"no checkpoint in {out_dir}; starting a new run")
-    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(cfg.novels)
     if ckpt is not None:
@@ -240,14 +259,16 @@ def _same(v):
     return list(v) if isinstance(v, (list, tuple)) else v
 
 
-def train_step(model: GPT, optimizer, x, y, lr: float, grad_clip: float) -> float:
+def train_step(model: GPT, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32") -> float:
     """One optimizer step on the batch (x, y); returns its loss. This is the step bench/bench.py times.
 
-    A non-finite loss is returned without touching the weights.
+    precision "bf16": the forward and backward matmuls run under bf16 autocast; the weights, their
+    gradients, AdamW's state and the loss stay fp32. A non-finite loss is returned without touching the weights.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
-    _, loss = model(x, y)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        loss = model.loss(x, y)
     loss_value = loss.item()
     if not math.isfinite(loss_value):
         return loss_value
@@ -265,7 +286,7 @@ def evaluate(model: GPT, eval_sets: dict) -> dict:
     model.eval()
     out = {}
     for split, batches in eval_sets.items():
-        losses = [model(x, y)[1].item() for x, y in batches]
+        losses = [model.loss(x, y).item() for x, y in batches]
         out[split] = sum(losses) / len(losses)
     model.train(was_training)
     return out
@@ -359,6 +380,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
     """Run (or continue) training; the run directory is locked while it runs."""
     with locked(cfg.run_dir):
         run = start_run(cfg, resume, overwrite)
+        cfg = run.cfg  # with "auto" precision resolved
         prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
         prior_train = run.metrics[-1].train_s if run.metrics else 0.0
         t0, train_s, start_step = time.perf_counter(), 0.0, run.step
@@ -373,7 +395,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
             while run.step < cfg.max_steps and not flag.stop:
                 t_step = time.perf_counter()
                 x, y = run.batches.sample(run.g_batch, device)
-                loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip)
+                loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip, cfg.precision)
                 check_finite(run, loss, "training batch")
                 run.step += 1
                 train_s += time.perf_counter() - t_step

@@ -207,3 +207,46 @@ def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | 
     fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=7.5)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None):
+    """fp32 against bf16 training: {"<preset> <precision>, seed <s>": [MetricsRow, ...]}.
+
+    One row of panels per preset: validation loss, and the best head's Δ on the held-out text probes
+    (the formation criterion's score, with the line Δ = threshold), against tokens. Colour: seed;
+    line: precision (solid fp32, dashed bf16). nulls {preset: (label, metrics)}: an fp32 run that differs
+    only in float rounding, in grey.
+    """
+    presets = sorted({label.split()[0] for label in runs}, key=lambda p: float(p.rstrip("M")))
+    seeds = sorted({label.rsplit(" ", 1)[1] for label in runs})
+    fig, axes = plt.subplots(len(presets), 2, figsize=(12, 3.8 * len(presets)), layout="constrained", squeeze=False)
+    for label, metrics in runs.items():
+        preset, precision = label.split(",")[0].split()
+        ax_loss, ax_delta = axes[presets.index(preset)]
+        style = dict(color=f"C{seeds.index(label.rsplit(' ', 1)[1])}", ls="-" if precision == "fp32" else "--",
+                     label=label)
+        ax_loss.plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], **style)
+        rows = [m for m in metrics if m.probes]
+        ax_delta.plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].best_delta.value.mean for m in rows],
+                      **style)
+    for preset, (label, metrics) in (nulls or {}).items():
+        if preset in presets:
+            ax_loss, ax_delta = axes[presets.index(preset)]
+            rows = [m for m in metrics if m.probes]
+            ax_loss.plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step],
+                         color="grey", ls=":", label=label)
+            ax_delta.plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].best_delta.value.mean for m in rows],
+                          color="grey", ls=":", label=label)
+    for i, preset in enumerate(presets):
+        ax_loss, ax_delta = axes[i]
+        ax_loss.set_ylabel("validation loss (nats/token)")
+        ax_loss.set_title(f"{preset}: validation loss")
+        ax_delta.axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"Δ = {threshold} (formed, with CI > 0)")
+        ax_delta.set_ylabel("best head's Δ, held-out text probes")
+        ax_delta.set_title(f"{preset}: induction score of the best head")
+        for ax in axes[i]:
+            ax.set_xlabel("training tokens seen (millions)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("fp32 (solid) against bf16 autocast (dashed) training, same seeds and batches")
+    return _save(fig, path)

@@ -1,15 +1,17 @@
-"""Speed benchmark: training and analysis throughput against this machine's own matmul peak.
+"""Speed benchmark: training and analysis throughput against this machine's own matmul peaks.
 
     python bench/bench.py              # full table, 3 interleaved rounds (~15 min on 2 cores); markdown
-    python bench/bench.py --quick --repeats 1   # default rows only, fewer steps
+    python bench/bench.py --quick      # 2M only: the default training step vs fp32 eager (< 90 s)
 
 Every configuration runs in a fresh subprocess, so its peak RSS is its own and one
 variant cannot warm caches for the next. Training throughput is the median of timed
-steps (forward + backward + clip + AdamW) after warm-up steps. FLOPs per token use the
-PaLM / nanoGPT estimate 6·N + 12·n_layer·block_size·n_embd (N: parameters without the
-position embedding; the tied LM head is counted, as it is a real matmul). MFU is
-achieved FLOP/s over the measured fp32 peak of a large torch.mm on the same machine,
-in the same run. Compare ratios within one run: absolute times vary with load.
+steps (train.train_step: forward + backward + clip + AdamW) after warm-up steps. FLOPs per
+token use the PaLM / nanoGPT estimate 6·N + 12·n_layer·block_size·n_embd (N: parameters
+without the position embedding; the tied LM head is counted, as it is a real matmul). MFU is
+achieved FLOP/s over the measured peak of a large torch.mm in the precision the row trains
+in (fp32 or bf16), on the same machine, in the same run. "fp32 eager" is the trainer before
+the speed work: fp32, logits materialised for F.cross_entropy, the fused attention kernel.
+Compare ratios within one run: absolute times vary with load.
 """
 import argparse
 import json
@@ -35,9 +37,9 @@ def word_vocab_size() -> int:
     return build_tokenizer(p.tokenizer, c.train, c.train + c.val, p.vocab_size).vocab_size
 
 
-def matmul_peak(n=2048, reps=10) -> float:
+def matmul_peak(dtype: str = "fp32", n=2048, reps=10) -> float:
     import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = (torch.randn(n, n, dtype={"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]) for _ in range(2))
     for _ in range(3):
         a @ b
     ts = []
@@ -53,15 +55,18 @@ def one(spec: dict) -> dict:
     import torch
 
     from config import run_config
-    from train import Batches, lr_at, make_optimizer, train_step
+    from train import Batches, lr_at, make_optimizer, pick_precision, train_step
     from TransformerModel import GPT
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     vocab = spec["vocab"]
     cfg = run_config(spec["preset"], batch_size=spec["batch"], block_size=spec["block"])
+    precision = pick_precision(spec.get("precision", cfg.precision), "cpu")
     model = GPT(cfg.model_config(vocab))
     for b in model.blocks:
-        b.attn.explicit_attention = spec.get("explicit", False)
+        b.attn.attention = spec.get("attention", "auto")
+    if spec.get("loss") == "logits":  # the plain path: (B*T, V) logits, then F.cross_entropy
+        model.loss = lambda x, y: model(x, y)[1]
     opt = make_optimizer(model, cfg, "cpu")
     if spec.get("optimizer") == "foreach":  # fresh groups: a group's own fused=True would silently win
         groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in opt.param_groups]
@@ -71,18 +76,18 @@ def one(spec: dict) -> dict:
     tokens = torch.randint(0, vocab, (200_000,))
     batches = Batches(tokens, T, cfg.batch_size)
     g = torch.Generator().manual_seed(0)
-    step_fn = model
     compile_s = None
     if spec.get("compile"):
         t = time.perf_counter()
-        step_fn = torch.compile(model)
+        model.loss = torch.compile(model.loss)
         x, y = batches.sample(g, "cpu")
-        step_fn(x, y)[1].backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            model.loss(x, y).backward()
         compile_s = time.perf_counter() - t
 
-    def step():  # the trainer's own step (train.train_step), on the compiled model if asked
+    def step():  # the trainer's own step (train.train_step), on the compiled loss if asked
         x, y = batches.sample(g, "cpu")
-        train_step(step_fn, opt, x, y, lr_at(100, cfg), cfg.grad_clip)
+        train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip, precision)
 
     for _ in range(spec.get("warmup", 2)):
         step()
@@ -99,38 +104,41 @@ def one(spec: dict) -> dict:
     n = model.num_params() - model.wpe.weight.numel()
     flops_tok = 6 * n + 12 * model.config.n_layer * T * model.config.n_embd
     tok_s = cfg.batch_size * T / t_step
-    out = dict(spec, params=model.num_params(), tok_s=tok_s, step_s=t_step, flops_per_token=flops_tok,
+    out = dict(spec, precision=precision, params=model.num_params(), tok_s=tok_s, step_s=t_step, flops_per_token=flops_tok,
                gflops=tok_s * flops_tok / 1e9, batch_share=t_batch / t_step, compile_s=compile_s,
                rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if spec.get("eval"):
-        out.update(eval_times(model, vocab))
+        for p in ("fp32", "bf16"):
+            out.update({f"{k}_{p}": v for k, v in eval_times(model, vocab, p).items()})
     return out
 
 
-def eval_times(model, vocab) -> dict:
-    """One validation-loss evaluation (8 batches of 32 x block_size) and the study's scores + single-head ablations."""
+def eval_times(model, vocab, precision: str) -> dict:
+    """One validation-loss evaluation (8 batches of 32 x block_size), and the study's scores and single-head
+    ablations at the same sizes as study.py (200 prompts; 64 prompts + 16 val windows, zero and mean)."""
     import torch
 
     import induction as ind
     T = model.config.block_size
     model.eval()
     x = torch.randint(0, vocab, (8, 32, T + 1))
-    t = time.perf_counter()
-    with torch.no_grad():
-        for b in x:
-            model(b[:, :-1], b[:, 1:])
-    eval_s = time.perf_counter() - t
     probes = ind.random_probes(torch.arange(100, 5000), 16, 200, 0, T)
-    t = time.perf_counter()
-    ind.head_scores(model, probes)
-    scores_s = time.perf_counter() - t
     L, H = model.config.n_layer, model.config.n_head
     sub = ind.Probes(probes.repeat[:64], probes.control[:64], 16, "random")
     val = torch.randint(0, vocab, (16, T + 1))
-    t = time.perf_counter()
-    for fill in (torch.zeros(L, H, model.config.d_head), ind.mean_head_outputs(model, torch.cat([sub.repeat, sub.control]))):
-        ind.ablate(model, sub, [[]] + [[(l, h)] for l in range(L) for h in range(H)], fill, val)
-    ablate_s = time.perf_counter() - t
+    fills = (torch.zeros(L, H, model.config.d_head), ind.mean_head_outputs(model, torch.cat([sub.repeat, sub.control])))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        t = time.perf_counter()
+        for b in x:
+            model.loss(b[:, :-1], b[:, 1:])
+        eval_s = time.perf_counter() - t
+        t = time.perf_counter()
+        ind.head_scores(model, probes)
+        scores_s = time.perf_counter() - t
+        t = time.perf_counter()
+        for fill in fills:
+            ind.ablate(model, sub, [[]] + [[(l, h)] for l in range(L) for h in range(H)], fill, val)
+        ablate_s = time.perf_counter() - t
     return {"eval_s": eval_s, "scores_s": scores_s, "ablations_s": ablate_s}
 
 
@@ -139,7 +147,7 @@ def profile(preset: str, batch: int, vocab: int, top: int = 12) -> str:
     from torch.profiler import ProfilerActivity, profile as tprofile
 
     from config import run_config
-    from train import Batches, lr_at, make_optimizer, train_step
+    from train import Batches, lr_at, make_optimizer, pick_precision, train_step
     from TransformerModel import GPT
     cfg = run_config(preset, batch_size=batch)
     model = GPT(cfg.model_config(vocab))
@@ -147,14 +155,16 @@ def profile(preset: str, batch: int, vocab: int, top: int = 12) -> str:
     batches = Batches(torch.randint(0, vocab, (100_000,)), model.config.block_size, batch)
     g = torch.Generator().manual_seed(0)
 
+    precision = pick_precision(cfg.precision, "cpu")
+
     def step():
         x, y = batches.sample(g, "cpu")
-        train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip)
+        train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip, precision)
 
     step()
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(3):
-            step()
+            step()  # at the preset's precision
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
@@ -185,25 +195,60 @@ def optimizer_steps(vocab: int, rounds: int = 2, steps: int = 15) -> str:
     return "AdamW step alone (no forward/backward):\n" + "\n".join(lines)
 
 
+BASELINE = {"precision": "fp32", "loss": "logits", "attention": "fused"}
 VARIANTS = [
     # (label, spec); the first row of each preset is the preset itself (config.PRESETS)
-    ("default: recipe batch, fused attention, fused AdamW", {}),
+    ("default: the preset (its precision, chunked loss, fused AdamW)", {}),
+    ("fp32 eager (the speedup baseline)", BASELINE),
+    ("bf16 autocast, chunked loss (opt-in: --precision bf16)", {"precision": "bf16"}),
+    ("fp32, chunked loss", {"precision": "fp32"}),
+    ("bf16, logits materialised", {"precision": "bf16", "loss": "logits"}),
+    ("bf16, fused attention kernel", {"precision": "bf16", "attention": "fused"}),
     ("original study's batch 32 x context 128", {"batch": 32, "block": 128}),
-    ("batch 4 x context 128 (same tokens per step)", {"batch": 4, "block": 128}),
-    ("explicit softmax attention", {"explicit": True}),
     ("AdamW foreach instead of fused", {"optimizer": "foreach"}),
     ("1 thread", {"threads": 1}),
     ("torch.compile", {"compile": True}),
 ]
 
 
+GOALS = {"2M": {"speedup": 1.6, "mfu": 0.60, "ablations_s": 5.0}, "5.6M": {"speedup": 1.8, "mfu": 0.75, "ablations_s": 10.0}}
+
+
+def measure(presets, variants, rounds: int, steps: int, vocab: int) -> dict:
+    """(preset, variant index) -> one measurement per round, each in a fresh subprocess.
+
+    Rounds interleave the variants, so a slow spell of a shared machine hits all of them rather than one.
+    """
+    from config import PRESETS
+    runs = {}
+    for rnd in range(rounds):
+        for preset in presets:
+            recipe = PRESETS[preset]
+            for i, (label, extra) in enumerate(variants):
+                spec = {"preset": preset, "batch": recipe.batch_size, "block": recipe.block_size, "vocab": vocab,
+                        "eval": extra.get("eval", False) and rnd == 0, "steps": steps, "label": label, **extra}
+                r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+                if r.returncode:
+                    print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
+                    continue
+                runs.setdefault((preset, i), []).append(json.loads(r.stdout.strip().splitlines()[-1]))
+                print(f"  round {rnd + 1}/{rounds}: measured {preset:>4} {label} ...", file=sys.stderr)
+    return runs
+
+
+def speedup(runs: dict, preset: str, variant: int = 0) -> float:
+    """Median over rounds of a row's (default: the default row's) tokens/s over fp32 eager's in the same round."""
+    pairs = zip(runs[(preset, variant)], runs[(preset, 1)])
+    return statistics.median(d["tok_s"] / b["tok_s"] for d, b in pairs)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--one", help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="default rows only, fewer steps")
+    ap.add_argument("--quick", action="store_true", help="2M only: the default step and bf16 vs fp32 eager, 4 rounds")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
     ap.add_argument("--optimizer", action="store_true", help="only time AdamW's step, fused vs foreach")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds per variant (default 3)")
+    ap.add_argument("--repeats", type=int, help="interleaved rounds per variant (default 3; --quick 5)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
     if args.one:
@@ -214,26 +259,14 @@ def main():
         print(optimizer_steps(vocab))
         return
     import torch
-    peak = matmul_peak()
+    peaks = {p: matmul_peak(p) for p in ("fp32", "bf16")}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; measured fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s\n")
-    variants = VARIANTS[:1] if args.quick else VARIANTS
-    from config import PRESETS
-    runs = {}  # (preset, variant index) -> one measurement per round
-    # Rounds interleave the variants, so a slow spell of a shared machine hits all of them
-    # rather than one; each row reports the median round and the range.
-    for rnd in range(args.repeats):
-        for preset in ("2M", "5.6M"):
-            recipe = PRESETS[preset]
-            for i, (label, extra) in enumerate(variants):
-                spec = {"preset": preset, "batch": recipe.batch_size, "block": recipe.block_size, "vocab": vocab,
-                        "eval": i == 0 and rnd == 0, "steps": 5 if args.quick else 10, "label": label, **extra}
-                r = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
-                if r.returncode:
-                    print(f"{preset} {label}: failed\n{r.stderr[-2000:]}")
-                    continue
-                runs.setdefault((preset, i), []).append(json.loads(r.stdout.strip().splitlines()[-1]))
-                print(f"  round {rnd + 1}/{args.repeats}: measured {preset:>4} {label} ...", file=sys.stderr)
+          f"{torch.get_num_threads()} threads; measured matmul peaks (2048^3 torch.mm): fp32 {peaks['fp32']:.1f}, "
+          f"bf16 {peaks['bf16']:.1f} GFLOP/s\n")
+    rounds = args.repeats or (4 if args.quick else 3)
+    presets = ("2M",) if args.quick else ("2M", "5.6M")
+    variants = VARIANTS[:3] if args.quick else [(VARIANTS[0][0], {**VARIANTS[0][1], "eval": True})] + VARIANTS[1:]
+    runs = measure(presets, variants, rounds, 10, vocab)
     rows = []
     for measured in runs.values():
         row = dict(measured[0])
@@ -242,38 +275,45 @@ def main():
                    rss_mb=max(m["rss_mb"] for m in measured),
                    batch_share=statistics.median(m["batch_share"] for m in measured))
         row["gflops"] = row["tok_s"] * row["flops_per_token"] / 1e9
-        row["mfu"] = row["gflops"] / peak
+        row["mfu"] = row["gflops"] / peaks[row["precision"]]
         rows.append(row)
-    print(f"tokens/s: median of {args.repeats} interleaved round(s), each the median of timed steps; "
-          "range = slowest to fastest round\n")
-    print("| preset | variant | batch x ctx | tokens/s | range | GFLOP/s | MFU | peak RSS (MB) | batching share "
-          "| compile (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"tokens/s: median of {rounds} interleaved round(s), each the median of timed steps; "
+          "range = slowest to fastest round; MFU against the matmul peak of the row's precision\n")
+    print("| preset | variant | precision | batch x ctx | tokens/s | range | GFLOP/s | MFU | peak RSS (MB) "
+          "| batching share | compile (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        ctx = r["block"]
         compile_s = "" if r["compile_s"] is None else f"{r['compile_s']:.0f}"
-        print(f"| {r['preset']} | {r['label']} | {r['batch']}x{ctx} | {r['tok_s']:,.0f} | "
+        print(f"| {r['preset']} | {r['label']} | {r['precision']} | {r['batch']}x{r['block']} | {r['tok_s']:,.0f} | "
               f"{r['tok_min']:,.0f}–{r['tok_max']:,.0f} | {r['gflops']:.1f} | {100 * r['mfu']:.0f}% | "
               f"{r['rss_mb']:,.0f} | {100 * r['batch_share']:.2f}% | {compile_s} |")
-    print("\nFLOPs per token: " + ", ".join(f"{r['preset']} {r['flops_per_token'] / 1e6:.1f} M"
-                                             for r in rows if r.get("eval")))
-    print("\n| preset | one val-loss evaluation (8 batches of 32 x context) | induction scores (one probe set, 200 prompts) "
-          "| all single-head ablations, zero + mean (64 prompts + 16 val windows) |")
-    print("|---|---|---|---|")
-    for r in rows:
-        if r.get("eval"):
-            print(f"| {r['preset']} | {r['eval_s']:.2f} s | {r['scores_s']:.2f} s | {r['ablations_s']:.2f} s |")
-    print("\ngoals (2-core machine): MFU >= 70% (2M) / 80% (5.6M); all single-head ablations <= 10 s (5.6M); "
-          "training peak RSS <= 2 GB (5.6M); data batching <= 5% of a step")
-    for r in rows:
-        if r.get("eval"):
-            print(f"  {r['preset']}: MFU {100 * r['mfu']:.0f}%, ablations {r['ablations_s']:.1f} s, "
+    evals = [r for r in rows if r.get("eval")]
+    if evals:
+        print("\nFLOPs per token: " + ", ".join(f"{r['preset']} {r['flops_per_token'] / 1e6:.1f} M" for r in evals))
+        print("\n| preset | precision | one val-loss evaluation (8 batches of 32 x context) | induction scores (one "
+              "probe set, 200 prompts) | all single-head ablations, zero + mean (64 prompts + 16 val windows) |")
+        print("|---|---|---|---|---|")
+        for r in evals:
+            for p in ("fp32", "bf16"):
+                print(f"| {r['preset']} | {p} | {r[f'eval_s_{p}']:.2f} s | {r[f'scores_s_{p}']:.2f} s | "
+                      f"{r[f'ablations_s_{p}']:.2f} s |")
+        print("\ngoals (2-core machine): " + "; ".join(
+            f"{k}: speedup >= {g['speedup']}x, MFU >= {100 * g['mfu']:.0f}%, ablations <= {g['ablations_s']:.0f} s"
+            for k, g in GOALS.items()))
+        for r in evals:
+            p = r["precision"]
+            print(f"  {r['preset']}: default {speedup(runs, r['preset']):.2f}x and bf16 "
+                  f"{speedup(runs, r['preset'], 2):.2f}x fp32 eager's tokens/s, MFU {100 * r['mfu']:.0f}% "
+                  f"({p} peak), ablations {r['ablations_s_' + p]:.1f} s ({p}), "
                   f"RSS {r['rss_mb']:,.0f} MB, batching {100 * r['batch_share']:.2f}% of a step")
     if args.json:
-        Path(args.json).write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"peaks_gflops": peaks, "rows": rows}, indent=1))
     if args.profile:
         print("\ntorch.profiler, 2M, 3 training steps:\n")
+        from config import PRESETS
         print(profile("2M", PRESETS["2M"].batch_size, vocab))
+    print(f"2M, bf16 autocast (opt-in) vs fp32 eager: {speedup(runs, '2M', 2):.2f}×")
+    print(f"speedup vs fp32 eager: {speedup(runs, '2M'):.2f}×")
 
 
 if __name__ == "__main__":

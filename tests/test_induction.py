@@ -182,3 +182,26 @@ def test_study_cli_has_a_flag_and_one_default_per_config_field(monkeypatch):
     assert cfg.checkpoint == "x.pt" and cfg.n_prompts == 7 and cfg.out_json == "o.json"
     defaults = study.StudyConfig(checkpoint="x.pt", n_prompts=7, out_json="o.json")
     assert dataclasses.asdict(cfg) == dataclasses.asdict(defaults)
+
+
+def test_bf16_study_equals_the_fp32_study_within_the_cis(tmp_path):
+    """The study runs its forward passes in bf16 where that is fast; its scores and single-head ablations must
+    agree with fp32 within the bootstrap CIs (the reference 2M model, fewer prompts than the study for speed)."""
+    import study
+    from config import ROOT
+    cfg = study.StudyConfig(checkpoint=str(ROOT / "checkpoints/reference/MiniGPT-2M/best.pt"), n_prompts=48,
+                            n_ablate=24, precision="fp32", plots_dir=str(tmp_path), out_json=str(tmp_path / "s.json"))
+    ctx = study.load(cfg)
+    probes = {"text-val": study.make_probes(ctx, cfg)["text-val"]}
+    out = {}
+    for precision in ("fp32", "bf16"):
+        ctx.precision = precision
+        out[precision] = study.score_heads(ctx, probes)["text-val"], study.single_head_ablations(ctx, probes, cfg)
+    (s32, a32), (s16, a16) = out["fp32"], out["bf16"]
+    for score in ("delta", "prefix_match", "prev_token"):
+        ref, got = getattr(s32, score), getattr(s16, score)
+        assert (np.abs(got.mean - ref.mean) <= (ref.hi - ref.lo) / 2).all(), score
+    assert abs(s16.G.mean - s32.G.mean) <= (s32.G.hi - s32.G.lo) / 2
+    for mode in ("zero", "mean"):
+        for ref, got in zip(getattr(a32, mode).G_removed, getattr(a16, mode).G_removed):
+            assert abs(got.share - ref.share) <= (ref.hi - ref.lo) / 2

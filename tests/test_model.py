@@ -29,7 +29,7 @@ def test_fused_and_explicit_attention_agree():
     x = torch.randint(0, 50, (3, 16))
     fused, _ = model(x)
     for b in model.blocks:
-        b.attn.explicit_attention = True
+        b.attn.attention = "explicit"
     explicit, _ = model(x)
     assert (fused - explicit).abs().max() < 1e-5
 
@@ -147,3 +147,55 @@ def test_readme_preset_table_is_the_one_the_code_prints():
     assert preset_table() in readme, "README's preset table is stale: paste the output of `python config.py`"
     assert set(PRESETS) == {"tiny", "2M", "5.6M", "char-2M", "char-5.6M"}
 
+
+
+def _grads(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("chunk", [7, 128])  # a ragged last chunk, and one chunk for all rows
+def test_chunked_loss_equals_cross_entropy_on_the_logits_with_the_same_gradients(chunk):
+    from TransformerModel import linear_cross_entropy
+    model = small().train()
+    x, y = torch.randint(0, 50, (3, 16)), torch.randint(0, 50, (3, 16))
+    ref_loss = model(x, y)[1]
+    ref = _grads(model, ref_loss)
+    h = model.ln_final(model.run_blocks(model.embed(x))).flatten(0, 1)
+    loss = linear_cross_entropy(h, model.lm_head.weight, y.flatten(), chunk=chunk)
+    got = _grads(model, loss)
+    assert abs(loss.item() - ref_loss.item()) < 1e-5
+    for n in ref:
+        assert (got[n] - ref[n]).abs().max() <= 1e-5 * ref[n].abs().max() + 1e-8, n
+    with torch.no_grad():
+        per_token = model.loss(x, y, reduction="none")
+        assert torch.allclose(per_token, model(x, y, reduction="none")[1], atol=1e-5)
+    with pytest.raises(ValueError, match="computes no gradients"):
+        linear_cross_entropy(h, model.lm_head.weight, y.flatten(), reduction="none")
+    with pytest.raises(ValueError, match="reduction must be"):
+        linear_cross_entropy(h, model.lm_head.weight, y.flatten(), reduction="sum")
+
+
+def test_bf16_autocast_loss_and_gradients_stay_close_to_fp32():
+    model = small().train()
+    x, y = torch.randint(0, 50, (4, 16)), torch.randint(0, 50, (4, 16))
+    ref_loss = model.loss(x, y)
+    ref = _grads(model, ref_loss)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(x, y)
+    assert loss.dtype == torch.float32 and abs(loss.item() - ref_loss.item()) < 1e-2
+    got = _grads(model, loss)
+    for n in ref:  # bf16 keeps 8 bits of mantissa: gradients agree to about 1%
+        assert got[n].dtype == torch.float32
+        assert (got[n] - ref[n]).norm() <= 0.05 * ref[n].norm() + 1e-8, n
+
+
+def test_attention_path_under_cpu_autocast_is_the_explicit_one():
+    attn = small().blocks[0].attn
+    x = torch.zeros(1, 4, 32)
+    assert not attn.explicit(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert attn.explicit(x)
+        attn.attention = "fused"
+        assert not attn.explicit(x)

@@ -1,0 +1,152 @@
+"""Does bf16 training keep the model's quality? fp32 and bf16 runs of one preset and seed, compared at equal tokens.
+
+    python scripts/precision.py checkpoints/reference/precision --null-2M checkpoints/reference/MiniGPT-2M \
+        --plot results/figures/Precision_Quality.png
+
+The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json (`make precision-runs` trains
+them; `make precision` runs this script). The criteria were fixed before the runs (issue #12), here:
+
+  loss       at every evaluation, |mean over seeds of val_loss(bf16) - val_loss(fp32)| <= LOSS_TOL nats/token;
+  formation  for every seed, induction heads form (induction.first_formed: the best head's Δ on the held-out
+             text probes clears induction.FORMED_DELTA) at the same step within one probe interval, or in neither.
+
+bf16 becomes a preset's default (precision "auto") only where both hold. The null beside the loss statistic:
+the same statistic between two fp32 runs of the same seed that differ only in float rounding (the committed
+reference run of the preset's seed, trained before the chunked loss existed, against this comparison's fp32 run of
+that seed), i.e. how far rounding alone moves a run; passed with --null-<preset>.
+"""
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import utils  # noqa: E402
+from config import PRESETS  # noqa: E402
+from induction import FORMED_DELTA, first_formed  # noqa: E402
+from train import MetricsRow, read_metrics  # noqa: E402
+
+LOSS_TOL = 0.02  # nats/token, issue #12
+RUN_NAME = re.compile(r"(?P<preset>.+)-(?P<precision>fp32|bf16)-seed(?P<seed>\d+)$")
+
+
+def max_mean_gap(pairs: list[tuple[list[MetricsRow], list[MetricsRow]]]) -> tuple[float, int]:
+    """max over evaluations of |mean over pairs of val_loss(b) - val_loss(a)|, and the step where it is largest.
+
+    Only evaluations that every run logged count (equal tokens)."""
+    steps = set.intersection(*({m.step for m in run} for pair in pairs for run in pair))
+    by_step = [{m.step: m.val_loss for m in run} for pair in pairs for run in pair]
+    gaps = {s: sum(by_step[2 * i + 1][s] - by_step[2 * i][s] for i in range(len(pairs))) / len(pairs)
+            for s in steps if s > 0}
+    step = max(gaps, key=lambda s: abs(gaps[s]))
+    return gaps[step], step
+
+
+@dataclass
+class Seed:
+    seed: int
+    final_fp32: float          # last evaluation's validation loss, nats/token
+    final_bf16: float
+    tokens: int
+    formed_fp32: int | None    # step of formation, None if the heads did not form
+    formed_bf16: int | None
+    probe_interval: int
+
+    @property
+    def same_formation(self) -> bool:
+        if self.formed_fp32 is None or self.formed_bf16 is None:
+            return self.formed_fp32 == self.formed_bf16
+        return abs(self.formed_fp32 - self.formed_bf16) <= self.probe_interval
+
+
+@dataclass
+class Comparison:
+    preset: str
+    seeds: list[Seed]
+    gap: float                 # the loss statistic: largest |seed-mean bf16 - fp32| over evaluations
+    gap_step: int
+    null_gap: float | None     # the same statistic between two fp32 runs (rounding only), if given
+
+    @property
+    def loss_ok(self) -> bool:
+        return abs(self.gap) <= LOSS_TOL
+
+    @property
+    def formation_ok(self) -> bool:
+        return all(s.same_formation for s in self.seeds)
+
+    @property
+    def passed(self) -> bool:
+        return self.loss_ok and self.formation_ok
+
+    def __str__(self):
+        formed = lambda step: "not formed" if step is None else f"step {step:,}"  # noqa: E731
+        untested = all(x.formed_fp32 is None and x.formed_bf16 is None for x in self.seeds)
+        verdict = (f"bf16 {'meets' if self.loss_ok else 'fails'} the loss criterion; formation untested (no heads "
+                   f"formed in either precision)" if untested else
+                   f"bf16 {'keeps' if self.passed else 'does not keep'} fp32's quality")
+        lines = [f"### {self.preset}: {verdict}", "",
+                 "| seed | tokens | final val loss fp32 | bf16 | bf16 - fp32 | heads formed, fp32 | bf16 |",
+                 "|---|---|---|---|---|---|---|"]
+        lines += [f"| {s.seed} | {s.tokens / 1e6:.2f}M | {s.final_fp32:.3f} | {s.final_bf16:.3f} | "
+                  f"{s.final_bf16 - s.final_fp32:+.3f} | {formed(s.formed_fp32)} | {formed(s.formed_bf16)} |"
+                  for s in self.seeds]
+        null = ("no null run given" if self.null_gap is None else
+                f"null, two fp32 runs differing only in rounding: {abs(self.null_gap):.3f}")
+        lines += ["", f"- loss: largest |mean over {len(self.seeds)} seeds of bf16 - fp32| over the evaluations "
+                      f"{abs(self.gap):.3f} nats/token (step {self.gap_step:,}; criterion <= {LOSS_TOL}; {null}): "
+                      f"{'pass' if self.loss_ok else 'FAIL'}",
+                  f"- formation (best text-val Δ >= {FORMED_DELTA}, CI above 0), same step within one probe "
+                  f"interval for every seed: {'untested' if untested else 'pass' if self.formation_ok else 'FAIL'}"]
+        return "\n".join(lines)
+
+
+def compare(runs: dict, preset: str, null_dir: Path | None) -> Comparison:
+    """runs: (preset, precision, seed) -> metrics."""
+    seeds = sorted(s for p, prec, s in runs if p == preset and prec == "fp32" and (p, "bf16", s) in runs)
+    if not seeds:
+        raise SystemExit(f"error: no fp32/bf16 pair of runs for preset {preset}")
+    rows, pairs = [], []
+    for s in seeds:
+        a, b = runs[(preset, "fp32", s)], runs[(preset, "bf16", s)]
+        pairs.append((a, b))
+        step = lambda m: getattr(first_formed(m, "text-val", "delta", FORMED_DELTA), "step", None)  # noqa: E731
+        common = max(set(m.step for m in a) & set(m.step for m in b))
+        last_a, last_b = (next(m for m in r if m.step == common) for r in (a, b))
+        interval = next((m.step for m in a if m.step and m.probes), 0)
+        rows.append(Seed(s, last_a.val_loss, last_b.val_loss, last_a.tokens, step(a), step(b), interval))
+    gap, gap_step = max_mean_gap(pairs)
+    null = None
+    seed = PRESETS[preset].seed  # the reference runs were trained with their preset's seed
+    if null_dir is not None and (preset, "fp32", seed) in runs:
+        null = max_mean_gap([(read_metrics(null_dir), runs[(preset, "fp32", seed)])])[0]
+    return Comparison(preset, rows, gap, gap_step, null)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs_dir", help="directory of <preset>-<precision>-seed<seed>/metrics.json runs")
+    ap.add_argument("--null-2M", help="an fp32 run of the 2M preset with its seed, differing only in rounding")
+    ap.add_argument("--null-5.6M", dest="null_56", help="the same for 5.6M")
+    ap.add_argument("--plot", help="also draw the validation loss and formation curves here (PNG)")
+    args = ap.parse_args(argv)
+    runs = {}
+    for d in sorted(Path(args.runs_dir).iterdir()):
+        m = RUN_NAME.match(d.name)
+        if m and (d / "metrics.json").exists():
+            runs[(m["preset"], m["precision"], int(m["seed"]))] = read_metrics(d)
+    if not runs:
+        raise SystemExit(f"error: no <preset>-<precision>-seed<seed>/metrics.json runs in {args.runs_dir}")
+    nulls = {"2M": args.null_2M, "5.6M": args.null_56}
+    for preset in sorted({p for p, _, _ in runs}, key=lambda p: float(p.rstrip("M"))):
+        print(compare(runs, preset, Path(nulls[preset]) if nulls.get(preset) else None), end="\n\n")
+    if args.plot:
+        curves = {f"{p} {prec}, seed {s}": m for (p, prec, s), m in sorted(runs.items())}
+        null_curves = {p: ("fp32 rerun, rounding only (the null)", read_metrics(d)) for p, d in nulls.items() if d}
+        print(f"figure: {utils.plot_precision(curves, args.plot, FORMED_DELTA, null_curves)}")
+
+
+if __name__ == "__main__":
+    main()
