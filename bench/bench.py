@@ -1,7 +1,7 @@
 """Speed benchmark: training and analysis throughput against this machine's own matmul peaks.
 
-    python bench/bench.py              # full table, 3 interleaved rounds (~15 min on 2 cores); markdown
-    python bench/bench.py --quick      # 2M only: the default training step vs fp32 eager (< 90 s)
+    python bench/bench.py              # full table, 3 interleaved rounds (~10 min on 2 cores); markdown
+    python bench/bench.py --quick      # 2M only: the default step and bf16 vs fp32 eager (~50 s)
 
 Every configuration runs in a fresh subprocess, so its peak RSS is its own and one
 variant cannot warm caches for the next. Training throughput is the median of timed
