@@ -220,23 +220,21 @@ def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None
     presets = sorted({label.split()[0] for label in runs}, key=lambda p: float(p.rstrip("M")))
     seeds = sorted({label.rsplit(" ", 1)[1] for label in runs})
     fig, axes = plt.subplots(len(presets), 2, figsize=(12, 3.8 * len(presets)), layout="constrained", squeeze=False)
-    for label, metrics in runs.items():
-        preset, precision = label.split(",")[0].split()
+
+    def draw(preset, metrics, **style):
         ax_loss, ax_delta = axes[presets.index(preset)]
-        style = dict(color=f"C{seeds.index(label.rsplit(' ', 1)[1])}", ls="-" if precision == "fp32" else "--",
-                     label=label)
         ax_loss.plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], **style)
         rows = [m for m in metrics if m.probes]
         ax_delta.plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].best_delta.value.mean for m in rows],
                       **style)
+
+    for label, metrics in runs.items():
+        preset, precision = label.split(",")[0].split()
+        draw(preset, metrics, color=f"C{seeds.index(label.rsplit(' ', 1)[1])}",
+             ls="-" if precision == "fp32" else "--", label=label)
     for preset, (label, metrics) in (nulls or {}).items():
         if preset in presets:
-            ax_loss, ax_delta = axes[presets.index(preset)]
-            rows = [m for m in metrics if m.probes]
-            ax_loss.plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step],
-                         color="grey", ls=":", label=label)
-            ax_delta.plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].best_delta.value.mean for m in rows],
-                          color="grey", ls=":", label=label)
+            draw(preset, metrics, color="grey", ls=":", label=label)
     for i, preset in enumerate(presets):
         ax_loss, ax_delta = axes[i]
         ax_loss.set_ylabel("validation loss (nats/token)")
