@@ -7,7 +7,7 @@
 Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
 windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
 cosine decay to min_lr; gradient clipping. The training step runs in fp32 or under bf16
-autocast (--precision; the presets' "auto" picks bf16 where the hardware runs it fast);
+autocast (--precision; the presets use fp32, "auto" picks bf16 where the hardware runs it fast);
 weights, optimizer state, evaluations and probes stay fp32. Every eval_interval steps, train and val loss
 (nats/token, on fixed windows) and val bits per character go to <out_dir>/metrics.json.
 <out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
