@@ -14,7 +14,7 @@ EXP := $(REF)/experiments
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
-.PHONY: run train study test bench reference reference-models formation notebooks precision precision-runs clean-venv
+.PHONY: run train study test test-interop screenshot bench reference reference-models formation notebooks precision precision-runs clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ study: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
+# TransformerLens export and the attention page in a real browser (tests marked interop). The extras are large
+# (requirements-interop.txt); the default pins are their constraints, so torch stays the CPU build.
+$(VENV)/.interop-installed: $(VENV)/.installed requirements-interop.txt
+	$(BIN)/python -m pip install -q -c requirements.txt -r requirements-interop.txt
+	touch $@
+
+test-interop: $(VENV)/.interop-installed
+	@test -x /usr/bin/chromium || { echo "error: the browser test needs Debian's Chromium: apt-get install chromium"; exit 1; }
+	$(BIN)/python -m pytest -q -m interop
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py
 
@@ -56,6 +66,10 @@ reference: $(VENV)/.installed
 	for m in 2M 5.6M; do $(BIN)/python scripts/loss_curve.py $(REF)/MiniGPT-$$m $(FIG)/Loss_Curve_MiniGPT-$$m.png; done
 	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
 		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
+
+# The screenshot in Plots/: the 2M reference model's attention page (written by `make reference`) in headless Chromium.
+screenshot: $(VENV)/.interop-installed
+	$(BIN)/python scripts/browser_check.py $(FIG)/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
 
 # The reference models themselves: hours of CPU. Trains into runs/; copy the weights
 # (checkpoint.export_weights) and metrics.json into checkpoints/reference/ by hand when done.

@@ -39,6 +39,7 @@ class StudyConfig:
     prev_threshold: float = doc("a previous-token head needs a score >= this (chance: induction.chance_levels)", 0.3)
     n_random_draws: int = doc("random head sets the candidates are compared with", 20)
     plots_dir: str = doc("where the figures go", str(ROOT / "Plots"))
+    page_prompt: str | None = doc("the prompt of the interactive attention page (None: the first repeat probe)", None)
     out_json: str | None = doc("the summary's path (None: runs/induction_<name>.json)", None)
     device: str = doc("cpu, cuda or mps", "cpu")
     precision: str = doc("fp32, or bf16 autocast for the forward passes of scores and ablations (about 3x faster "
@@ -428,6 +429,35 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
     return figs
 
 
+def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -> Path:
+    """The interactive attention page (one HTML file, works offline): every head's attention on one prompt, and the
+    mean repeat − control pattern of each probe set."""
+    bs = ctx.model.config.block_size
+    if cfg.page_prompt is None:
+        idx, what = probes[cfg.primary].repeat[:1], f"the first repeat probe of the {cfg.primary} set"
+    else:
+        idx, what = torch.tensor([ctx.tok.encode(cfg.page_prompt)[-bs:]]), "the prompt given (its last block_size tokens)"
+        if idx.shape[1] < 2:
+            raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to {idx.shape[1]} token(s); give at least 2")
+    with ctx.step("page"):
+        pattern = ind.attention_patterns(ctx.model, idx)[0].numpy()  # (L, H, T, T)
+        sections = [dict(heading="Attention on one prompt", patterns=pattern, center=False,
+                         labels=[ctx.tok.decode([i]) for i in idx[0].tolist()],
+                         text=f"Every head's attention weights on {what}: row = query, column = key. Hover for the "
+                              f"tokens and the weight. On a repeat prompt an induction head draws a stripe "
+                              f"S − 1 = {cfg.S - 1} below the diagonal.")]
+        for kind, s in scores.items():
+            sections.append(dict(
+                heading=f"Repeat − control, {kind} probes (mean of {s.n} prompts)", center=True,
+                scale="repeat − control", patterns=(s.mean_pattern_repeat - s.mean_pattern_control).numpy(),
+                labels=[f"chunk {j // s.S + 1}" for j in range(ind.N_CHUNKS * s.S)],
+                text=f"Mean attention on the repeat prompts minus the control prompts (4 chunks of {s.S} tokens; "
+                     f"null 0). Red = more attention when the chunks repeat: an induction head's stripe S − 1 below "
+                     f"the diagonal in chunks 2–4."))
+        return utils.attention_page(Path(cfg.plots_dir) / f"Attention_Page_{ctx.name}.html",
+                                    f"{ctx.label}: attention", str(ctx), sections)
+
+
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
               figs: dict) -> StudyResult:
     """The typed result, saved to cfg.out_json (default runs/induction_<name>.json)."""
@@ -452,7 +482,9 @@ def run(cfg: StudyConfig) -> StudyResult:
     scores = score_heads(ctx, probes)
     singles = single_head_ablations(ctx, probes, cfg)
     val = validate(ctx, probes, scores, singles, cfg)
-    return summarize(ctx, cfg, scores, singles, val, figures(ctx, cfg, scores, singles, val))
+    figs = figures(ctx, cfg, scores, singles, val)
+    figs["page"] = attention_page(ctx, cfg, probes, scores)
+    return summarize(ctx, cfg, scores, singles, val, figs)
 
 
 ERRORS = (ConfigError, CheckpointError, CorpusError, TokenizerError, ind.ProbeError)

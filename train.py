@@ -3,6 +3,7 @@
     python train.py --preset 2M                    # the 2M preset (config.PRESETS), as `make run` trains it
     python train.py --preset 2M --resume           # continue checkpoints/MiniGPT-2M
     python train.py --preset tiny --max-steps 600 --out-dir runs/tiny
+    torchrun --standalone --nproc_per_node=2 train.py --preset 2M   # 2 processes (DDP), each 4 of the 8 rows
 
 Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
 windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
@@ -13,19 +14,26 @@ weights, optimizer state, evaluations and probes stay fp32. Every eval_interval 
 <out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
 continue the run bit-for-bit: weights, optimizer, step, RNG states; <out_dir>/best.pt holds
 the best-val weights so far.
+
+Under torchrun each process trains on its rows of the same global batch (batch_size rows, split evenly) with
+DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 alone evaluates, logs and writes checkpoints, and
+--resume continues the run under torchrun or without it (the batch stream is the same).
 """
 import argparse
 import dataclasses
 import fcntl
 import json
 import math
+import os
 import signal
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
@@ -96,6 +104,47 @@ def pick_precision(name: str, device: str) -> str:
     return "fp32"
 
 
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job; rank 0 of 1 without torchrun."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:  # the one process that evaluates and writes files
+        return self.rank == 0
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is True on any (all of them stop at the same step)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)])
+        dist.all_reduce(t)
+        return bool(t.item())
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group when torchrun started us (WORLD_SIZE > 1): gloo on CPU, nccl on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class LossOnly(torch.nn.Module):
+    """GPT.loss as a module's forward: DistributedDataParallel averages gradients only around forward calls."""
+
+    def __init__(self, model: GPT):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y):
+        return self.model.loss(x, y)
+
+
 def lr_at(step: int, cfg: RunConfig) -> float:
     """Linear warmup to lr, then cosine decay to min_lr at max_steps."""
     if step < cfg.warmup_steps:
@@ -118,14 +167,22 @@ class Batches:
     p tokens (p uniform in [8, (T+1)//2], a natural excerpt) repeat to the window's end.
     This puts exact in-context repeats into Austen text, the signal induction heads
     learn from; the period varies so no fixed positional offset can solve it.
+
+    Under torchrun (world > 1) every process draws the same global batch and keeps its own
+    batch_size // world rows, so the job trains on exactly the batches of a single process.
     """
 
-    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, repeat_frac: float = 0.0):
+    def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, repeat_frac: float = 0.0,
+                 rank: int = 0, world: int = 1):
         if len(tokens) <= block_size + 1:
             raise TrainingError(f"a split of the corpus has {len(tokens):,} tokens, too few for windows of "
                                 f"block_size {block_size:,}; use a block_size below {len(tokens) - 1:,}")
+        if batch_size % world:
+            raise TrainingError(f"batch_size {batch_size} does not split evenly over {world} processes; use a "
+                                f"--batch-size divisible by torchrun's --nproc_per_node")
         self.windows = tokens.unfold(0, block_size + 1, 1)  # (N, T+1), a view: no copy
         self.batch_size, self.repeat_frac = batch_size, repeat_frac
+        self.rows = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
 
     def sample(self, generator: torch.Generator, device: str):
         ix = torch.randint(len(self.windows), (self.batch_size,), generator=generator)
@@ -136,7 +193,7 @@ class Batches:
             period = torch.randint(min(8, n // 2), n // 2 + 1, (self.batch_size, 1), generator=generator)
             src = torch.arange(n) % period  # (B, T+1): index of the token each position copies
             w = torch.where(rows[:, None], w.gather(1, src), w)
-        w = w.to(device, non_blocking=True)
+        w = w[self.rows].to(device, non_blocking=True)  # this process's rows (all of them without torchrun)
         return w[:, :-1], w[:, 1:]
 
 
@@ -183,6 +240,8 @@ class Run:
     g_batch: torch.Generator   # the batch stream's RNG: saved and restored for exact resume
     tokens_per_char: float     # converts nats/token to bits/char
     probe: TrainingProbe | None
+    dist: Dist = Dist()
+    ddp: DDP | None = None     # under torchrun: the model's loss wrapped for gradient averaging
     step: int = 0
     metrics: list[MetricsRow] = field(default_factory=list)
 
@@ -195,15 +254,19 @@ class Run:
         return self.cfg.run_dir / "best.pt"
 
 
-def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> Run:
+def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp: Dist = Dist()) -> Run:
     """A new run, or the one in cfg.run_dir continued exactly where its latest.pt left off.
 
-    Call it holding the run directory's lock (`locked`), as train() does.
+    Call it holding the run directory's lock (`locked`), as train() does. Under torchrun (ddp.world > 1) every
+    process calls it; they read the same files and build the same model.
     """
     out_dir = cfg.run_dir
     latest = out_dir / "latest.pt"
     device = pick_device(cfg.device)
     cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device))  # the checkpoint records which
+    if device == "cuda" and ddp.world > 1:
+        device = f"cuda:{ddp.local_rank}"
+        torch.cuda.set_device(device)
     ckpt = None
     leftovers = [f.name for f in (out_dir / "best.pt", out_dir / "metrics.json") if f.exists()]
     if not latest.exists() and leftovers and not overwrite:
@@ -224,7 +287,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
         elif not overwrite:
             raise TrainingError(f"{out_dir} already holds a run (latest.pt); pass --resume to continue it, "
                                 f"--overwrite to start over, or choose another --out-dir")
-    elif resume:
+    elif resume and ddp.main:
         print(f"no checkpoint in {out_dir}; starting a new run")
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(cfg.novels)
@@ -234,7 +297,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
         tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
     train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
     val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
-    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac)  # checks the sizes first
+    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, ddp.rank, ddp.world)  # checks sizes
     # Fixed evaluation windows, drawn from their own generator so evaluation never
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
@@ -242,16 +305,23 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> 
                          for _ in range(cfg.eval_batches)]
                  for split, t in (("train", train_tokens), ("val", val_tokens))}
     model = GPT(cfg.model_config(tok.vocab_size)).to(device)
+    if ddp.rank:  # dropout masks differ between processes (a single process would draw them for all rows)
+        torch.manual_seed(cfg.seed + ddp.rank)
     run = Run(cfg, model, make_optimizer(model, cfg, device), tok, batches, eval_sets,
               torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
-              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval else None)
+              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval and ddp.main else None, ddp)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         run.optimizer.load_state_dict(ckpt["optimizer"])
         run.step, run.metrics = ckpt["step"], from_plain(list[MetricsRow], json.loads(ckpt["metrics"]))
-        run.g_batch.set_state(ckpt["rng"]["batch"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        print(f"resuming {latest} at step {run.step:,}")
+        run.g_batch.set_state(ckpt["rng"]["batch"])  # the global batch stream: the same for any process count
+        per_rank = ckpt["rng"].get("torch_per_rank", [ckpt["rng"]["torch"]])
+        if ddp.rank < len(per_rank):
+            torch.set_rng_state(per_rank[ddp.rank])
+        if ddp.main:
+            print(f"resuming {latest} at step {run.step:,}")
+    if ddp.world > 1:  # after loading: DDP starts every process from rank 0's weights
+        run.ddp = DDP(LossOnly(model), device_ids=[ddp.local_rank] if device.startswith("cuda") else None)
     return run
 
 
@@ -259,17 +329,24 @@ def _same(v):
     return list(v) if isinstance(v, (list, tuple)) else v
 
 
-def train_step(model: GPT, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32") -> float:
+def train_step(model: GPT | DDP, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32") -> float:
     """One optimizer step on the batch (x, y); returns its loss. This is the step bench/bench.py times.
 
     precision "bf16": the forward and backward matmuls run under bf16 autocast; the weights, their
     gradients, AdamW's state and the loss stay fp32. A non-finite loss is returned without touching the weights.
+    Under torchrun `model` is the DDP-wrapped LossOnly: backward averages the gradients over the processes, and the
+    loss returned is the whole batch's (the mean of the processes' equal shares), the same on every process.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        loss = model.loss(x, y)
-    loss_value = loss.item()
+        loss = model(x, y) if isinstance(model, DDP) else model.loss(x, y)
+    if isinstance(model, DDP):
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        loss_value = total.item() / dist.get_world_size()
+    else:
+        loss_value = loss.item()
     if not math.isfinite(loss_value):
         return loss_value
     optimizer.zero_grad(set_to_none=True)
@@ -293,13 +370,25 @@ def evaluate(model: GPT, eval_sets: dict) -> dict:
 
 
 def save(run: Run, path: Path, resumable: bool = True):
-    """Write a checkpoint of the run; weights that are not finite are never written."""
+    """Write a checkpoint of the run; weights that are not finite are never written.
+
+    Under torchrun every process calls it for a resumable save (they hand rank 0 their RNG states); rank 0 writes.
+    """
+    rng = None
+    if resumable:
+        per_rank = [torch.get_rng_state()]
+        if run.dist.world > 1:
+            per_rank = [None] * run.dist.world if run.dist.main else None
+            dist.gather_object(torch.get_rng_state(), per_rank)
+        rng = {"batch": run.g_batch.get_state(), "torch": per_rank[0] if run.dist.main else None,
+               **({"torch_per_rank": per_rank} if run.dist.world > 1 else {})}
+    if not run.dist.main:
+        return
     if not all(torch.isfinite(p).all() for p in run.model.parameters()):
         check_finite(run, float("nan"), f"weights before saving {path.name}")
     try:
         save_checkpoint(path, run.model, run.tokenizer, train_config=dataclasses.asdict(run.cfg), step=run.step,
-                        metrics=run.metrics, optimizer=run.optimizer if resumable else None,
-                        rng={"batch": run.g_batch.get_state(), "torch": torch.get_rng_state()} if resumable else None)
+                        metrics=run.metrics, optimizer=run.optimizer if resumable else None, rng=rng)
     except OSError as e:  # e.g. a full disk: the previous file is intact (atomic save)
         raise TrainingError(f"cannot write {path}: {e.strerror}; the previous {path.name} is intact. Free some "
                             f"space, then continue with --resume") from None
@@ -353,72 +442,83 @@ class TrainResult:
 
 
 class _StopFlag:
-    """SIGINT sets a flag that the loop checks between steps, so Ctrl-C never lands mid-update."""
+    """SIGINT sets a flag that the loop checks between steps, so Ctrl-C never lands mid-update.
 
-    def __init__(self):
-        self.stop = False
+    Under torchrun (patient=True) SIGTERM does too, and a repeated signal is not a second Ctrl-C: torchrun passes
+    the user's Ctrl-C on to its workers, who then still need a moment to agree on the step and save.
+    """
+
+    def __init__(self, patient: bool = False):
+        self.stop, self.patient = False, patient
+        self.signals = (signal.SIGINT, signal.SIGTERM) if patient else (signal.SIGINT,)
 
     def __enter__(self):
         try:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.signals}
         except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-            self.previous = None
+            self.previous = {}
         return self
 
     def _handle(self, signum, frame):
-        if self.stop:  # a second Ctrl-C: give up on saving
+        if self.stop and not self.patient:  # a second Ctrl-C: give up on saving
             raise KeyboardInterrupt
         self.stop = True
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
           sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> TrainResult:
-    """Run (or continue) training; the run directory is locked while it runs."""
-    with locked(cfg.run_dir):
-        run = start_run(cfg, resume, overwrite)
+    """Run (or continue) training; the run directory is locked while it runs. Under torchrun every process calls
+    it: rank 0 holds the lock, evaluates and writes; all of them step together."""
+    ddp = init_distributed(pick_device(cfg.device))
+    with locked(cfg.run_dir) if ddp.main else nullcontext():
+        run = start_run(cfg, resume, overwrite, ddp)
         cfg = run.cfg  # with "auto" precision resolved
         prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
         prior_train = run.metrics[-1].train_s if run.metrics else 0.0
         t0, train_s, start_step = time.perf_counter(), 0.0, run.step
         if not run.metrics:
-            log_eval(run, 0.0, 0.0)
+            if ddp.main:
+                log_eval(run, 0.0, 0.0)
             save(run, run.latest)
         device = next(run.model.parameters()).device.type
-        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not progress, dynamic_ncols=True,
-                   mininterval=1.0)
+        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not (progress and ddp.main),
+                   dynamic_ncols=True, mininterval=1.0)
         run.model.train()
-        with _StopFlag() as flag:
-            while run.step < cfg.max_steps and not flag.stop:
+        with _StopFlag(patient=ddp.world > 1) as flag:
+            while run.step < cfg.max_steps and not ddp.any(flag.stop):  # all processes stop at one step
                 t_step = time.perf_counter()
                 x, y = run.batches.sample(run.g_batch, device)
-                loss = train_step(run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip, cfg.precision)
+                loss = train_step(run.ddp or run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip,
+                                  cfg.precision)
                 check_finite(run, loss, "training batch")
                 run.step += 1
                 train_s += time.perf_counter() - t_step
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * x.numel() / train_s:,.0f}")
-                if run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps:
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * cfg.tokens_per_step / train_s:,.0f}")
+                if ddp.main and (run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps):
                     bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
                 if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
                     save(run, run.latest)
         bar.close()
-        if flag.stop:
+        stopped = run.step < cfg.max_steps  # by Ctrl-C (or torchrun passing one on)
+        if stopped:
             save(run, run.latest)
-            print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
+            if ddp.main:
+                print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
         sample = None
-        if sample_prompt is not None and not flag.stop:
+        if sample_prompt is not None and not stopped and ddp.main:
             sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
             (cfg.run_dir / "sample.txt").write_text(sample + "\n")
     curve = None
-    if plots_dir is not None:
+    if plots_dir is not None and ddp.main:
         curve = utils.plot_loss_curve(run.metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
                                       f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
                                       f"{run.tokenizer.kind} tokens)")
-    return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, flag.stop,
+    return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, stopped,
                        cfg)
 
 
@@ -458,7 +558,11 @@ def main(argv=None):
                        plots_dir=args.plots_dir)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
-    print(result)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(result)
     if result.interrupted:
         raise SystemExit(130)
 

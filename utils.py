@@ -1,9 +1,11 @@
-"""The figures (matplotlib), shared by the notebooks, the study and the scripts.
+"""The figures (matplotlib) and the interactive attention page (plotly), shared by the notebooks, the study and
+the scripts.
 
 Every figure function takes numbers (arrays, or the typed rows of a training log), writes
-a PNG and returns its path, so notebooks stay short and every figure is reproducible
+a PNG (or the HTML page) and returns its path, so notebooks stay short and every figure is reproducible
 from a script. Nothing here computes a metric.
 """
+from html import escape
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -248,3 +250,56 @@ def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None
             ax.legend(fontsize=8)
     fig.suptitle("fp32 (solid) against bf16 autocast (dashed) training, same seeds and batches")
     return _save(fig, path)
+
+
+# ---- the interactive attention page (plotly) ----------------------------------------------------
+
+PAGE_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body {{ font-family: sans-serif; margin: 1.5em; max-width: 1400px; }} p {{ max-width: 60em; }}</style>
+</head><body>
+<h1>{title}</h1>
+<p>{intro}</p>
+{sections}
+</body></html>
+"""
+
+
+def attention_page(path, title: str, intro: str, sections: list[dict]):
+    """One self-contained HTML file of attention heatmaps, one panel per head, with hover values.
+
+    sections: [{"heading", "text", "patterns": (L, H, T, T), "labels": T axis labels, "center": bool}, ...];
+    center=True draws a difference (blue < 0 < red) on a symmetric scale, else weights in [0, 1]. plotly.js is
+    inlined once, so the page works offline; future positions (key > query) are left blank.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    html = []
+    for i, sec in enumerate(sections):
+        patterns = np.array(sec["patterns"], dtype=np.float32)
+        L, H, T, _ = patterns.shape
+        patterns[..., ~np.tri(T, dtype=bool)] = np.nan  # (L, H, T, T): only key <= query exists
+        labels = [f"{j}: {tok}" for j, tok in enumerate(sec["labels"])]  # unique, so repeated tokens keep their cells
+        lim = (float(np.nanmax(np.abs(patterns))) or 1.0) if sec["center"] else 1.0
+        fig = make_subplots(L, H, subplot_titles=[f"L{l}H{h}" for l in range(L) for h in range(H)],
+                            horizontal_spacing=0.03, vertical_spacing=0.06 / max(1, L / 4))
+        for l in range(L):
+            for h in range(H):
+                fig.add_trace(go.Heatmap(
+                    z=patterns[l, h], x=labels, y=labels, coloraxis="coloraxis",
+                    hovertemplate=f"L{l}H{h}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.3f}}<extra></extra>"), l + 1, h + 1)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+        fig.update_layout(plot_bgcolor="white",
+            height=260 * L + 80, width=260 * H + 160, margin=dict(t=40, l=20, r=20, b=20),
+            coloraxis=dict(colorscale="RdBu_r" if sec["center"] else "Viridis", cmin=-lim if sec["center"] else 0,
+                           cmax=lim, colorbar=dict(title=sec.get("scale", "attention"))))
+        html.append(f"<h2>{escape(sec['heading'])}</h2>\n<p>{escape(sec['text'])}</p>\n"
+                    + fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"section-{i}",
+                                  config={"displaylogo": False}))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PAGE_TEMPLATE.format(title=escape(title), intro=escape(intro), sections="\n".join(html)),
+                    encoding="utf-8")
+    return path

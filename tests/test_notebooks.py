@@ -1,6 +1,7 @@
 """Execute both notebooks headlessly with tiny parameters, as a user would (papermill), and check the sources."""
 import ast
 import json
+import re
 import time
 from pathlib import Path
 
@@ -65,11 +66,15 @@ def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
                 "Candidates_vs_Random"]
     for stem in expected:
         assert (plots / f"{stem}_MiniGPT-tiny.png").exists(), stem
+    page = (plots / "Attention_Page_MiniGPT-tiny.html").read_text()
+    assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inlined: offline
+    assert "<iframe" in (tmp_path / "InductionHeads.ipynb").read_text()  # shown inline
     import study
     result = study.read_result(tmp_path / "summary.json")
     assert set(result.scores) == {"text-val", "text-train", "random"}
     assert result.scores["random"].delta.mean.shape == (2, 2)  # layers x heads
     assert result.config.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40
+    assert result.figures["page"] == str(plots / "Attention_Page_MiniGPT-tiny.html")
     assert 0 <= result.validation.zero.tested.hi or result.validation.zero.tested.hi < 0  # typed, read back
     print(f"InductionHeads.ipynb (tiny) ran in {seconds:.1f} s")
 
