@@ -83,10 +83,12 @@ def test_your_runs_write_where_the_reference_results_are_not():
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     ignored = subprocess.run(["git", "check-ignore", "runs/x.json", "Plots/Loss_Curve_MiniGPT-2M.png",
-                              "checkpoints/MiniGPT-2M/best.pt"], cwd=ROOT, capture_output=True, text=True).stdout
-    assert len(ignored.split()) == 3, "a user's outputs must be git-ignored, never committed reference files"
+                              "Plots/Attention_Page_MiniGPT-2M.html", "checkpoints/MiniGPT-2M/best.pt"], cwd=ROOT,
+                             capture_output=True, text=True).stdout
+    assert len(ignored.split()) == 4, "a user's outputs must be git-ignored, never committed reference files"
     tracked = subprocess.run(["git", "ls-files", "Plots"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    assert tracked == ["Plots/README.md"]
+    # the one committed image is the page's screenshot, a name no run writes (runs write <Figure>_<run name>)
+    assert tracked == ["Plots/AttentionPage_Screenshot.png", "Plots/README.md"]
 
 
 # ---- memory ------------------------------------------------------------------------------------
