@@ -11,10 +11,12 @@ TRAIN_ARGS ?=
 NAME := MiniGPT-$(PRESET)
 REF := checkpoints/reference
 EXP := $(REF)/experiments
+CUR := $(REF)/curriculum
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
-.PHONY: run train study test test-interop screenshot bench reference reference-models formation notebooks precision precision-runs clean-venv
+.PHONY: run train study test test-interop screenshot bench reference reference-models formation notebooks precision precision-runs \
+	curriculum curriculum-runs clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +65,10 @@ reference: $(VENV)/.installed
 		--out-json results/induction_MiniGPT-2M-random.json --precision fp32
 	for t in char bpe; do $(BIN)/python study.py $(EXP)/tokenizer-$$t-2M/best.pt --name MiniGPT-$$t-2M --primary random \
 		--plots-dir $(FIG) --out-json results/induction_MiniGPT-$$t-2M.json --precision fp32; done
+	for r in curriculum control; do $(BIN)/python study.py $(CUR)/2M-$$r/best.pt --name MiniGPT-2M-$$r --plots-dir $(FIG) \
+		--out-json results/induction_MiniGPT-2M-$$r.json --precision fp32; done
+	$(BIN)/python study.py $(CUR)/2M-curriculum/best.pt --name MiniGPT-2M-curriculum-S6 --S 6 --plots-dir $(FIG) \
+		--out-json results/induction_MiniGPT-2M-curriculum-S6.json --precision fp32
 	for m in 2M 5.6M; do $(BIN)/python scripts/loss_curve.py $(REF)/MiniGPT-$$m $(FIG)/Loss_Curve_MiniGPT-$$m.png; done
 	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
 		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
@@ -89,7 +95,21 @@ precision: $(VENV)/.installed
 	$(BIN)/python scripts/precision.py $(REF)/precision --null-2M $(REF)/MiniGPT-2M --null-5.6M $(REF)/MiniGPT-5.6M \
 		--plot $(FIG)/Precision_Quality.png
 
-# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~14 min).
+# A repeat curriculum against no repeats (results/README.md, "A curriculum"): two 2M runs, about 30 minutes of both
+# cores (one thread each); copy each run's metrics.json and exported best.pt into $(CUR)/<run>/ when done.
+curriculum-runs: $(VENV)/.installed
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --repeat-frac 1.0 --repeat-end 0.6 \
+		--out-dir runs/issue13/2M-curriculum --resume --no-progress --plots-dir runs/issue13/plots & \
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --repeat-frac 0 \
+		--out-dir runs/issue13/2M-control --resume --no-progress --plots-dir runs/issue13/plots & wait
+
+# Its verdict against the criteria fixed in scripts/curriculum.py, from the committed runs and studies (a minute).
+curriculum: $(VENV)/.installed
+	$(BIN)/python scripts/curriculum.py curriculum=$(CUR)/2M-curriculum control=$(CUR)/2M-control \
+		"constant 0.5 (the 2M preset)=$(REF)/MiniGPT-2M" \
+		--studies results/induction_MiniGPT-2M-curriculum.json results/induction_MiniGPT-2M-curriculum-S6.json
+
+# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~16 min).
 notebooks: $(VENV)/.installed
 	$(PAPERMILL) MiniGPT.ipynb results/MiniGPT_MiniGPT-2M.ipynb -p OUT_DIR runs/notebook/MiniGPT-2M \
 		-p PLOTS_DIR runs/notebook/plots -p RESUME False
@@ -108,6 +128,10 @@ formation: $(VENV)/.installed
 		--title "Induction-head formation across seeds and sizes (the recipe)" \
 		"2M, seed 1337 (reference)=$(REF)/MiniGPT-2M" "2M, seed 1=$(REF)/seeds/MiniGPT-2M-seed1" \
 		"2M, seed 2=$(REF)/seeds/MiniGPT-2M-seed2" "5.6M, seed 1337 (reference)=$(REF)/MiniGPT-5.6M"
+	$(BIN)/python scripts/formation.py --out $(FIG)/Induction_Formation_Curriculum.png \
+		--title "Induction-head formation: a repeat curriculum against no repeats (2M)" \
+		"curriculum: repeats 1.0 falling to 0 at step 6,000=$(CUR)/2M-curriculum" "no repeats=$(CUR)/2M-control" \
+		"constant repeats 0.5 (the 2M preset)=$(REF)/MiniGPT-2M"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -86,12 +86,15 @@ class RunConfig:
     beta2: float = doc("AdamW beta2")
     grad_clip: float = doc("clip the gradient's global norm to this")
     repeat_frac: float = doc("fraction of training windows made periodic (train.Batches)")
+    repeat_end: float | None = doc("share of max_steps by which the periodic windows' fraction falls linearly from "
+                                   "repeat_frac to 0 (a curriculum; None: repeat_frac throughout)")
     seed: int = doc("seed of the initialisation, the batches and the evaluation windows")
     precision: str = doc("fp32, or bf16 autocast for the training step (weights, optimizer state, loss and all "
                          "evaluation stay fp32); auto: bf16 where the hardware runs it fast (train.pick_precision)")
     # logging
     eval_interval: int = doc("steps between evaluations (metrics.json, best.pt)")
-    eval_batches: int = doc("batches of fixed windows per evaluation")
+    eval_batches: int | None = doc("batches of fixed windows per evaluation (None: the validation split in full, and "
+                                   "as many training windows)")
     save_interval: int | None = doc("steps between resumable checkpoints (None: eval_interval)")
     probe_interval: int = doc("steps between induction probes logged to metrics.json (0: never)")
     # where (not part of the run's identity)
@@ -105,7 +108,7 @@ class RunConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"RunConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"RunConfig.tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
@@ -116,6 +119,8 @@ class RunConfig:
             raise ConfigError(f"RunConfig.vocab_size must be at least 2 (or None), got {self.vocab_size!r}")
         if not 0 <= self.repeat_frac <= 1:
             raise ConfigError(f"RunConfig.repeat_frac must be in [0, 1], got {self.repeat_frac!r}")
+        if self.repeat_end is not None and not 0 < self.repeat_end <= 1:
+            raise ConfigError(f"RunConfig.repeat_end must be in (0, 1] or None, got {self.repeat_end!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ConfigError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr!r}, min_lr={self.min_lr!r}")
         if not self.grad_clip > 0:
@@ -150,7 +155,8 @@ class RunConfig:
 
     def identity(self) -> dict:
         """The fields that define the run: resuming requires them to match (max_steps may grow)."""
-        logging_only = ("max_steps", "eval_interval", "save_interval", "probe_interval", "out_dir", "device")
+        logging_only = ("max_steps", "eval_interval", "eval_batches", "save_interval", "probe_interval", "out_dir",
+                        "device")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in logging_only}
 
     def model_config(self, vocab_size: int):
@@ -166,9 +172,9 @@ _CHAR = dict(_WORD, tokenizer="char")
 # bf16 ("auto" or "bf16") trains faster but is opt-in: it did not meet the quality criterion fixed for making it
 # the default (results/README.md, "Precision").
 _ADAMW = dict(weight_decay=0.1, beta2=0.99, grad_clip=1.0, seed=1337, eval_batches=8, save_interval=None,
-              precision="fp32")
-_REPEATS = dict(_ADAMW, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200, repeat_frac=0.5,
-                eval_interval=500, probe_interval=500)
+              precision="fp32", repeat_end=None)
+_REPEATS = dict(_ADAMW, eval_batches=None, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200,
+                repeat_frac=0.5, eval_interval=500, probe_interval=500)
 
 PRESETS = {
     "tiny": RunConfig("tiny", **_CHAR, n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,

@@ -18,6 +18,11 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
 * Prefix-matching score (Olsson et al. 2022): the same queries, counting attention to the
   token after *every* earlier copy (q - kS + 1, k = 1, 2, 3), repeat minus control. A head
   that spreads its attention over all earlier copies scores up to 1 here and less in Δ.
+* Copying score: the head's direct effect on the logit of the token at q - S + 1 (on a repeat
+  prompt, the token after the previous copy of q's token: the one an induction head attends to and
+  should copy), through the final LayerNorm at its actual scale, against the mean unembedding,
+  repeat minus control (copying_effect); its null is 0.
+* An induction head does both (Olsson et al. 2022): CRITERIA below holds every threshold and why.
 * Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
 * In-context gain G: mean over positions q in [S, 4S-1) of loss_control(q) - loss_repeat(q),
   where loss(q) is the cross-entropy of predicting token q+1 from position q. Unlike the
@@ -26,7 +31,8 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
 * CIs: percentile bootstrap over prompts (95%, 1000 resamples).
 * Ablation of head (l, h) acts on blocks.{l}.attn.hook_z, the head's output before
   the output projection: zero ablation sets it to 0, mean ablation to its mean over all
-  probe prompts (repeat and control) and all positions. Many ablations run in one
+  probe prompts (repeat and control) and all positions, resample ablation to the head's own
+  output at the same position of another prompt of the same kind. Many ablations run in one
   batched forward pass: each replica of the probe batch carries its own head mask.
 * K-composition (Elhage et al. 2021) of head a (earlier layer) into head b:
   ||W_OV^a W_QK^bᵀ||_F / (||W_OV^a||_F ||W_QK^b||_F) with W_OV = W_V W_O, W_QK = W_Q W_Kᵀ
@@ -41,7 +47,32 @@ N_CHUNKS = 4
 FREQ_CUT = 0.04
 PROBE_S = 16            # chunk length of the study's and the training log's probes
 TRAINING_PROBE_N = 48   # prompts per probe set logged during training
-FORMED_DELTA = 0.3      # a head has "formed" when its score is >= this with the CI above 0
+
+
+# ---- the criteria, in one place ----------------------------------------------------------------
+# Fixed on 2026-11-26 before the runs they judge (issue #13). A score "clears" its threshold when the lower bound
+# of its 95% CI does (Estimate.clears); each metric has its own threshold and the reason for it.
+
+@dataclass(frozen=True)
+class Criterion:
+    threshold: float
+    reason: str
+
+
+CRITERIA = {
+    "prefix_match": Criterion(0.5, "on repeat prompts the head gives at least half of its attention to the tokens after "
+                                   "earlier copies of the query's token, beyond what it gives the same positions on "
+                                   "control prompts: attending there is most of what it does"),
+    "copying": Criterion(1.0, "the head's direct effect raises the logit of the token it attends to by at least 1 "
+                              "more on repeat than on control prompts: it multiplies the odds of the copied token "
+                              "e-fold, a large effect against per-token losses of 2-5 nats"),
+    "delta": Criterion(0.3, "the attention to the token after the latest copy alone: 10x its chance level (0.028); "
+                            "the formation criterion of the logs written before copying was logged"),
+    "prev_token": Criterion(0.3, "5x the chance level of uniform attention to the previous token (0.059 for S = 16): "
+                                 "a large share of the head's attention goes to the previous token"),
+}
+# An induction head (Olsson et al. 2022) does prefix matching *and* copying: both lower CI bounds clear.
+INDUCTION_SCORES = ("prefix_match", "copying")
 
 
 class ProbeError(ValueError):
@@ -84,16 +115,31 @@ def text_probes(tokens: torch.Tensor, S: int, n: int, seed: int, block_size: int
     return Probes(chunks[:, :1].expand(-1, N_CHUNKS, -1).reshape(n, -1).clone(), chunks.reshape(n, -1).clone(), S, kind)
 
 
-def probe_alphabet(train_tokens: torch.Tensor, vocab_size: int, special_ids=(), cut: float = FREQ_CUT) -> torch.Tensor:
-    """Token ids seen in training, minus specials and the top / bottom `cut` fraction by frequency."""
+def probe_alphabet(train_tokens: torch.Tensor, vocab_size: int, special_ids=(), cut: float = FREQ_CUT,
+                   rare_cut: float | None = None) -> torch.Tensor:
+    """Token ids seen in training, minus specials and the top `cut` / bottom `rare_cut` (default: `cut`) fraction
+    by frequency, most frequent first."""
     counts = torch.bincount(train_tokens, minlength=vocab_size)
     counts[list(special_ids)] = 0
     seen = torch.argsort(counts, descending=True, stable=True)[: int((counts > 0).sum())]
-    k = int(len(seen) * cut)
-    return seen[k: len(seen) - k]
+    top, bottom = int(len(seen) * cut), int(len(seen) * (cut if rare_cut is None else rare_cut))
+    return seen[top: len(seen) - bottom]
 
 
-def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size: int) -> Probes:
+KNOWN_MIN_COUNT = 20  # "random-known" probes: tokens seen at least this often in training, so the model knows them
+
+
+def probe_alphabets(train_tokens: torch.Tensor, tok) -> dict[str, torch.Tensor]:
+    """The random probes' alphabets: "random" (Olsson et al.'s cut) and "random-known": the same without its rare
+    tail but only tokens seen at least KNOWN_MIN_COUNT times in training (a 10k-word vocabulary's mid-frequency
+    words are mostly seen a few times, so a word model may fail to copy them for not knowing them)."""
+    counts = torch.bincount(train_tokens, minlength=tok.vocab_size)
+    alpha = probe_alphabet(train_tokens, tok.vocab_size, tok.special_ids)
+    known = probe_alphabet(train_tokens, tok.vocab_size, tok.special_ids, rare_cut=0.0)
+    return {"random": alpha, "random-known": known[counts[known] >= KNOWN_MIN_COUNT]}
+
+
+def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size: int, kind: str = "random") -> Probes:
     check_chunk(S, block_size)
     if len(alphabet) < 2 * S:
         raise ProbeError(f"random probes need at least 2*S = {2 * S} distinct tokens (S for the base, S for each "
@@ -103,7 +149,7 @@ def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size:
     base = alphabet[order[:, :S]]                       # (n, S) distinct
     rest = alphabet[order[:, S:]]                       # (n, |A| - S): everything but the base
     ctl = [rest.gather(1, torch.rand(rest.shape, generator=g).argsort(dim=1)[:, :S]) for _ in range(N_CHUNKS - 1)]
-    return Probes(base.repeat(1, N_CHUNKS), torch.cat([base] + ctl, dim=1), S, "random")
+    return Probes(base.repeat(1, N_CHUNKS), torch.cat([base] + ctl, dim=1), S, kind)
 
 
 # ---- typed results -----------------------------------------------------------------------
@@ -119,8 +165,8 @@ class Estimate:
         return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
 
     def clears(self, threshold: float) -> bool:
-        """The formation criterion: mean >= threshold with the CI above 0."""
-        return self.mean >= threshold and self.lo > 0
+        """The lower bound of the 95% CI is at or above the threshold (CRITERIA)."""
+        return self.lo >= threshold
 
 
 @dataclass(frozen=True)
@@ -193,15 +239,29 @@ class ProbeScores:
     G: Estimate
     loss_repeat: Curve
     loss_control: Curve
+    copying: HeadScores | None = None  # None in summaries written before the score existed
     mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
     mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
     example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
 
+    def induction_heads(self) -> list[HeadValue]:
+        return induction_heads(self.prefix_match, self.copying)
+
     def __str__(self):
-        return (f"{self.kind:>10}: best Δ {self.delta.best()} (null 0; chance of the raw attention A "
-                f"{self.chance.induction:.3f}); best prefix matching {self.prefix_match.best()}; "
-                f"G {self.G} nats/token; best previous-token {self.prev_token.best()} "
+        heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
+        return (f"{self.kind:>10}: induction heads (prefix matching and copying clear CRITERIA): {heads}; best "
+                f"prefix matching {self.prefix_match.best()} (null 0); best copying "
+                f"{self.copying.best() if self.copying else 'not measured'} (null 0); best Δ {self.delta.best()} "
+                f"(null 0); G {self.G} nats/token (null 0); best previous-token {self.prev_token.best()} "
                 f"(chance {self.chance.prev_token:.3f})")
+
+
+def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None) -> list[HeadValue]:
+    """Heads whose prefix matching and copying both clear CRITERIA, by prefix matching, strongest first."""
+    if prefix_match is None or copying is None:
+        return []
+    pm, cp = (CRITERIA[k].threshold for k in INDUCTION_SCORES)
+    return [hv for hv in prefix_match.passing(pm) if copying.at(hv.layer, hv.head).value.clears(cp)]
 
 
 # ---- scores ----------------------------------------------------------------------------
@@ -226,6 +286,38 @@ def prefix_matching(pattern: torch.Tensor, S: int) -> torch.Tensor:
 
 def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
     return pattern.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
+
+
+@torch.no_grad()
+def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256) -> torch.Tensor:
+    """(N, 4S) prompts -> (N, L, H): each head's direct effect on the logit of the token at q - S + 1, the token
+    after the previous copy of q's token on a repeat prompt (the correct next token), mean over q in [S, 4S).
+
+    Direct effect: the head's output (hook_z times its rows of W_O) through the final LayerNorm with its scale frozen
+    at the actual one, dotted with that token's unembedding minus the mean unembedding, so a shift of every logit
+    alike counts as no copying. Computed in fp32 also under autocast.
+    """
+    L, H, D = model.config.n_layer, model.config.n_head, model.config.d_head
+    names = _layer_names(model, "hook_z") + [f"blocks.{L - 1}.hook_resid_post"]
+    device = next(model.parameters()).device
+    ln, W_U = model.ln_final, model.lm_head.weight.float()                           # W_U: (V, C)
+    W_O = [b.attn.c_proj.weight.float().view(-1, H, D).permute(1, 2, 0) for b in model.blocks]  # each (H, D, C)
+    out = []
+    for chunk in idx.split(batch):
+        chunk = chunk.to(device)
+        T = chunk.shape[1]
+        _, _, cache = model.run_with_cache(chunk, names)
+        with torch.autocast(device.type, enabled=False):
+            x = cache[names[-1]].float()[:, S:]                                      # (n, Q, C), Q = T - S
+            sigma = (x.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()       # (n, Q, 1)
+            u = (W_U[chunk[:, 1:T - S + 1]] - W_U.mean(0)) * ln.weight.float()     # (n, Q, C)
+            per_layer = []
+            for l in range(L):
+                o = torch.einsum("nqhd,hdc->nqhc", cache[names[l]].float()[:, S:], W_O[l])  # (n, Q, H, C)
+                o = o - o.mean(-1, keepdim=True)                                     # LayerNorm centres it
+                per_layer.append((torch.einsum("nqhc,nqc->nqh", o, u) / sigma).mean(1))   # (n, H)
+        out.append(torch.stack(per_layer, 1).cpu())
+    return torch.cat(out)
 
 
 def chance_levels(S: int) -> Chance:
@@ -279,10 +371,11 @@ def gain_per_prompt(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int) -> t
 
 
 def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> ProbeScores:
-    """Per-head A(r), A(c), Δ, prefix-matching and previous-token scores with CIs, plus losses and G."""
+    """Per-head A(r), A(c), Δ, prefix-matching, copying and previous-token scores with CIs, plus losses and G."""
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
     a_r, a_c = induction_diag(pr, probes.S), induction_diag(pc, probes.S)  # (N, L, H)
     rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
+    copying = copying_effect(model, probes.repeat, probes.S) - copying_effect(model, probes.control, probes.S)
     per_head = lambda v: HeadScores(*bootstrap(v, n_boot, seed))  # noqa: E731
     curve = lambda v: Curve(*bootstrap(v, n_boot, seed))  # noqa: E731
     return ProbeScores(
@@ -291,7 +384,7 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
         prefix_match=per_head(prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
         prev_token=per_head(prev_token_diag(pr)),
         G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
-        loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss),
+        loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(copying),
         mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
 
 
@@ -325,12 +418,17 @@ def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
     return torch.stack([cache[n].mean((0, 1)) for n in names]).cpu()
 
 
+RESAMPLE = "resample"  # a fill: each head's own output on another prompt of the same kind (resample ablation)
+
+
 @torch.no_grad()
-def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor, S: int | None = None,
-                loss_from: int = 0, max_tokens: int = 16384):
+def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | None = None,
+                loss_from: int = 0, max_tokens: int = 16384, groups: int = 1):
     """Run idx (n, T) once per ablation config, in batched forward passes.
 
-    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill (L, H, D).
+    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill: (L, H, D) values (zero, mean ablation), or
+    RESAMPLE: the head's own output on the next prompt of idx, cyclically within each of `groups` equal blocks of
+    prompts (ablate passes the repeat and the control prompts as two groups), position by position.
     An ablation in layer l changes nothing before it, so each config restarts from the clean
     residual stream entering its first ablated layer, and the (10k-word) unembedding runs only
     for the targets from position loss_from on.
@@ -339,12 +437,20 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor
     device = next(model.parameters()).device
     L, H = model.config.n_layer, model.config.n_head
     n, T = idx.shape
-    idx, keep, fill = idx.to(device), keep.to(device), fill.to(device)
-    inputs, targets = idx[:, :-1], idx[:, 1 + loss_from:]
+    idx, keep = idx.to(device), keep.to(device)
+    fill = fill if isinstance(fill, str) else fill.to(device)
+    targets = idx[:, 1 + loss_from:]
+    inputs = idx if S is not None else idx[:, :-1]  # scores see every query of the prompt, as head_scores does
     resid_names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
     pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
-    _, _, clean = model.run_with_cache(inputs, resid_names + pattern_names)
-    resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T-1, C) entering layer l; resid[L]: the output
+    z_names = _layer_names(model, "hook_z") if isinstance(fill, str) else []
+    _, _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names)
+    resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
+    if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs (within its group)
+        if fill != RESAMPLE:
+            raise ValueError(f"fill must be (L, H, D) values or {RESAMPLE!r}, got {fill!r}")
+        fill = torch.stack([clean[nm].unflatten(0, (groups, -1)).roll(-1, dims=1).flatten(0, 1) for nm in z_names])
+    per_prompt = fill.dim() == 5
     layer_ablated = (keep == 0).any(-1)  # (K, L)
     first = torch.where(layer_ablated.any(-1), layer_ablated.float().argmax(-1), L).tolist()
     losses = torch.empty(len(keep), n, T - 1 - loss_from)
@@ -364,22 +470,35 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill: torch.Tensor
                 l = hook.layer
                 m = kc[:, l].view(K, 1, 1, H, 1)
                 z = z.view(K, n, *z.shape[1:])
-                return (z * m + fill[l].view(1, 1, 1, H, -1) * (1 - m)).flatten(0, 1)
+                f = fill[l][None] if per_prompt else fill[l].view(1, 1, 1, H, -1)  # (1, n, T, H, D) or broadcast
+                return (z * m + f * (1 - m)).flatten(0, 1)
 
             def pattern_hook(p, hook):  # p: (K*n, H, T, T)
                 layer_scores[hook.layer] = induction_diag(p, S).view(K, n, H)
 
             hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
             hooks += [(nm, pattern_hook) for nm in pattern_names]
-            x = resid[l0].repeat(K, 1, 1)  # (K*n, T-1, C)
+            x = resid[l0].repeat(K, 1, 1)  # (K*n, T', C)
             with model.hooks(hooks):
                 for block in model.blocks[l0:]:
                     x = block(x)
-            loss = model.unembed_loss(x[:, loss_from:], targets.repeat(K, 1), reduction="none")
+            loss = model.unembed_loss(x[:, loss_from:T - 1], targets.repeat(K, 1), reduction="none")
             losses[ks] = loss.view(K, n, -1).float().cpu()
             for l, v in layer_scores.items():
                 scores[ks, :, l] = v.float().cpu()
     return losses, scores
+
+
+def icl_positions(T: int) -> tuple[range, range]:
+    """Olsson et al.'s in-context-learning score compares the loss at token 500 with token 50; in a context of T
+    tokens we take the same 10x spread: predictions from positions 4-8 (5-9 tokens of context) against the last 5."""
+    return range(4, 9), range(T - 5, T)
+
+
+def icl_per_window(losses: torch.Tensor) -> torch.Tensor:
+    """(..., T) per-position losses of full windows -> (...,) loss late in the context minus early (nats/token)."""
+    early, late = icl_positions(losses.shape[-1])
+    return losses[..., late].mean(-1) - losses[..., early].mean(-1)
 
 
 def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: int = 0) -> torch.Tensor:
@@ -389,15 +508,15 @@ def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: in
     return val_tokens.unfold(0, block_size + 1, 1)[starts]
 
 
-def ablate(model, probes: Probes, configs, fill: torch.Tensor, val: torch.Tensor | None = None) -> dict:
-    """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation).
+def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None) -> dict:
+    """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation); fill as in ablated_run.
 
     Returns per config: G per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
     mean validation loss (K,) if val windows are given.
     """
     keep = head_mask(model, configs)
     both = torch.cat([probes.repeat, probes.control])
-    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S)
+    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S, groups=2)
     n = probes.n
     out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], 0),  # the losses already start at q = S
            "delta": sc[:, :n] - sc[:, n:]}
@@ -443,15 +562,26 @@ def k_composition(model, n_random: int = 200, seed: int = 0) -> dict:
 
 @dataclass
 class ProbeLog:
-    """One probe set's scores as logged during training (TrainingProbe)."""
+    """One probe set's scores as logged during training (TrainingProbe): each metric's best head with both CI bounds,
+    and for prefix matching and copying every head's, so the induction-head criteria can be applied to the log."""
     best_delta: HeadValue
     best_prefix_match: HeadValue | None   # None in logs written before the score existed
     max_prev_token: float
     G: float
     delta: np.ndarray                     # (L, H) every head's mean Δ
+    # logs from 2026-11-26 on (issue #13); None in older ones
+    prefix_match: HeadScores | None = None
+    copying: HeadScores | None = None
+    best_prev_token: HeadValue | None = None
+    gain: Estimate | None = None          # G with its CI
 
     def best(self, score: str = "delta") -> HeadValue | None:
+        if score == "copying":
+            return self.copying.best() if self.copying is not None else None
         return {"delta": self.best_delta, "prefix_match": self.best_prefix_match}[score]
+
+    def induction_heads(self) -> list[HeadValue]:
+        return induction_heads(self.prefix_match, self.copying)
 
 
 class TrainingProbe:
@@ -462,9 +592,9 @@ class TrainingProbe:
         self.model = model
         block_size = model.config.block_size
         S = min(S, block_size // N_CHUNKS)
-        alpha = probe_alphabet(train_tokens, tok.vocab_size, tok.special_ids)
         self.sets = {"text-val": text_probes(val_tokens, S, n, seed, block_size, "text-val"),
-                     "random": random_probes(alpha, S, n, seed, block_size)}
+                     **{kind: random_probes(alpha, S, n, seed, block_size, kind)
+                        for kind, alpha in probe_alphabets(train_tokens, tok).items()}}
 
     def __call__(self) -> dict[str, ProbeLog]:
         was_training = self.model.training
@@ -473,16 +603,26 @@ class TrainingProbe:
         for kind, p in self.sets.items():
             s = head_scores(self.model, p, n_boot=200)
             logs[kind] = ProbeLog(best_delta=s.delta.best(), best_prefix_match=s.prefix_match.best(),
-                                  max_prev_token=float(s.prev_token.mean.max()), G=s.G.mean, delta=s.delta.mean)
+                                  max_prev_token=float(s.prev_token.mean.max()), G=s.G.mean, delta=s.delta.mean,
+                                  prefix_match=s.prefix_match, copying=s.copying, best_prev_token=s.prev_token.best(),
+                                  gain=s.G)
         self.model.train(was_training)
         return logs
 
 
-def first_formed(metrics, kind: str = "random", score: str = "delta", threshold: float = FORMED_DELTA):
-    """The first logged row (train.MetricsRow) whose best head's `score` ("delta" or "prefix_match")
-    on the `kind` probes clears the threshold with its CI above 0, else None."""
+def first_formed(metrics, kind: str = "text-val", score: str = "induction"):
+    """The first logged row (train.MetricsRow) at which the `kind` probes show a formed head, else None.
+
+    score "induction": a head whose prefix matching and copying both clear CRITERIA (logs from 2026-11-26 on;
+    older logs never qualify); "delta" / "prefix_match" / "copying": the best head by that score clears its criterion.
+    """
     for m in metrics:
-        best = m.probes[kind].best(score) if kind in m.probes else None
-        if best is not None and best.value.clears(threshold):
+        log = m.probes.get(kind)
+        if log is None:
+            continue
+        if score == "induction":
+            if log.induction_heads():
+                return m
+        elif (best := log.best(score)) is not None and best.value.clears(CRITERIA[score].threshold):
             return m
     return None

@@ -2,9 +2,9 @@
 
     python study.py checkpoints/MiniGPT-2M/best.pt       # figures -> Plots/, summary -> runs/induction_<name>.json
 
-Steps: load -> probes -> per-head scores -> single-head ablations (zero and mean) ->
-validate candidates (joint vs random ablations, previous-token circuit, K-composition)
--> figures -> a typed StudyResult, saved as JSON. Definitions are in induction.py's docstring.
+Steps: load -> probes -> per-head scores -> single-head ablations (zero, mean and resample) ->
+validate the induction heads (joint vs random ablations, previous-token circuit, K-composition, in-context learning)
+-> figures -> the attention page -> a typed StudyResult, saved as JSON. Definitions: induction.py's docstring.
 Every flag is a field of StudyConfig, with its default.
 """
 import argparse
@@ -26,6 +26,10 @@ from tokenizer import TokenizerError
 from train import pick_precision
 
 
+PROBE_SETS = ("text-val", "text-train", "random", "random-known")
+ABLATIONS = ("zero", "mean", "resample")  # what a head's output is replaced with (induction.py's docstring)
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     checkpoint: str = doc("the checkpoint to study, e.g. checkpoints/MiniGPT-2M/best.pt")
@@ -34,10 +38,9 @@ class StudyConfig:
     n_prompts: int = doc("prompts per probe set, for the scores", 200)
     n_ablate: int = doc("prompts of the primary set used by the ablations", 64)
     seed: int = doc("seed of the probes and the random head draws", 0)
-    primary: str = doc("probe set that defines candidates: text-val or random", "text-val")
-    threshold: float = doc("a candidate induction head needs Δ >= this with its CI above 0 (null: Δ = 0)", 0.1)
-    prev_threshold: float = doc("a previous-token head needs a score >= this (chance: induction.chance_levels)", 0.3)
-    n_random_draws: int = doc("random head sets the candidates are compared with", 20)
+    primary: str = doc("probe set that defines the induction heads (induction.CRITERIA): text-val, random or "
+                       "random-known", "text-val")
+    n_random_draws: int = doc("random head sets the induction heads are compared with", 20)
     plots_dir: str = doc("where the figures go", str(ROOT / "Plots"))
     page_prompt: str | None = doc("the prompt of the interactive attention page (None: the first repeat probe)", None)
     out_json: str | None = doc("the summary's path (None: runs/induction_<name>.json)", None)
@@ -51,8 +54,8 @@ class StudyConfig:
         if self.n_prompts < 2 or self.n_ablate < 2:
             raise ConfigError(f"n_prompts and n_ablate must be at least 2 (the CIs resample prompts), got "
                               f"{self.n_prompts} and {self.n_ablate}")
-        if self.primary not in ("random", "text-val"):
-            raise ConfigError(f"primary must be 'random' or 'text-val', got {self.primary!r}")
+        if self.primary not in PROBE_SETS:
+            raise ConfigError(f"primary must be one of {', '.join(PROBE_SETS)}, got {self.primary!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.seed < 0 or self.n_random_draws < 0:
@@ -117,10 +120,11 @@ class SingleAblations:
     val_tokens: int
     zero: SingleAblation
     mean: SingleAblation
-    fills: dict = field(default_factory=dict, metadata={"json": False})  # mode -> (L, H, D) replacement values
+    resample: SingleAblation | None = None  # None in summaries written before it existed
+    fills: dict = field(default_factory=dict, metadata={"json": False})  # mode -> (L, H, D) values or RESAMPLE
 
     def __str__(self):
-        return "\n".join(f"{mode} ablation: {getattr(self, mode)}" for mode in ("zero", "mean"))
+        return "\n".join(f"{mode} ablation: {getattr(self, mode)}" for mode in ABLATIONS if getattr(self, mode))
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,22 @@ class KComposition:
                 f"{self.random_std:.3f}): " + ", ".join(f"{k} {v:.3f}" for k, v in top))
 
 
+@dataclass
+class InContextLearning:
+    """Loss late in the context minus loss early on, on natural text (induction.icl_positions; nats/token, < 0 when
+    the context helps), over every non-overlapping window of the validation split, with the tested heads ablated."""
+    early: list[int]
+    late: list[int]
+    windows: int
+    score: ind.Estimate
+    ablated: dict[str, ind.Estimate]  # mode -> the score with the tested heads ablated
+
+    def __str__(self):
+        return (f"in-context learning on validation text (loss at positions {self.late[0]}-{self.late[-1]} minus "
+                f"{self.early[0]}-{self.early[-1]}, {self.windows} windows): {self.score} nats/token; with the tested "
+                f"heads ablated: " + ", ".join(f"{m} {e}" for m, e in self.ablated.items()))
+
+
 def heads_str(heads) -> str:
     return ", ".join(f"L{l}H{h}" for l, h in heads) or "none"
 
@@ -162,18 +182,24 @@ class Validation:
     zero: JointAblation
     mean: JointAblation
     k_composition: KComposition
+    resample: JointAblation | None = None  # None in summaries written before it existed
+    icl: InContextLearning | None = None
 
     def __str__(self):
-        lines = [f"candidates: {heads_str(self.candidates)} | tested: {heads_str(self.tested)} | "
+        lines = [f"induction heads: {heads_str(self.candidates)} | tested: {heads_str(self.tested)} | "
                  f"previous-token heads: {heads_str(self.previous_token_heads)}"]
-        for mode in ("zero", "mean"):
+        for mode in ABLATIONS:
             j = getattr(self, mode)
+            if j is None:
+                continue
             lines.append(f"{mode} ablation of the tested heads together removes {j.tested} of G")
             lines += [f"  ablating the previous-token heads moves {h}'s Δ from {d.before:.3f} to {d.after:.3f}"
                       for h, d in j.prev_heads_ablated_delta.items()]
         if self.zero.random:
             lines.append(f"{len(self.tested)} random other heads (zero ablation) remove {self.zero.random}")
         lines.append(str(self.k_composition))
+        if self.icl:
+            lines.append(str(self.icl))
         return "\n".join(lines)
 
 
@@ -196,21 +222,26 @@ class StudyResult:
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
         s, v = self.scores[self.config.primary], self.validation
-        lines = [f"{self.model}: best head by Δ {s.delta.best()} on {s.kind} probes (null 0; the raw attention's "
-                 f"chance level is {s.chance.induction:.3f}); G = {s.G} nats/token (null 0).",
-                 f"Prefix matching (attention to the token after every earlier copy, repeat − control): best "
-                 f"{s.prefix_match.best()}."]
+        lines = [f"{self.model}, {s.kind} probes: best prefix matching (attention to the token after every earlier "
+                 f"copy, repeat − control) {s.prefix_match.best()}; best copying (direct effect on the attended "
+                 f"token's logit, repeat − control) {s.copying.best()}; best Δ {s.delta.best()}; G = {s.G} "
+                 f"nats/token. Every null is 0."]
+        pm, cp = (ind.CRITERIA[k].threshold for k in ind.INDUCTION_SCORES)
         if v.candidates:
-            lines.append(f"Candidate induction heads: {heads_str(v.candidates)}.")
+            lines.append(f"Induction heads (prefix matching ≥ {pm} and copying ≥ {cp}, lower CI bounds): "
+                         f"{heads_str(v.candidates)}.")
         else:
-            lines.append(f"No head passes the candidate test (Δ ≥ {self.config.threshold} with CI above 0); "
-                         f"the top head by Δ is tested instead.")
-        for mode in ("zero", "mean"):
-            lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G.")
+            lines.append(f"No head passes the induction-head criteria (prefix matching ≥ {pm} and copying ≥ {cp}, "
+                         f"lower CI bounds); the top head by prefix matching is tested instead.")
+        for mode in ABLATIONS:
+            if getattr(v, mode) is not None:
+                lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G.")
         if v.zero.random:
             lines.append(f"{len(v.tested)} random other heads (zero ablation) remove a {v.zero.random}.")
         if v.previous_token_heads:
             lines.append(f"Previous-token heads: {heads_str(v.previous_token_heads)}.")
+        if v.icl:
+            lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
         return "\n".join(lines)
 
 
@@ -281,10 +312,10 @@ def load(cfg: StudyConfig) -> Context:
 
 def make_probes(ctx: Context, cfg: StudyConfig) -> dict[str, ind.Probes]:
     bs = ctx.model.config.block_size
-    alphabet = ind.probe_alphabet(ctx.train_tokens, ctx.tok.vocab_size, ctx.tok.special_ids)
     return {"text-val": ind.text_probes(ctx.val_tokens, cfg.S, cfg.n_prompts, cfg.seed, bs, "text-val"),
             "text-train": ind.text_probes(ctx.train_tokens, cfg.S, cfg.n_prompts, cfg.seed, bs, "text-train"),
-            "random": ind.random_probes(alphabet, cfg.S, cfg.n_prompts, cfg.seed, bs)}
+            **{kind: ind.random_probes(alphabet, cfg.S, cfg.n_prompts, cfg.seed, bs, kind)
+               for kind, alphabet in ind.probe_alphabets(ctx.train_tokens, ctx.tok).items()}}
 
 
 def show_probes(ctx: Context, probes: dict, chars: int = 110) -> str:
@@ -319,7 +350,7 @@ def single_head_ablations(ctx: Context, probes: dict, cfg: StudyConfig, val_wind
     heads = [(l, h) for l in range(L) for h in range(H)]
     val = ind.val_windows(ctx.val_tokens, model.config.block_size, val_windows, cfg.seed)
     fills = {"zero": torch.zeros(L, H, model.config.d_head),
-             "mean": ind.mean_head_outputs(model, torch.cat([p.repeat, p.control]))}
+             "mean": ind.mean_head_outputs(model, torch.cat([p.repeat, p.control])), "resample": ind.RESAMPLE}
     modes = {}
     with ctx.step("single_head_ablations"):
         for mode, fill in fills.items():
@@ -331,30 +362,31 @@ def single_head_ablations(ctx: Context, probes: dict, cfg: StudyConfig, val_wind
                 G_removed=[_removed(g_base, r["G"][k + 1]) for k in range(len(heads))],
                 delta_change=(r["delta"][1:].mean(1) - r["delta"][0].mean(0)).view(L, H, L, H).numpy(),
                 val_loss_change=(r["val_loss"][1:] - r["val_loss"][0]).view(L, H).numpy())
-    return SingleAblations(heads, p.n, p.kind, int(val[:, 1:].numel()), modes["zero"], modes["mean"], fills)
+    return SingleAblations(heads, p.n, p.kind, int(val[:, 1:].numel()), modes["zero"], modes["mean"],
+                           modes["resample"], fills)
 
 
 def candidates(scores: dict, cfg: StudyConfig) -> list[tuple[int, int]]:
-    return [(hv.layer, hv.head) for hv in scores[cfg.primary].delta.passing(cfg.threshold)]
+    """The induction heads of the primary probe set (induction.CRITERIA: prefix matching and copying)."""
+    return [(hv.layer, hv.head) for hv in scores[cfg.primary].induction_heads()]
 
 
 def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations, cfg: StudyConfig) -> Validation:
     """Joint ablation of the candidates vs random head sets; previous-token circuit; K-composition."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
     cands = candidates(scores, cfg)
-    best = scores[cfg.primary].delta.best()
+    best = scores[cfg.primary].prefix_match.best()
     tested = cands or [(best.layer, best.head)]
     others = [(l, h) for l in range(L) for h in range(H) if (l, h) not in tested]
     rng = np.random.default_rng(cfg.seed)
     draws = [[others[i] for i in rng.choice(len(others), size=min(len(tested), len(others)), replace=False)]
              for _ in range(cfg.n_random_draws)] if others else []
-    prev = scores[cfg.primary].prev_token.mean
-    prev_heads = [(int(l), int(h)) for l, h in zip(*np.nonzero(prev >= cfg.prev_threshold))
-                  if l < max(lt for lt, _ in tested)]
+    prev_heads = [(hv.layer, hv.head) for hv in scores[cfg.primary].prev_token.passing(ind.CRITERIA["prev_token"].threshold)
+                  if hv.layer < max(lt for lt, _ in tested)]
     p = _subset(probes[cfg.primary], cfg.n_ablate)
     joint = {}
     with ctx.step("validation"):
-        for mode in ("zero", "mean"):
+        for mode in ABLATIONS:
             mode_draws = draws if mode == "zero" else []  # the random baseline is drawn once, with zero ablation
             configs = [[], tested] + mode_draws + ([prev_heads] if prev_heads else [])
             r = ind.ablate(model, p, configs, singles.fills[mode])
@@ -370,17 +402,28 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
                                                 for l, h in tested}
             joint[mode] = res
         kc = ind.k_composition(model, seed=cfg.seed)
+        T = model.config.block_size
+        windows = ctx.val_tokens.unfold(0, T + 1, T)  # (N, T+1): the validation split, non-overlapping
+        keep = ind.head_mask(model, [[], tested])
+        icl = {mode: ind.icl_per_window(ind.ablated_run(model, windows, keep, singles.fills[mode])[0])
+               for mode in ABLATIONS}  # each (2, N): clean, ablated
+        est = lambda v: ind.Estimate(*map(float, ind.bootstrap(v, seed=cfg.seed)))  # noqa: E731
+        early, late = ind.icl_positions(T)
+        icl = InContextLearning(list(early), list(late), len(windows), est(icl["zero"][0]),
+                                {mode: est(v[1]) for mode, v in icl.items()})
     kcomp = KComposition(kc["random_mean"], kc["random_std"],
                          {f"L{la}H{ha}->L{lb}H{hb}": float(kc["scores"][la, ha, lb, hb])
                           for lb, hb in tested for la in range(lb) for ha in range(H)}, kc["scores"])
-    return Validation(cands, tested, bool(cands), prev_heads, joint["zero"], joint["mean"], kcomp)
+    return Validation(cands, tested, bool(cands), prev_heads, joint["zero"], joint["mean"], kcomp, joint["resample"],
+                      icl)
 
 
 def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation) -> dict[str, Path]:
     t0 = time.perf_counter()
     d, name, label, S = Path(cfg.plots_dir), ctx.name, ctx.label, cfg.S
     prim = scores[cfg.primary]
-    kind = {"random": "random-token", "text-val": "validation-text"}[cfg.primary]
+    kind = {"random": "random-token", "random-known": "random known-token", "text-val": "validation-text",
+            "text-train": "training-text"}[cfg.primary]
     L, H = ctx.model.config.n_layer, ctx.model.config.n_head
     figs = {}
     figs["full"] = utils.plot_attention_grid(
@@ -401,11 +444,11 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         f"{label}\nprevious-token score (chance ≈ {prim.chance.prev_token:.3f})", "attention to t−1",
         center=False, cmap="viridis")
     figs["ablation"] = utils.plot_head_grids(
-        {f"{m} ablation (G = {getattr(singles, m).G_base:.2f})": getattr(singles, m).G_drop for m in ("zero", "mean")},
+        {f"{m} ablation (G = {getattr(singles, m).G_base:.2f})": getattr(singles, m).G_drop for m in ABLATIONS},
         d / f"HeadAblation_HeatMap_{name}.png",
         f"{label}: drop in in-context gain G when one head is ablated ({kind} probes)", "G drop (nats/token)")
     figs["ablation_loss"] = utils.plot_head_grids(
-        {f"{m} ablation": getattr(singles, m).val_loss_change for m in ("zero", "mean")},
+        {f"{m} ablation": getattr(singles, m).val_loss_change for m in ABLATIONS},
         d / f"HeadAblation_Loss_{name}.png", f"{label}: change in validation loss when one head is ablated",
         "Δ val loss (nats/token)")
     figs["ablation_delta"] = utils.plot_head_matrix(
@@ -415,8 +458,9 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         prim.loss_repeat.mean, prim.loss_control.mean, d / f"LossByPosition_{name}.png",
         f"{label}: loss by position, {kind} probes (G = {prim.G.mean:.2f} nats/token)", S,
         (prim.loss_repeat.lo, prim.loss_repeat.hi), (prim.loss_control.lo, prim.loss_control.hi))
-    bars = [(f"{'candidates' if val.tested_are_candidates else 'top head'} ({mode})", getattr(val, mode).tested.share,
-             getattr(val, mode).tested.lo, getattr(val, mode).tested.hi, "tested") for mode in ("zero", "mean")]
+    tested = "induction heads" if val.tested_are_candidates else "top head"
+    bars = [(f"{tested} ({mode})", getattr(val, mode).tested.share, getattr(val, mode).tested.lo,
+             getattr(val, mode).tested.hi, "tested") for mode in ABLATIONS]
     if val.zero.random:
         r = val.zero.random
         bars.append(("random heads (zero)", r.median, r.p05, r.p95, "random"))
@@ -424,7 +468,7 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         [b[0] for b in bars], [b[1] for b in bars], np.array([[b[1] - b[2], b[3] - b[1]] for b in bars]).T,
         [b[4] for b in bars], d / f"Candidates_vs_Random_{name}.png",
         f"{label}: share of G removed by ablating {heads_str(val.tested)}\nvs {len(val.tested)} random other heads "
-        f"({cfg.n_random_draws} draws: median, 5–95th pct; candidates: 95% CI)", "share of G removed")
+        f"({cfg.n_random_draws} draws: median, 5–95th pct; {tested}: 95% CI)", "share of G removed")
     ctx.timings["figures"] = time.perf_counter() - t0
     return figs
 

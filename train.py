@@ -145,6 +145,13 @@ class LossOnly(torch.nn.Module):
         return self.model.loss(x, y)
 
 
+def repeat_frac_at(step: int, cfg: RunConfig) -> float:
+    """The share of repeated windows at a step: repeat_frac throughout, or falling linearly to 0 at repeat_end."""
+    if cfg.repeat_end is None:
+        return cfg.repeat_frac
+    return cfg.repeat_frac * max(0.0, 1 - step / (cfg.repeat_end * cfg.max_steps))
+
+
 def lr_at(step: int, cfg: RunConfig) -> float:
     """Linear warmup to lr, then cosine decay to min_lr at max_steps."""
     if step < cfg.warmup_steps:
@@ -184,12 +191,14 @@ class Batches:
         self.batch_size, self.repeat_frac = batch_size, repeat_frac
         self.rows = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
 
-    def sample(self, generator: torch.Generator, device: str):
+    def sample(self, generator: torch.Generator, device: str, repeat_frac: float | None = None):
+        """repeat_frac: this batch's share of repeated windows (a schedule's current value; None: the constructor's)."""
+        repeat_frac = self.repeat_frac if repeat_frac is None else repeat_frac
         ix = torch.randint(len(self.windows), (self.batch_size,), generator=generator)
         w = self.windows[ix]  # (B, T+1), a copy
-        if self.repeat_frac > 0:
+        if repeat_frac > 0:
             n = w.shape[1]
-            rows = torch.rand(self.batch_size, generator=generator) < self.repeat_frac
+            rows = torch.rand(self.batch_size, generator=generator) < repeat_frac
             period = torch.randint(min(8, n // 2), n // 2 + 1, (self.batch_size, 1), generator=generator)
             src = torch.arange(n) % period  # (B, T+1): index of the token each position copies
             w = torch.where(rows[:, None], w.gather(1, src), w)
@@ -301,9 +310,15 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp
     # Fixed evaluation windows, drawn from their own generator so evaluation never
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
-    eval_sets = {split: [Batches(t, cfg.block_size, cfg.batch_size).sample(g_eval, device)
-                         for _ in range(cfg.eval_batches)]
-                 for split, t in (("train", train_tokens), ("val", val_tokens))}
+    if cfg.eval_batches is None:  # the validation split in full; as many random windows of the training split
+        w = val_tokens.unfold(0, cfg.block_size + 1, cfg.block_size).to(device)  # (N, T+1), non-overlapping
+        eval_sets = {"val": [(b[:, :-1], b[:, 1:]) for b in w.split(cfg.batch_size)]}
+        eval_sets = {"train": [Batches(train_tokens, cfg.block_size, len(b[0])).sample(g_eval, device)
+                               for b in eval_sets["val"]], **eval_sets}
+    else:
+        eval_sets = {split: [Batches(t, cfg.block_size, cfg.batch_size).sample(g_eval, device)
+                             for _ in range(cfg.eval_batches)]
+                     for split, t in (("train", train_tokens), ("val", val_tokens))}
     model = GPT(cfg.model_config(tok.vocab_size)).to(device)
     if ddp.rank:  # dropout masks differ between processes (a single process would draw them for all rows)
         torch.manual_seed(cfg.seed + ddp.rank)
@@ -362,9 +377,9 @@ def evaluate(model: GPT, eval_sets: dict) -> dict:
     was_training = model.training
     model.eval()
     out = {}
-    for split, batches in eval_sets.items():
-        losses = [model.loss(x, y).item() for x, y in batches]
-        out[split] = sum(losses) / len(losses)
+    for split, batches in eval_sets.items():  # weighted by tokens: the last batch of a full split may be short
+        losses = [model.loss(x, y).item() * x.numel() for x, y in batches]
+        out[split] = sum(losses) / sum(x.numel() for x, _ in batches)
     model.train(was_training)
     return out
 
@@ -491,7 +506,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
         with _StopFlag(patient=ddp.world > 1) as flag:
             while run.step < cfg.max_steps and not ddp.any(flag.stop):  # all processes stop at one step
                 t_step = time.perf_counter()
-                x, y = run.batches.sample(run.g_batch, device)
+                x, y = run.batches.sample(run.g_batch, device, repeat_frac_at(run.step, cfg))
                 loss = train_step(run.ddp or run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip,
                                   cfg.precision)
                 check_finite(run, loss, "training batch")

@@ -172,7 +172,7 @@ def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | 
     (nats/token against tokens, bits/char otherwise, so different tokenizers compare); the
     best head's Δ on random and text probes (with its 95% CI on random probes) and the line
     Δ = threshold; the in-context gain G. formed_at: {label: MetricsRow} marks where a run's
-    first head formed.
+    first head formed (by random-probe Δ's lower CI bound).
     """
     if x not in FORMATION_X:
         raise ValueError(f"x must be one of {', '.join(FORMATION_X)}, got {x!r}")
@@ -198,7 +198,7 @@ def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | 
                 ax.axvline(pos(formed_at[label]), color=c, ls=":", lw=1.2)
     axes[0].set_ylabel("validation loss (nats/token)" if x == "tokens" else "validation bits per character")
     axes[1].set_ylabel("best head's Δ = A(repeat) − A(control)")
-    axes[1].axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"Δ = {threshold} (formed, with CI > 0)")
+    axes[1].axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"Δ = {threshold} (formed: CI's lower bound above)")
     axes[2].set_ylabel("in-context gain G (nats/token)")
     for ax, name in zip(axes, ("validation loss", "induction score of the best head",
                                "in-context gain (line styles as in the middle panel)")):

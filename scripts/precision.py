@@ -7,8 +7,8 @@ The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json (`m
 them; `make precision` runs this script). The criteria were fixed before the runs (issue #12), here:
 
   loss       at every evaluation, |mean over seeds of val_loss(bf16) - val_loss(fp32)| <= LOSS_TOL nats/token;
-  formation  for every seed, induction heads form (induction.first_formed: the best head's Δ on the held-out
-             text probes clears induction.FORMED_DELTA) at the same step within one probe interval, or in neither.
+  formation  for every seed, induction heads form (formed_at: the best head's Δ on the held-out text
+             probes is >= 0.3 with its CI above 0) at the same step within one probe interval, or in neither.
 
 bf16 becomes a preset's default (precision "auto") only where both hold. The null beside the loss statistic:
 the same statistic between two fp32 runs of the same seed that differ only in float rounding (the committed
@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import utils  # noqa: E402
 from config import PRESETS  # noqa: E402
-from induction import FORMED_DELTA, first_formed  # noqa: E402
 from train import MetricsRow, read_metrics  # noqa: E402
 
 LOSS_TOL = 0.02  # nats/token, issue #12
@@ -43,6 +42,16 @@ def max_mean_gap(pairs: list[tuple[list[MetricsRow], list[MetricsRow]]]) -> tupl
     step = max(gaps, key=lambda s: abs(gaps[s]))
     return gaps[step], step
 
+
+# The formation criterion as fixed for this comparison (issue #12), before induction.CRITERIA replaced "mean >= 0.3
+# with the CI above 0" by "the CI's lower bound >= the threshold": kept, so the comparison judges what it said it would.
+FORMED_DELTA = 0.3
+
+
+def formed_at(metrics):
+    """The first row whose best held-out-text-probe head has Δ >= FORMED_DELTA with its CI above 0, else None."""
+    return next((m for m in metrics if "text-val" in m.probes and m.probes["text-val"].best_delta.value.mean >=
+                 FORMED_DELTA and m.probes["text-val"].best_delta.value.lo > 0), None)
 
 @dataclass
 class Seed:
@@ -112,7 +121,7 @@ def compare(runs: dict, preset: str, null_dir: Path | None) -> Comparison:
     for s in seeds:
         a, b = runs[(preset, "fp32", s)], runs[(preset, "bf16", s)]
         pairs.append((a, b))
-        step = lambda m: getattr(first_formed(m, "text-val", "delta", FORMED_DELTA), "step", None)  # noqa: E731
+        step = lambda m: getattr(formed_at(m), "step", None)  # noqa: E731
         common = max(set(m.step for m in a) & set(m.step for m in b))
         last_a, last_b = (next(m for m in r if m.step == common) for r in (a, b))
         interval = next((m.step for m in a if m.step and m.probes), 0)

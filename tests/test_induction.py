@@ -67,10 +67,25 @@ def test_scores_find_exactly_the_handbuilt_heads(model, probes):
     mask[1, 0] = False
     assert np.abs(delta[mask]).max() < 0.02
     assert prev[0, 0] > 0.99 and np.delete(prev.ravel(), 0).max() < 0.2
-    assert s.G.mean > 5 and s.G.lo > 5 and s.G.clears(5)
+    assert s.G.mean > 5 and s.G.lo > 5 and s.G.clears(5) and not s.G.clears(s.G.lo + 1e-6)  # the lower bound decides
     assert s.chance.induction == pytest.approx(np.mean([1 / (q + 1) for q in range(S, 4 * S)]))
     pm = s.prefix_match.mean  # the latest copy is one of the copies prefix matching counts
     assert pm[1, 0] > 0.9 and np.abs(pm[mask]).max() < 0.02
+    cp = s.copying.mean  # only L1H0 writes the attended token into the logits
+    assert s.copying.lo[1, 0] > ind.CRITERIA["copying"].threshold and np.abs(cp[mask]).max() < 1e-3
+    assert [hv.label for hv in s.induction_heads()] == ["L1H0"]
+
+
+def test_a_head_that_attends_but_does_not_copy_is_no_induction_head(probes):
+    """L1H0 keeps its attention (prefix matching ~1) but writes the token into channels the unembedding never reads."""
+    model = handbuilt.build()
+    w = model.blocks[1].attn.c_proj.weight
+    with torch.no_grad():  # move what L1H0 writes from the token channels to the prev channels
+        w[handbuilt.PREV:handbuilt.PREV + 2 * handbuilt.V] = w[handbuilt.TOK:handbuilt.TOK + 2 * handbuilt.V].clone()
+        w[handbuilt.TOK:handbuilt.TOK + 2 * handbuilt.V] = 0
+    s = ind.head_scores(model, probes)
+    assert s.prefix_match.lo[1, 0] > 0.9 and abs(s.copying.mean[1, 0]) < 1e-3
+    assert s.induction_heads() == []
 
 
 def test_prefix_matching_counts_every_earlier_copy_and_the_induction_score_only_the_latest():
@@ -118,8 +133,8 @@ def _manual_run(model, idx, layer, head, value, S=6):
         return z
     patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(model.config.n_layer)]
     with model.hooks([(f"blocks.{layer}.attn.hook_z", hook)]):
-        logits, _, cache = model.run_with_cache(idx[:, :-1], patterns)
-    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
+        logits, _, cache = model.run_with_cache(idx, patterns)
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:], reduction="none")
     return loss, torch.stack([ind.induction_diag(cache[p], S) for p in patterns], 1)
 
 
@@ -141,11 +156,33 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode):
         assert torch.allclose(loss[k], manual_loss, atol=1e-6)
         assert torch.allclose(scores[k], manual_scores, atol=1e-6)
     assert torch.allclose(loss[0], model(idx[:, :-1], idx[:, 1:], reduction="none")[1], atol=1e-6)
+    # the same queries as head_scores (q in [S, T), all T positions), not one fewer
+    assert torch.allclose(scores[0], ind.induction_diag(ind.attention_patterns(model, idx), 6), atol=1e-6)
     tail, _ = ind.ablated_run(model, idx, keep, fill, loss_from=6)  # the unembedding only where asked
     assert tail.shape == (3, 5, 17) and torch.allclose(tail, loss[..., 6:], atol=1e-6)
     after, _ = model(idx)
     assert torch.equal(before, after)
     assert all(not hp._forward_hooks for hp in model.hook_points().values())
+
+
+def test_resample_ablation_takes_the_heads_output_on_the_next_prompt_of_its_group():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
+    idx = torch.randint(0, 30, (6, 24))
+    _, _, cache = model.run_with_cache(idx[:, :-1], ["blocks.1.attn.hook_z"])
+    z = cache["blocks.1.attn.hook_z"]  # (6, T-1, H, D)
+    donor = z[[1, 2, 0, 4, 5, 3], :, 2]  # two groups of three prompts, each takes the next one's output
+
+    def hook(t, hook):
+        t = t.clone()
+        t[:, :, 2] = donor
+        return t
+
+    with model.hooks([("blocks.1.attn.hook_z", hook)]):
+        logits, _ = model(idx[:, :-1])
+    manual = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
+    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE, groups=2)
+    assert torch.allclose(loss[1], manual, atol=1e-6) and not torch.allclose(loss[0], loss[1])
 
 
 def test_ablating_a_missing_head_is_an_error(model):
@@ -167,7 +204,7 @@ def test_study_parameters_of_the_wrong_type_are_explained():
     from config import ConfigError
     with pytest.raises(ConfigError, match="StudyConfig.S must be int, got '16' \\(str\\)"):
         study.StudyConfig(checkpoint="x.pt", S="16")
-    with pytest.raises(ConfigError, match="primary must be 'random' or 'text-val'"):
+    with pytest.raises(ConfigError, match="primary must be one of text-val, text-train, random, random-known, got 'text'"):
         study.StudyConfig(checkpoint="x.pt", primary="text")
 
 
@@ -205,3 +242,24 @@ def test_bf16_study_equals_the_fp32_study_within_the_cis(tmp_path):
     for mode in ("zero", "mean"):
         for ref, got in zip(getattr(a32, mode).G_removed, getattr(a16, mode).G_removed):
             assert abs(got.share - ref.share) <= (ref.hi - ref.lo) / 2
+
+
+def test_formation_needs_both_lower_bounds_to_clear_and_old_logs_never_qualify():
+    from types import SimpleNamespace
+    pm_t, cp_t = (ind.CRITERIA[k].threshold for k in ind.INDUCTION_SCORES)
+
+    def log(pm_lo, cp_lo, with_copying=True):
+        one = lambda lo: ind.HeadScores(np.full((1, 1), lo + 0.1), np.full((1, 1), lo), np.full((1, 1), lo + 0.2))  # noqa: E731
+        best = ind.HeadValue(0, 0, ind.Estimate(pm_lo + 0.1, pm_lo, pm_lo + 0.2))
+        return ind.ProbeLog(best, best, 0.0, 0.0, np.zeros((1, 1)), one(pm_lo) if with_copying else None,
+                            one(cp_lo) if with_copying else None)
+
+    rows = [SimpleNamespace(step=s, probes={"text-val": lg}) for s, lg in enumerate(
+        [log(pm_t + 0.05, cp_t - 0.01),   # copying's mean clears, its lower bound does not
+         log(pm_t - 0.01, cp_t + 0.5),    # prefix matching's lower bound falls short
+         log(pm_t, cp_t)])]               # both lower bounds at their thresholds: formed
+    assert ind.first_formed(rows, "text-val", "induction").step == 2
+    assert ind.first_formed(rows, "text-val", "prefix_match").step == 0
+    old = [SimpleNamespace(step=0, probes={"text-val": log(0.9, 5.0, with_copying=False)})]
+    assert ind.first_formed(old, "text-val", "induction") is None
+    assert ind.first_formed(old, "text-val", "delta").step == 0

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import random
 import signal
@@ -265,3 +266,25 @@ def test_bf16_training_step_keeps_fp32_weights_and_optimizer_state():
     assert math.isfinite(loss) and not torch.equal(before, model.wte.weight)
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters())
     assert all(v.dtype == torch.float32 for st in opt.state.values() for v in st.values() if v.dim())
+
+
+def test_a_repeat_curriculum_falls_linearly_to_zero_and_then_trains_on_natural_text():
+    cfg = run_config("2M", repeat_frac=0.8, repeat_end=0.5, max_steps=100)
+    assert [train_mod.repeat_frac_at(s, cfg) for s in (0, 25, 50, 80)] == pytest.approx([0.8, 0.4, 0.0, 0.0])
+    assert train_mod.repeat_frac_at(70, run_config("2M")) == 0.5  # no curriculum: the preset's constant share
+    tokens = torch.arange(5000)  # all distinct: a periodic window repeats tokens, a natural one never does
+    b = train_mod.Batches(tokens, 32, 64, repeat_frac=0.5)
+    x_all, _ = b.sample(torch.Generator().manual_seed(0), "cpu", repeat_frac=1.0)
+    x_none, _ = b.sample(torch.Generator().manual_seed(0), "cpu", repeat_frac=0.0)
+    assert all(len(set(r.tolist())) < 32 for r in x_all) and all(len(set(r.tolist())) == 32 for r in x_none)
+
+
+def test_eval_batches_none_evaluates_the_whole_validation_split(tmp_path):
+    cfg = dataclasses.replace(run_config(**TINY, max_steps=1, out_dir=str(tmp_path)), eval_batches=None)
+    with train_mod.locked(cfg.run_dir):
+        run = train_mod.start_run(cfg)
+    val = sum(x.numel() for x, _ in run.eval_sets["val"])
+    corpus = load_corpus()
+    n_val = len(run.tokenizer.encode(corpus.val))
+    assert val == (n_val - 1) // cfg.block_size * cfg.block_size  # every non-overlapping window, once
+    assert sum(x.numel() for x, _ in run.eval_sets["train"]) == val

@@ -1,0 +1,130 @@
+"""Does a repeat curriculum give a good language model that still has induction heads? (issue #13, section 2)
+
+    python scripts/curriculum.py curriculum=checkpoints/reference/curriculum/2M-curriculum \
+        control=checkpoints/reference/curriculum/2M-control constant=checkpoints/reference/MiniGPT-2M \
+        --studies results/induction_MiniGPT-2M-curriculum.json results/induction_MiniGPT-2M-curriculum-S6.json
+
+Each run directory holds train.py's metrics.json and best.pt; the first run is the curriculum, the second the
+no-repeat control (same preset, seed and steps), any others are shown beside them. The studies are study.py's
+summaries of the curriculum's best.pt (S = 16 probes, and S = 6: periods below the augmentation's minimum of 8).
+
+The criteria, fixed on 2026-11-26 before the runs:
+  loss     the loss of the curriculum's best.pt on the whole validation split (on which both runs chose best.pt) is
+           within LOSS_TOL nats/token of the control's, both runs trained on equal tokens;
+  samples  its samples are not more repetitive than the control's: N_SAMPLES samples of SAMPLE_TOKENS tokens from
+           held-out prompts, and neither the difference in distinct bigrams (higher is better) nor in repeated 4-grams
+           (lower is better) is against the curriculum with its 95% CI excluding 0;
+  heads    every study finds induction heads (induction.CRITERIA: prefix matching and copying) on held-out text.
+The in-context-learning score on validation text, with and without the heads ablated, is reported (study.py).
+"""
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import induction as ind  # noqa: E402
+from checkpoint import load_model  # noqa: E402
+from corpus import load_corpus  # noqa: E402
+from study import heads_str, read_result  # noqa: E402
+from train import read_metrics  # noqa: E402
+
+LOSS_TOL = 0.05        # nats/token
+N_SAMPLES = 24
+SAMPLE_TOKENS = 200
+PROMPT_TOKENS = 16
+
+
+@dataclass
+class Repetition:
+    """How repetitive a model's samples are, each an Estimate over samples (95% bootstrap CI)."""
+    distinct_2: ind.Estimate      # distinct bigrams / bigrams, in the generated tokens
+    repeated_4: ind.Estimate      # share of generated 4-grams that already occurred earlier in the sample
+
+    def __str__(self):
+        return f"distinct bigrams {self.distinct_2}; repeated 4-grams {self.repeated_4}"
+
+
+def per_sample(ids: list[int], start: int) -> tuple[float, float]:
+    gen = ids[start:]
+    bigrams = list(zip(gen, gen[1:]))
+    seen, repeated, total = set(), 0, 0
+    for i in range(len(ids) - 3):
+        gram = tuple(ids[i:i + 4])
+        if i >= start:
+            total += 1
+            repeated += gram in seen
+        seen.add(gram)
+    return len(set(bigrams)) / len(bigrams), repeated / total
+
+
+@torch.no_grad()
+def samples(run_dir: Path, seed: int = 0) -> torch.Tensor:
+    """(N_SAMPLES, 2): distinct-2 and repeated-4 of each sample (prompts: held-out text, the same for every model)."""
+    model, tok, _ = load_model(run_dir / "best.pt")
+    val = torch.tensor(tok.encode(load_corpus().val))
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(val) - PROMPT_TOKENS, (N_SAMPLES,), generator=g)
+    rows = []
+    for i, s in enumerate(starts.tolist()):
+        prompt = val[s:s + PROMPT_TOKENS][None]
+        out = model.generate(prompt, SAMPLE_TOKENS, temperature=0.8, top_k=40,
+                             generator=torch.Generator().manual_seed(seed + i))
+        rows.append(per_sample(out[0].tolist(), PROMPT_TOKENS))
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+@torch.no_grad()
+def val_loss(run_dir: Path) -> float:
+    """best.pt's loss on the whole validation split (every non-overlapping window), nats/token."""
+    model, tok, _ = load_model(run_dir / "best.pt")
+    T = model.config.block_size
+    w = torch.tensor(tok.encode(load_corpus().val)).unfold(0, T + 1, T)  # (N, T+1)
+    return sum(model.loss(b[:, :-1], b[:, 1:]).item() * len(b) for b in w.split(64)) / len(w)
+
+
+def estimate(v) -> ind.Estimate:
+    return ind.Estimate(*map(float, ind.bootstrap(v)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR; the curriculum first, then the control")
+    ap.add_argument("--studies", nargs="+", default=[], help="study.py summaries of the curriculum's best.pt")
+    a = ap.parse_args()
+    runs = {label: Path(d) for label, _, d in (spec.partition("=") for spec in a.runs)}
+    (cur, cur_dir), (ctl, ctl_dir) = list(runs.items())[:2]
+    print("| run | tokens | best.pt: step | validation loss, whole split (nats/token) | distinct bigrams | "
+          "repeated 4-grams |")
+    print("|---|---|---|---|---|---|")
+    reps, losses = {}, {}
+    for label, d in runs.items():
+        metrics = read_metrics(d)
+        best = min(metrics, key=lambda m: m.val_loss)
+        reps[label], losses[label] = samples(d), val_loss(d)
+        r = Repetition(estimate(reps[label][:, 0]), estimate(reps[label][:, 1]))
+        print(f"| {label} | {metrics[-1].tokens / 1e6:.2f}M | {best.step:,} | {losses[label]:.3f} | "
+              f"{r.distinct_2} | {r.repeated_4} |")
+    assert read_metrics(cur_dir)[-1].tokens == read_metrics(ctl_dir)[-1].tokens, "equal tokens, or no comparison"
+    gap = losses[cur] - losses[ctl]
+    d2 = estimate(reps[cur][:, 0] - reps[ctl][:, 0])
+    r4 = estimate(reps[cur][:, 1] - reps[ctl][:, 1])
+    print(f"\n- loss: {cur} − {ctl} = {gap:+.3f} nats/token (criterion ≤ {LOSS_TOL}): "
+          f"{'pass' if gap <= LOSS_TOL else 'FAIL'}")
+    samples_ok = d2.hi >= 0 and r4.lo <= 0
+    print(f"- samples: distinct bigrams {cur} − {ctl} {d2}, repeated 4-grams {r4} (null 0): "
+          f"{'pass' if samples_ok else 'FAIL'} (fails only if one is against the curriculum with its CI excluding 0)")
+    for path in a.studies:
+        st = read_result(path)
+        s = st.scores["text-val"]
+        print(f"- heads, {st.model} (S = {st.config.S}): induction heads on held-out text "
+              f"{heads_str([(h.layer, h.head) for h in s.induction_heads()])}: {'pass' if s.induction_heads() else 'FAIL'}")
+        if st.validation.icl:
+            print(f"  {st.validation.icl}")
+
+
+if __name__ == "__main__":
+    main()
