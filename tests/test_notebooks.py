@@ -71,7 +71,7 @@ def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
     assert "<iframe" in (tmp_path / "InductionHeads.ipynb").read_text()  # shown inline
     import study
     result = study.read_result(tmp_path / "summary.json")
-    assert set(result.scores) == {"text-val", "text-train", "random"}
+    assert set(result.scores) == {"text-val", "text-train", "random", "random-known"}
     assert result.scores["random"].delta.mean.shape == (2, 2)  # layers x heads
     assert result.config.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40
     assert result.figures["page"] == str(plots / "Attention_Page_MiniGPT-tiny.html")

@@ -181,19 +181,24 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     rows = read_metrics(tmp_path)
     assert [r.step for r in rows] == [0, 10, 20] == [r.step for r in res.metrics]
     for r in rows:
-        assert set(r.probes) == {"text-val", "random"}  # the study's names for the same probe sets
+        assert set(r.probes) == {"text-val", "random", "random-known"}  # the study's names for the same probe sets
         for log in r.probes.values():
             v = log.best_delta.value
             assert v.lo <= v.mean <= v.hi and log.delta.shape == (2, 2)  # layers x heads
             assert log.best_prefix_match.value.lo <= log.best_prefix_match.value.mean
+            # every head's prefix matching and copying with both CI bounds; the best previous-token head; G's CI
+            for scores in (log.prefix_match, log.copying):
+                assert scores.mean.shape == (2, 2) and (scores.lo <= scores.mean).all() and (scores.mean <= scores.hi).all()
+            assert log.best_prev_token.value.lo <= log.best_prev_token.value.mean and log.gain.lo <= log.gain.mean
     assert first_formed(rows) is None  # a 20-step model has no induction head
-    formed = HeadValue(1, 0, Estimate(0.35, 0.31, 0.4))
+    formed = HeadValue(1, 0, Estimate(0.35, 0.31, 0.4))  # Δ's lower bound clears 0.3
     fake = dataclasses.replace(rows[0], probes={**rows[0].probes, "random": dataclasses.replace(
         rows[0].probes["random"], best_delta=formed)})
-    assert first_formed(rows + [fake]) is fake
+    assert first_formed(rows + [fake], "random", "delta") is fake
     spread = dataclasses.replace(rows[0], probes={**rows[0].probes, "random": dataclasses.replace(
-        rows[0].probes["random"], best_prefix_match=formed)})
-    assert first_formed(rows + [spread]) is None and first_formed(rows + [spread], score="prefix_match") is spread
+        rows[0].probes["random"], best_prefix_match=HeadValue(1, 0, Estimate(0.6, 0.55, 0.65)))})
+    assert first_formed(rows + [spread], "random", "delta") is None
+    assert first_formed(rows + [spread], "random", "prefix_match") is spread
     assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t", 0.3).exists()
     # characters of text per token, recovered from the logged loss and bits/char: the tiny char model's is 1
     assert abs(rows[-1].chars_per_token - 1.0) < 1e-9
