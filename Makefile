@@ -73,9 +73,10 @@ reference: $(VENV)/.installed
 	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
 		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
 
-# The screenshot in Plots/: the 2M reference model's attention page (written by `make reference`) in headless Chromium.
+# The screenshot in Plots/: the 2M reference model's attention page in headless Chromium (under a minute).
 screenshot: $(VENV)/.interop-installed
-	$(BIN)/python scripts/browser_check.py $(FIG)/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
+	$(BIN)/python scripts/attention_page.py $(REF)/MiniGPT-2M/best.pt --plots-dir runs/page
+	$(BIN)/python scripts/browser_check.py runs/page/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
 
 # The reference models themselves: hours of CPU. Trains into runs/; copy the weights
 # (checkpoint.export_weights) and metrics.json into checkpoints/reference/ by hand when done.

@@ -289,10 +289,13 @@ def attention_page(path, title: str, intro: str, sections: list[dict]):
                 fig.add_trace(go.Heatmap(
                     z=patterns[l, h], x=labels, y=labels, coloraxis="coloraxis",
                     hovertemplate=f"L{l}H{h}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.3f}}<extra></extra>"), l + 1, h + 1)
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+        # tokens on the axes of the outer panels (plotly thins them where they would overlap); all of them on hover
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, tickfont_size=8, tickangle=-90)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, tickfont_size=8, autorange="reversed")
+        fig.update_xaxes(showticklabels=True, row=L)
+        fig.update_yaxes(showticklabels=True, col=1)
         fig.update_layout(plot_bgcolor="white",
-            height=260 * L + 80, width=260 * H + 160, margin=dict(t=40, l=20, r=20, b=20),
+            height=260 * L + 140, width=260 * H + 260, margin=dict(t=40, l=110, r=20, b=100),
             coloraxis=dict(colorscale="RdBu_r" if sec["center"] else "Viridis", cmin=-lim if sec["center"] else 0,
                            cmax=lim, colorbar=dict(title=sec.get("scale", "attention"))))
         html.append(f"<h2>{escape(sec['heading'])}</h2>\n<p>{escape(sec['text'])}</p>\n"

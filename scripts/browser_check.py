@@ -29,7 +29,7 @@ class PageReport:
                 f"{len(self.errors)} console errors; {len(self.blocked)} blocked requests; hover: {self.tooltip!r}")
 
 
-def check_page(path, screenshot=None, width: int = 1300, height: int = 1100) -> PageReport:
+def check_page(path, screenshot=None, width: int = 1400, height: int = 1100) -> PageReport:
     from playwright.sync_api import sync_playwright
 
     path = Path(path).resolve()

@@ -1,0 +1,35 @@
+"""Write the interactive attention page of a checkpoint (one self-contained HTML file, works offline), without the
+rest of the study: every head's attention on a prompt and the mean repeat − control pattern of each probe set.
+
+    python scripts/attention_page.py checkpoints/MiniGPT-2M/best.pt --prompt "it is a truth universally acknowledged"
+
+The page is study.attention_page's, the same the study writes beside its figures (Plots/Attention_Page_<name>.html).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import study  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("--prompt", help="the prompt of the first section (default: the first repeat probe)")
+    ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the page goes (default Plots/)")
+    ap.add_argument("--name", help="the page's label (default MiniGPT-<preset>)")
+    a = ap.parse_args()
+    try:
+        cfg = study.StudyConfig(checkpoint=a.checkpoint, page_prompt=a.prompt, plots_dir=a.plots_dir, name=a.name,
+                                precision="fp32", out_json=str(Path(a.plots_dir) / "unused.json"))
+        ctx = study.load(cfg)
+        probes = study.make_probes(ctx, cfg)
+        print(study.attention_page(ctx, cfg, probes, study.score_heads(ctx, probes)))
+    except study.ERRORS as e:
+        raise SystemExit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
