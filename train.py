@@ -263,18 +263,18 @@ class Run:
         return self.cfg.run_dir / "best.pt"
 
 
-def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp: Dist = Dist()) -> Run:
+def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, proc: Dist = Dist()) -> Run:
     """A new run, or the one in cfg.run_dir continued exactly where its latest.pt left off.
 
-    Call it holding the run directory's lock (`locked`), as train() does. Under torchrun (ddp.world > 1) every
+    Call it holding the run directory's lock (`locked`), as train() does. Under torchrun (proc.world > 1) every
     process calls it; they read the same files and build the same model.
     """
     out_dir = cfg.run_dir
     latest = out_dir / "latest.pt"
     device = pick_device(cfg.device)
     cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device))  # the checkpoint records which
-    if device == "cuda" and ddp.world > 1:
-        device = f"cuda:{ddp.local_rank}"
+    if device == "cuda" and proc.world > 1:
+        device = f"cuda:{proc.local_rank}"
         torch.cuda.set_device(device)
     ckpt = None
     leftovers = [f.name for f in (out_dir / "best.pt", out_dir / "metrics.json") if f.exists()]
@@ -296,7 +296,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp
         elif not overwrite:
             raise TrainingError(f"{out_dir} already holds a run (latest.pt); pass --resume to continue it, "
                                 f"--overwrite to start over, or choose another --out-dir")
-    elif resume and ddp.main:
+    elif resume and proc.main:
         print(f"no checkpoint in {out_dir}; starting a new run")
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(cfg.novels)
@@ -306,7 +306,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp
         tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
     train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
     val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
-    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, ddp.rank, ddp.world)  # checks sizes
+    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, proc.rank, proc.world)  # checks sizes
     # Fixed evaluation windows, drawn from their own generator so evaluation never
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
@@ -320,23 +320,23 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, ddp
                              for _ in range(cfg.eval_batches)]
                      for split, t in (("train", train_tokens), ("val", val_tokens))}
     model = GPT(cfg.model_config(tok.vocab_size)).to(device)
-    if ddp.rank:  # dropout masks differ between processes (a single process would draw them for all rows)
-        torch.manual_seed(cfg.seed + ddp.rank)
+    if proc.rank:  # dropout masks differ between processes (a single process would draw them for all rows)
+        torch.manual_seed(cfg.seed + proc.rank)
     run = Run(cfg, model, make_optimizer(model, cfg, device), tok, batches, eval_sets,
               torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
-              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval and ddp.main else None, ddp)
+              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval and proc.main else None, proc)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         run.optimizer.load_state_dict(ckpt["optimizer"])
         run.step, run.metrics = ckpt["step"], from_plain(list[MetricsRow], json.loads(ckpt["metrics"]))
         run.g_batch.set_state(ckpt["rng"]["batch"])  # the global batch stream: the same for any process count
         per_rank = ckpt["rng"].get("torch_per_rank", [ckpt["rng"]["torch"]])
-        if ddp.rank < len(per_rank):
-            torch.set_rng_state(per_rank[ddp.rank])
-        if ddp.main:
+        if proc.rank < len(per_rank):
+            torch.set_rng_state(per_rank[proc.rank])
+        if proc.main:
             print(f"resuming {latest} at step {run.step:,}")
-    if ddp.world > 1:  # after loading: DDP starts every process from rank 0's weights
-        run.ddp = DDP(LossOnly(model), device_ids=[ddp.local_rank] if device.startswith("cuda") else None)
+    if proc.world > 1:  # after loading: DDP starts every process from rank 0's weights
+        run.ddp = DDP(LossOnly(model), device_ids=[proc.local_rank] if device.startswith("cuda") else None)
     return run
 
 
@@ -488,23 +488,23 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
           sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> TrainResult:
     """Run (or continue) training; the run directory is locked while it runs. Under torchrun every process calls
     it: rank 0 holds the lock, evaluates and writes; all of them step together."""
-    ddp = init_distributed(pick_device(cfg.device))
-    with locked(cfg.run_dir) if ddp.main else nullcontext():
-        run = start_run(cfg, resume, overwrite, ddp)
+    proc = init_distributed(pick_device(cfg.device))
+    with locked(cfg.run_dir) if proc.main else nullcontext():
+        run = start_run(cfg, resume, overwrite, proc)
         cfg = run.cfg  # with "auto" precision resolved
         prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
         prior_train = run.metrics[-1].train_s if run.metrics else 0.0
         t0, train_s, start_step = time.perf_counter(), 0.0, run.step
         if not run.metrics:
-            if ddp.main:
+            if proc.main:
                 log_eval(run, 0.0, 0.0)
             save(run, run.latest)
         device = next(run.model.parameters()).device.type
-        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not (progress and ddp.main),
+        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not (progress and proc.main),
                    dynamic_ncols=True, mininterval=1.0)
         run.model.train()
-        with _StopFlag(patient=ddp.world > 1) as flag:
-            while run.step < cfg.max_steps and not ddp.any(flag.stop):  # all processes stop at one step
+        with _StopFlag(patient=proc.world > 1) as flag:
+            while run.step < cfg.max_steps and not proc.any(flag.stop):  # all processes stop at one step
                 t_step = time.perf_counter()
                 x, y = run.batches.sample(run.g_batch, device, repeat_frac_at(run.step, cfg))
                 loss = train_step(run.ddp or run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip,
@@ -514,7 +514,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
                 train_s += time.perf_counter() - t_step
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * cfg.tokens_per_step / train_s:,.0f}")
-                if ddp.main and (run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps):
+                if proc.main and (run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps):
                     bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
                 if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
                     save(run, run.latest)
@@ -522,14 +522,14 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
         stopped = run.step < cfg.max_steps  # by Ctrl-C (or torchrun passing one on)
         if stopped:
             save(run, run.latest)
-            if ddp.main:
+            if proc.main:
                 print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
         sample = None
-        if sample_prompt is not None and not stopped and ddp.main:
+        if sample_prompt is not None and not stopped and proc.main:
             sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
             (cfg.run_dir / "sample.txt").write_text(sample + "\n")
     curve = None
-    if plots_dir is not None and ddp.main:
+    if plots_dir is not None and proc.main:
         curve = utils.plot_loss_curve(run.metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
                                       f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
                                       f"{run.tokenizer.kind} tokens)")
