@@ -12,11 +12,13 @@ NAME := MiniGPT-$(PRESET)
 REF := checkpoints/reference
 EXP := $(REF)/experiments
 CUR := $(REF)/curriculum
+NAT := $(REF)/natural-text
+DOSE := $(REF)/dose
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
 .PHONY: run train study test test-interop screenshot bench reference reference-models formation notebooks precision precision-runs \
-	curriculum curriculum-runs clean-venv
+	curriculum curriculum-runs natural-text natural-text-runs dose dose-runs clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -109,6 +111,35 @@ curriculum: $(VENV)/.installed
 	$(BIN)/python scripts/curriculum.py curriculum=$(CUR)/2M-curriculum control=$(CUR)/2M-control \
 		"constant 0.5 (the 2M preset)=$(REF)/MiniGPT-2M" \
 		--studies results/induction_MiniGPT-2M-curriculum.json results/induction_MiniGPT-2M-curriculum-S6.json
+
+# Natural text alone (results/README.md, "Without synthetic repeats"; issue #14): two configurations x two seeds,
+# 25.6M tokens each, one thread per run, two runs at a time (hours of both cores; resumable: rerun to continue).
+# Copy each run's metrics.json into $(NAT)/<run>/ when done.
+natural-text-runs: $(VENV)/.installed
+	for s in 1337 1; do \
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset char-2M --repeat-frac 0 --block-size 256 --max-steps 12500 \
+		--eval-interval 250 --probe-interval 250 --eval-batches 16 --seed $$s \
+		--out-dir runs/issue14/char2M-ctx256-norep-seed$$s --resume --no-progress --plots-dir runs/issue14/plots & \
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --repeat-frac 0 --batch-size 32 --block-size 128 \
+		--max-steps 6250 --eval-interval 125 --probe-interval 125 --seed $$s \
+		--out-dir runs/issue14/word2M-32x128-norep-seed$$s --resume --no-progress --plots-dir runs/issue14/plots & \
+	wait; done
+
+# Their formation curves against the scaling law, from the committed metrics.json (seconds).
+natural-text: $(VENV)/.installed
+	$(BIN)/python scripts/natural_text.py --out $(FIG)/Formation_Without_Repeats.png \
+		$(foreach s,1337 1,"char, 8 x 256, seed $(s)=$(NAT)/char2M-ctx256-norep-seed$(s)") \
+		$(foreach s,1337 1,"word, 32 x 128, seed $(s)=$(NAT)/word2M-32x128-norep-seed$(s)")
+
+# Repeat fraction 0.1, 0.25 and 0.5 against the no-repeat control of the curriculum runs (the 2M preset otherwise),
+# three runs at once, one thread each (about 40 min of both cores); copy each metrics.json into $(DOSE)/<run>/.
+dose-runs: $(VENV)/.installed
+	for f in 0.1 0.25 0.5; do OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --repeat-frac $$f \
+		--out-dir runs/issue14/2M-repeat$$f-seed1337 --resume --no-progress --plots-dir runs/issue14/plots & done; wait
+
+dose: $(VENV)/.installed
+	$(BIN)/python scripts/dose_response.py --out $(FIG)/Repeat_Dose_Response.png 0=$(CUR)/2M-control \
+		$(foreach f,0.1 0.25 0.5,$(f)=$(DOSE)/2M-repeat$(f)-seed1337)
 
 # The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~16 min).
 notebooks: $(VENV)/.installed

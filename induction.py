@@ -28,6 +28,8 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
   where loss(q) is the cross-entropy of predicting token q+1 from position q. Unlike the
   original study's δ it keeps each chunk's first and last positions; it is not Olsson et
   al.'s in-context-learning score either.
+* The original study's δ (for comparison with its figures): mean over q in chunks 2-4 without each chunk's first and
+  last position (q in [jS+1, (j+1)S-2], j = 1, 2, 3) of loss_control(q) - loss_repeat(q) (original_delta).
 * CIs: percentile bootstrap over prompts (95%, 1000 resamples).
 * Ablation of head (l, h) acts on blocks.{l}.attn.hook_z, the head's output before
   the output projection: zero ablation sets it to 0, mean ablation to its mean over all
@@ -370,6 +372,17 @@ def gain_per_prompt(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int) -> t
     return (ctl_loss[..., S:] - rep_loss[..., S:]).mean(-1)
 
 
+def original_positions(S: int) -> list[int]:
+    """The positions q of the original study's δ: chunks 2-4 without each chunk's first and last position."""
+    return [q for j in range(1, N_CHUNKS) for q in range(j * S + 1, (j + 1) * S - 1)]
+
+
+def original_delta(rep_loss: torch.Tensor, ctl_loss: torch.Tensor, S: int, first: int = 0) -> torch.Tensor:
+    """(..., T-1-first) per-position losses from position `first` on -> (...,) the original study's δ."""
+    q = [p - first for p in original_positions(S)]
+    return (ctl_loss[..., q] - rep_loss[..., q]).mean(-1)
+
+
 def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> ProbeScores:
     """Per-head A(r), A(c), Δ, prefix-matching, copying and previous-token scores with CIs, plus losses and G."""
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
@@ -511,7 +524,7 @@ def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: in
 def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None) -> dict:
     """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation); fill as in ablated_run.
 
-    Returns per config: G per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
+    Returns per config: G and the original study's δ per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
     mean validation loss (K,) if val windows are given.
     """
     keep = head_mask(model, configs)
@@ -519,6 +532,7 @@ def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None
     loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S, groups=2)
     n = probes.n
     out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], 0),  # the losses already start at q = S
+           "delta_original": original_delta(loss[:, :n], loss[:, n:], probes.S, first=probes.S),
            "delta": sc[:, :n] - sc[:, n:]}
     if val is not None:
         vloss, _ = ablated_run(model, val, keep, fill)

@@ -4,7 +4,7 @@
 
 Steps: load -> probes -> per-head scores -> single-head ablations (zero, mean and resample) ->
 validate the induction heads (joint vs random ablations, previous-token circuit, K-composition, in-context learning)
--> figures -> the attention page -> a typed StudyResult, saved as JSON. Definitions: induction.py's docstring.
+-> the original study's δ and single-head δ drops, measured its way -> figures -> the attention page -> a typed StudyResult, saved as JSON. Definitions: induction.py's docstring.
 Every flag is a field of StudyConfig, with its default.
 """
 import argparse
@@ -28,6 +28,13 @@ from train import pick_precision
 
 PROBE_SETS = ("text-val", "text-train", "random", "random-known")
 ABLATIONS = ("zero", "mean", "resample")  # what a head's output is replaced with (induction.py's docstring)
+
+# The validation criterion (issue #13), fixed on 2026-11-26 before the studies it judges: ablating the tested heads
+# together removes at least CANDIDATES_REMOVE of G (the lower bound of its CI) under every ablation in ABLATIONS, and
+# the same number of random other heads (zero ablation) remove at most RANDOM_REMOVE (the median of the draws). Every
+# mode must pass because each replaces the head's output differently and none is privileged; the study reports each.
+CANDIDATES_REMOVE = 0.8
+RANDOM_REMOVE = 0.2
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,18 @@ class Validation:
     resample: JointAblation | None = None  # None in summaries written before it existed
     icl: InContextLearning | None = None
 
+    def verdicts(self) -> dict[str, bool]:
+        """Each part of the validation criterion (CANDIDATES_REMOVE, RANDOM_REMOVE), by name."""
+        out = {f"{mode} ablation of the tested heads removes >= {CANDIDATES_REMOVE:.0%} of G (lower CI bound)":
+               getattr(self, mode).tested.lo >= CANDIDATES_REMOVE for mode in ABLATIONS if getattr(self, mode)}
+        if self.zero.random:
+            out[f"random heads remove <= {RANDOM_REMOVE:.0%} of G (median)"] = self.zero.random.median <= RANDOM_REMOVE
+        return out
+
+    @property
+    def validated(self) -> bool:
+        return self.tested_are_candidates and all(self.verdicts().values())
+
     def __str__(self):
         lines = [f"induction heads: {heads_str(self.candidates)} | tested: {heads_str(self.tested)} | "
                  f"previous-token heads: {heads_str(self.previous_token_heads)}"]
@@ -200,7 +219,43 @@ class Validation:
         lines.append(str(self.k_composition))
         if self.icl:
             lines.append(str(self.icl))
+        lines.append(f"validation criterion: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
+            f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts().items()) + ")")
         return "\n".join(lines)
+
+
+# The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
+# losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
+# "about 0.02 each"), and its training (steps of batch 32 x 128). Compared in scripts/results.py.
+ORIGINAL_FIGURES = {
+    "2M": dict(delta=0.727, loss_repeat=4.31, loss_control=5.04, top={(1, 3): 0.158, (2, 0): 0.116, (2, 1): 0.111},
+               steps=100_000, tokens_per_step=32 * 128),
+    "5.6M": dict(delta=0.419, loss_repeat=2.03, loss_control=2.45, top={(1, 2): 0.054}, steps=50_000,
+                 tokens_per_step=32 * 128),
+}
+
+
+@dataclass
+class OriginalComparison:
+    """The original study's measurement, made its way: δ (induction.original_delta) on excerpts of training text, and
+    the drop in δ when each head alone is zero-ablated, with paired bootstrap CIs over prompts."""
+    probe: str
+    n_prompts: int
+    loss_repeat: float             # mean over the δ positions
+    loss_control: float
+    delta: ind.Estimate
+    delta_drop: ind.HeadScores     # δ(clean) - δ(head zero-ablated)
+
+    def top(self, k: int = 3) -> list[ind.HeadValue]:
+        L, H = self.delta_drop.mean.shape
+        heads = sorted(np.ndindex(L, H), key=lambda lh: -self.delta_drop.mean[lh])
+        return [self.delta_drop.at(l, h) for l, h in heads[:k]]
+
+    def __str__(self):
+        return (f"the original study's δ ({self.probe} probes, {self.n_prompts} prompts; chunks 2-4 without each "
+                f"chunk's first and last position): {self.delta} nats/token (repeat {self.loss_repeat:.2f} / control "
+                f"{self.loss_control:.2f}; null 0); top single heads by δ drop under zero ablation: "
+                + ", ".join(map(str, self.top())))
 
 
 @dataclass
@@ -218,6 +273,7 @@ class StudyResult:
     validation: Validation
     timings_s: dict[str, float]
     figures: dict[str, str]
+    original: OriginalComparison | None = None  # None in summaries written before it existed
 
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
@@ -242,6 +298,10 @@ class StudyResult:
             lines.append(f"Previous-token heads: {heads_str(v.previous_token_heads)}.")
         if v.icl:
             lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
+        lines.append(f"Validation criterion (the tested heads remove >= {CANDIDATES_REMOVE:.0%} of G under every "
+                     f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
+        if self.original:
+            lines.append(f"{str(self.original)[0].upper()}{str(self.original)[1:]}.")
         return "\n".join(lines)
 
 
@@ -418,6 +478,20 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
                       icl)
 
 
+def compare_with_original(ctx: Context, probes: dict, scores: dict) -> OriginalComparison:
+    """The original study's δ and single-head δ drops (zero ablation), on the training-text probes as it measured."""
+    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+    p, s = probes["text-train"], scores["text-train"]
+    q = ind.original_positions(p.S)
+    with ctx.step("original"):
+        r = ind.ablate(model, p, [[]] + [[(l, h)] for l in range(L) for h in range(H)],
+                       torch.zeros(L, H, model.config.d_head))
+        d = r["delta_original"]  # (1 + L*H, n)
+        drop = (d[0] - d[1:]).T.reshape(p.n, L, H)
+    return OriginalComparison(p.kind, p.n, float(s.loss_repeat.mean[q].mean()), float(s.loss_control.mean[q].mean()),
+                              ind.Estimate(*map(float, ind.bootstrap(d[0]))), ind.HeadScores(*ind.bootstrap(drop)))
+
+
 def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation) -> dict[str, Path]:
     t0 = time.perf_counter()
     d, name, label, S = Path(cfg.plots_dir), ctx.name, ctx.label, cfg.S
@@ -503,7 +577,7 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
-              figs: dict) -> StudyResult:
+              figs: dict, original: OriginalComparison | None = None) -> StudyResult:
     """The typed result, saved to cfg.out_json (default runs/induction_<name>.json)."""
     tc = ctx.ckpt.get("train_config", {})
     result = StudyResult(
@@ -511,7 +585,7 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
         tokens_seen=ctx.ckpt.get("step", 0) * tc.get("batch_size", 0) * ctx.model.config.block_size,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
-        figures={k: str(v) for k, v in figs.items()})
+        figures={k: str(v) for k, v in figs.items()}, original=original)
     write_json(summary_path(cfg, ctx.name), result)
     return result
 
@@ -526,9 +600,10 @@ def run(cfg: StudyConfig) -> StudyResult:
     scores = score_heads(ctx, probes)
     singles = single_head_ablations(ctx, probes, cfg)
     val = validate(ctx, probes, scores, singles, cfg)
+    original = compare_with_original(ctx, probes, scores)
     figs = figures(ctx, cfg, scores, singles, val)
     figs["page"] = attention_page(ctx, cfg, probes, scores)
-    return summarize(ctx, cfg, scores, singles, val, figs)
+    return summarize(ctx, cfg, scores, singles, val, figs, original)
 
 
 ERRORS = (ConfigError, CheckpointError, CorpusError, TokenizerError, ind.ProbeError)

@@ -211,6 +211,94 @@ def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | 
     return _save(fig, path)
 
 
+def plot_formation_without_repeats(runs: dict, predicted: dict, path, title: str, thresholds: dict):
+    """Training on natural text alone: {label: [MetricsRow, ...]} with the copying score logged.
+
+    Panels against training tokens (log scale): validation loss; the best head's prefix matching and copying
+    (random-known probes solid with their 95% CI, held-out text probes dashed) with each criterion's line
+    (thresholds {score: value}); the best previous-token score. predicted {label: tokens}: the scaling law's
+    formation point for the run's batch x context, a dotted line in the run's colour.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), layout="constrained")
+    axes = axes.ravel()
+    for i, (label, metrics) in enumerate(runs.items()):
+        c = f"C{i}"
+        rows = [m for m in metrics if m.probes and m.step]
+        t = [m.tokens / 1e6 for m in rows]
+        axes[0].plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], color=c,
+                     label=label)
+        for ax, score in zip(axes[1:3], ("prefix_match", "copying")):
+            for kind, ls in (("random-known", "-"), ("text-val", "--")):
+                best = [getattr(m.probes[kind], score).best().value for m in rows]
+                ax.plot(t, [b.mean for b in best], color=c, ls=ls, label=f"{label}: {kind} probes")
+                if kind == "random-known":
+                    ax.fill_between(t, [b.lo for b in best], [b.hi for b in best], color=c, alpha=0.2)
+        axes[3].plot(t, [m.probes["text-val"].best_prev_token.value.mean for m in rows], color=c, label=label)
+        for ax in axes:
+            ax.axvline(predicted[label] / 1e6, color=c, ls=":", lw=1.2)
+    for ax, score in zip(axes[1:3], ("prefix_match", "copying")):
+        ax.axhline(thresholds[score], color="grey", lw=0.8, ls="-.", label=f"criterion (lower CI bound ≥ "
+                                                                              f"{thresholds[score]})")
+    for ax, name, ylabel in zip(axes, ("validation loss", "prefix matching of the best head",
+                                       "copying of the best head", "previous-token score of the best head"),
+                                ("validation loss (nats/token)", "repeat − control (null 0)",
+                                 "Δ logit, repeat − control (null 0)", "attention to t−1, text probes")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens seen (millions; dotted: the law's prediction)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(name)
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[1].get_legend_handles_labels()  # below the panels, where it hides no curve
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_dose_response(runs: dict, formed: dict, path, threshold: float):
+    """Repeat fraction against formation and cost: runs {repeat_frac: [MetricsRow, ...]} (0: the control), formed
+    {probe kind: {repeat_frac: the first MetricsRow with an induction head, or None}}.
+
+    Panels: the best head's prefix matching on held-out text probes against tokens (the line: its criterion,
+    threshold); validation loss minus the control's at equal tokens; the tokens to the first induction head against
+    the repeat fraction (an open marker at the run's end: none formed by then).
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), layout="constrained")
+    ctl = {m.tokens: m.val_loss for m in runs[0.0]}
+    for i, (frac, metrics) in enumerate(runs.items()):
+        rows = [m for m in metrics if m.probes and m.step]
+        label = f"repeat fraction {frac:g}" + (" (control)" if frac == 0 else "")
+        axes[0].plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].prefix_match.best().value.mean for m in rows],
+                     color=f"C{i}", label=label)
+        both = [m for m in metrics if m.tokens in ctl and m.step]
+        axes[1].plot([m.tokens / 1e6 for m in both], [m.val_loss - ctl[m.tokens] for m in both], color=f"C{i}",
+                     label=label)
+    axes[0].axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"criterion (lower CI bound ≥ {threshold})")
+    axes[1].axhline(0, color="grey", lw=0.8)
+    for j, (kind, rows) in enumerate(formed.items()):
+        shift = 0.006 * (j - (len(formed) - 1) / 2)  # side by side where the probe sets agree
+        got = [(f + shift, r.tokens / 1e6) for f, r in rows.items() if r is not None]
+        none = [(f + shift, runs[f][-1].tokens / 1e6) for f, r in rows.items() if r is None]
+        if got:
+            axes[2].plot(*zip(*got), "o-", color=f"C{j}", label=f"{kind} probes")
+        if none:
+            axes[2].plot(*zip(*none), "^", mfc="none", color=f"C{j}", label=f"{kind} probes: none by the run's end")
+    axes[2].set_xticks(list(runs))
+    axes[2].set_ylim(0, 1.1 * max(m[-1].tokens for m in runs.values()) / 1e6)
+    for ax, title, xlabel, ylabel in zip(
+            axes, ("formation on held-out text probes", "cost: validation loss against the control",
+                   "tokens to the first induction head"),
+            ("training tokens seen (millions)", "training tokens seen (millions)", "repeat fraction"),
+            ("best head's prefix matching (null 0)", "validation loss − control's (nats/token)",
+             "training tokens (millions)")):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7.5)
+    fig.suptitle("Synthetic repeats: how much they accelerate induction heads, and what they cost")
+    return _save(fig, path)
+
+
 def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None):
     """fp32 against bf16 training: {"<preset> <precision>, seed <s>": [MetricsRow, ...]}.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from induction import CRITERIA, first_formed  # noqa: E402
-from study import heads_str, read_result  # noqa: E402
+from study import ORIGINAL_FIGURES, heads_str, read_result  # noqa: E402
 from train import read_metrics  # noqa: E402
 
 
@@ -58,16 +58,52 @@ def model_rows(run_dir: Path, study_json: Path):
     if v.zero.random:
         yield f"| share of G removed by {len(v.tested)} random other heads, zero ablation | {v.zero.random} |"
     yield f"| single-head zero ablations | {study.single_head_ablations.zero} |"
+    yield "| validation criterion | " + "; ".join(f"{part}: {'yes' if ok else 'no'}"
+                                                 for part, ok in v.verdicts().items()) + \
+        f" → **{'PASS' if v.validated else 'FAIL'}** |"
+
+
+def original_table(studies: dict) -> list[str]:
+    """The original study's figures beside ours, measured its way (study.OriginalComparison), per preset."""
+    cols = [(ORIGINAL_FIGURES[p], s.original, s, p) for p, s in studies.items() if p in ORIGINAL_FIGURES and s.original]
+    rows = ["| |" + "".join(f" original {p} | MiniGPT {p} |" for *_, p in cols), "|---|" + "---|---|" * len(cols)]
+
+    def row(name, cells):
+        rows.append(f"| {name} |" + "".join(f" {a} | {b} |" for a, b in cells))
+
+    row("δ = control − repeat loss on chunks 2–4 without each chunk's first and last position (nats/token; null 0)",
+        [(f"{o['delta']:.3f}", str(ours.delta)) for o, ours, *_ in cols])
+    row("repeat / control loss at those positions", [(f"{o['loss_repeat']:.2f} / {o['loss_control']:.2f}",
+                                                       f"{ours.loss_repeat:.2f} / {ours.loss_control:.2f}")
+                                                      for o, ours, *_ in cols])
+    for i, rank in enumerate(("largest", "2nd largest", "3rd largest")):
+        cells = []
+        for o, ours, *_ in cols:
+            top = sorted(o["top"].items(), key=lambda kv: -kv[1])
+            cells.append((f"L{top[i][0][0]}H{top[i][0][1]} {top[i][1]:.3f}" if i < len(top) else "about 0.02",
+                          str(ours.top()[i])))
+        row(f"single head with the {rank} δ drop (zero ablation)", cells)
+    row("the largest drop's share of δ", [(f"{max(o['top'].values()) / o['delta']:.0%}",
+                                           f"{ours.top()[0].value.mean / ours.delta.mean:.0%}") for o, ours, *_ in cols])
+    row("probes", [("2,000 training-text prompts", f"{ours.n_prompts} prompts ({ours.probe})") for _, ours, *_ in cols])
+    row("training", [(f"{o['steps']:,} steps, {o['steps'] * o['tokens_per_step'] / 1e6:.0f}M tokens",
+                      f"{s.step:,} steps, {s.tokens_seen / 1e6:.1f}M tokens") for o, _, s, _ in cols])
+    return rows if cols else []
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="NAME=RUN_DIR:STUDY_JSON")
+    studies = {}
     for spec in ap.parse_args().runs:
         name, _, paths = spec.partition("=")
         run_dir, _, study_json = paths.partition(":")
         print(f"\n**{name}**\n")
         print("\n".join(model_rows(Path(run_dir), Path(study_json))))
+        studies[name.removeprefix("MiniGPT-")] = read_result(study_json)
+    if table := original_table(studies):
+        print("\n**The original study's measurement, side by side** (its figures: study.ORIGINAL_FIGURES)\n")
+        print("\n".join(table))
 
 
 if __name__ == "__main__":

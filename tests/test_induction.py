@@ -263,3 +263,32 @@ def test_formation_needs_both_lower_bounds_to_clear_and_old_logs_never_qualify()
     old = [SimpleNamespace(step=0, probes={"text-val": log(0.9, 5.0, with_copying=False)})]
     assert ind.first_formed(old, "text-val", "induction") is None
     assert ind.first_formed(old, "text-val", "delta").step == 0
+
+
+def test_original_delta_skips_each_chunks_first_and_last_position_and_the_ablations_agree(model, probes):
+    assert ind.original_positions(4) == [5, 6, 9, 10, 13, 14]
+    rep, ctl = ind.position_losses(model, probes.repeat), ind.position_losses(model, probes.control)
+    q = [p for p in range(S, 4 * S - 1) if p % S not in (0, S - 1)]
+    assert torch.allclose(ind.original_delta(rep, ctl, S), (ctl[:, q] - rep[:, q]).mean(-1))
+    r = ind.ablate(model, probes, [[], [(1, 0)]], torch.zeros(2, 2, model.config.d_head))
+    assert torch.allclose(r["delta_original"][0], ind.original_delta(rep, ctl, S), atol=1e-5)
+    assert r["delta_original"][0].mean() > 5 and abs(r["delta_original"][1].mean()) < 0.5
+
+
+def test_validation_needs_every_ablation_to_remove_80_percent_and_random_heads_at_most_20():
+    import study
+    share = lambda lo: study.ShareRemoved(lo + 0.05, lo, lo + 0.1, 0.0, 1.0)  # noqa: E731
+    rnd = lambda med: study.RandomHeads(med, med, 0.0, med + 0.1, [med], [[(0, 0)]])  # noqa: E731
+    kc = study.KComposition(0.1, 0.01, {})
+
+    def validation(zero, mean, resample, random, are_candidates=True):
+        return study.Validation([(1, 0)] if are_candidates else [], [(1, 0)], are_candidates, [],
+                                study.JointAblation(share(zero), rnd(random)), study.JointAblation(share(mean)), kc,
+                                study.JointAblation(share(resample)))
+
+    assert validation(0.8, 0.9, 1.2, 0.2).validated
+    assert not validation(0.79, 0.9, 1.2, 0.1).validated          # zero ablation's lower bound falls short
+    assert not validation(0.9, 0.9, 0.7, 0.1).validated           # so does resample's
+    assert not validation(0.9, 0.9, 0.9, 0.21).validated          # random heads remove too much
+    assert not validation(0.9, 0.9, 0.9, 0.1, are_candidates=False).validated  # the top head is no induction head
+    assert "validation criterion: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
