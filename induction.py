@@ -10,6 +10,9 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
     minus the base tokens, so a control prompt never repeats a base token. The probe
     alphabet is every token seen in training minus special tokens (<unk>) and minus
     the most frequent 4% and the rarest 4% of those tokens (Olsson et al.'s cut).
+* Gapped probes (outside the training augmentation's format, whose repeats are periodic): repeat = [c1, base, c2,
+  base], control = [c1, base, c2, c3], text excerpts. Scored on the queries of chunk 4 against the token after the
+  copy in chunk 2 (a lag of 2S): prefix matching (one earlier copy), copying and G over chunk 4 (gapped_scores).
 * Induction score A of a head: mean attention from each query q in chunks 2-4
   (S <= q < 4S) to key q - S + 1, the position right after the previous occurrence
   of q's token in a repeat prompt. A(r) on repeat prompts, A(c) on control prompts,
@@ -115,6 +118,12 @@ def text_probes(tokens: torch.Tensor, S: int, n: int, seed: int, block_size: int
         starts[:, 1:][bad] = torch.randint(0, len(tokens) - S + 1, (int(bad.sum()),), generator=g)
     chunks = tokens.unfold(0, S, 1)[starts]  # (n, 4, S)
     return Probes(chunks[:, :1].expand(-1, N_CHUNKS, -1).reshape(n, -1).clone(), chunks.reshape(n, -1).clone(), S, kind)
+
+
+def gapped_probes(tokens: torch.Tensor, S: int, n: int, seed: int, block_size: int, kind="text-gapped") -> Probes:
+    """[c1, base, c2, base] against [c1, base, c2, c3]: one repeat of base after S unrelated tokens."""
+    b, c1, c2, c3 = text_probes(tokens, S, n, seed, block_size).control.view(n, N_CHUNKS, S).unbind(1)
+    return Probes(torch.cat([c1, b, c2, b], 1), torch.cat([c1, b, c2, c3], 1), S, kind)
 
 
 def probe_alphabet(train_tokens: torch.Tensor, vocab_size: int, special_ids=(), cut: float = FREQ_CUT,
@@ -268,9 +277,10 @@ def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None)
 
 # ---- scores ----------------------------------------------------------------------------
 
-def induction_diag(pattern: torch.Tensor, S: int) -> torch.Tensor:
-    """pattern (..., T, T) -> (...,): mean attention from q in [S, T) to q - S + 1."""
-    return pattern.diagonal(offset=-(S - 1), dim1=-2, dim2=-1)[..., 1:].mean(-1)
+def induction_diag(pattern: torch.Tensor, S: int, first: int | None = None) -> torch.Tensor:
+    """pattern (..., T, T) -> (...,): mean attention from q in [first, T) to q - S + 1 (first: S)."""
+    first = S if first is None else first
+    return pattern.diagonal(offset=-(S - 1), dim1=-2, dim2=-1)[..., first - S + 1:].mean(-1)
 
 
 def prefix_matching(pattern: torch.Tensor, S: int) -> torch.Tensor:
@@ -291,15 +301,17 @@ def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256) -> torch.Tensor:
+def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256, first: int | None = None) -> torch.Tensor:
     """(N, 4S) prompts -> (N, L, H): each head's direct effect on the logit of the token at q - S + 1, the token
-    after the previous copy of q's token on a repeat prompt (the correct next token), mean over q in [S, 4S).
+    after the previous copy of q's token on a repeat prompt (the correct next token), mean over q in [first, 4S)
+    (first: S).
 
     Direct effect: the head's output (hook_z times its rows of W_O) through the final LayerNorm with its scale frozen
     at the actual one, dotted with that token's unembedding minus the mean unembedding, so a shift of every logit
     alike counts as no copying. Computed in fp32 also under autocast.
     """
     L, H, D = model.config.n_layer, model.config.n_head, model.config.d_head
+    first = S if first is None else first
     names = _layer_names(model, "hook_z") + [f"blocks.{L - 1}.hook_resid_post"]
     device = next(model.parameters()).device
     ln, W_U = model.ln_final, model.lm_head.weight.float()                           # W_U: (V, C)
@@ -310,12 +322,12 @@ def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256) -> torch.
         T = chunk.shape[1]
         _, _, cache = model.run_with_cache(chunk, names)
         with torch.autocast(device.type, enabled=False):
-            x = cache[names[-1]].float()[:, S:]                                      # (n, Q, C), Q = T - S
+            x = cache[names[-1]].float()[:, first:]                                  # (n, Q, C), Q = T - first
             sigma = (x.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()       # (n, Q, 1)
-            u = (W_U[chunk[:, 1:T - S + 1]] - W_U.mean(0)) * ln.weight.float()     # (n, Q, C)
+            u = (W_U[chunk[:, first - S + 1:T - S + 1]] - W_U.mean(0)) * ln.weight.float()  # (n, Q, C)
             per_layer = []
             for l in range(L):
-                o = torch.einsum("nqhd,hdc->nqhc", cache[names[l]].float()[:, S:], W_O[l])  # (n, Q, H, C)
+                o = torch.einsum("nqhd,hdc->nqhc", cache[names[l]].float()[:, first:], W_O[l])  # (n, Q, H, C)
                 o = o - o.mean(-1, keepdim=True)                                     # LayerNorm centres it
                 per_layer.append((torch.einsum("nqhc,nqc->nqh", o, u) / sigma).mean(1))   # (n, H)
         out.append(torch.stack(per_layer, 1).cpu())
@@ -399,6 +411,40 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
         G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(copying),
         mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
+
+
+@dataclass
+class GappedScores:
+    """Scores on gapped probes (gapped_scores), repeat − control with CIs: attention from chunk 4's queries to the
+    token after the copy in chunk 2 (prefix matching with one earlier copy), its copying, and G over chunk 4."""
+    kind: str
+    S: int
+    n: int
+    prefix_match: HeadScores
+    copying: HeadScores
+    G: Estimate
+
+    def induction_heads(self) -> list[HeadValue]:
+        return induction_heads(self.prefix_match, self.copying)
+
+    def __str__(self):
+        heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
+        return (f"gapped repeats [c1, base, c2, base] ({self.kind}, {self.n} prompts): induction heads {heads}; best "
+                f"prefix matching {self.prefix_match.best()}; best copying {self.copying.best()}; G over chunk 4 "
+                f"{self.G} nats/token (every null 0)")
+
+
+def gapped_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> GappedScores:
+    lag, first = 2 * probes.S, 3 * probes.S
+    pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
+    copying = (copying_effect(model, probes.repeat, lag, first=first) -
+               copying_effect(model, probes.control, lag, first=first))
+    rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
+    per_head = lambda v: HeadScores(*bootstrap(v, n_boot, seed))  # noqa: E731
+    return GappedScores(probes.kind, probes.S, probes.n,
+                        per_head(induction_diag(pr, lag, first) - induction_diag(pc, lag, first)), per_head(copying),
+                        Estimate(*map(float, bootstrap((ctl_loss[:, first:] - rep_loss[:, first:]).mean(-1),
+                                                       n_boot, seed))))
 
 
 # ---- ablations ---------------------------------------------------------------------------
@@ -512,6 +558,11 @@ def icl_per_window(losses: torch.Tensor) -> torch.Tensor:
     """(..., T) per-position losses of full windows -> (...,) loss late in the context minus early (nats/token)."""
     early, late = icl_positions(losses.shape[-1])
     return losses[..., late].mean(-1) - losses[..., early].mean(-1)
+
+
+def split_windows(tokens: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Every non-overlapping window of block_size + 1 tokens (input and shifted target): (N, block_size + 1)."""
+    return tokens.unfold(0, block_size + 1, block_size)
 
 
 def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: int = 0) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
     python study.py checkpoints/MiniGPT-2M/best.pt       # figures -> Plots/, summary -> runs/induction_<name>.json
 
-Steps: load -> probes -> per-head scores -> single-head ablations (zero, mean and resample) ->
+Steps: load -> probes -> per-head scores (and on gapped repeats) -> single-head ablations (zero, mean and resample) ->
 validate the induction heads (joint vs random ablations, previous-token circuit, K-composition, in-context learning)
--> the original study's δ and single-head δ drops, measured its way -> figures -> the attention page -> a typed StudyResult, saved as JSON. Definitions: induction.py's docstring.
+-> the original study's δ and single-head δ drops, measured its way -> figures -> the attention page -> a typed
+StudyResult, saved as JSON. Definitions: induction.py's docstring.
 Every flag is a field of StudyConfig, with its default.
 """
 import argparse
@@ -274,6 +275,7 @@ class StudyResult:
     timings_s: dict[str, float]
     figures: dict[str, str]
     original: OriginalComparison | None = None  # None in summaries written before it existed
+    gapped: ind.GappedScores | None = None        # None in summaries written before it existed
 
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
@@ -300,6 +302,8 @@ class StudyResult:
             lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
         lines.append(f"Validation criterion (the tested heads remove >= {CANDIDATES_REMOVE:.0%} of G under every "
                      f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
+        if self.gapped:
+            lines.append(f"{str(self.gapped)[0].upper()}{str(self.gapped)[1:]}.")
         if self.original:
             lines.append(f"{str(self.original)[0].upper()}{str(self.original)[1:]}.")
         return "\n".join(lines)
@@ -389,6 +393,13 @@ def score_heads(ctx: Context, probes: dict) -> dict[str, ind.ProbeScores]:
         return {kind: ind.head_scores(ctx.model, p) for kind, p in probes.items()}
 
 
+def score_gapped(ctx: Context, cfg: StudyConfig) -> ind.GappedScores:
+    """Scores on repeats outside the training augmentation's format: [c1, base, c2, base] of validation text."""
+    p = ind.gapped_probes(ctx.val_tokens, cfg.S, cfg.n_prompts, cfg.seed, ctx.model.config.block_size)
+    with ctx.step("scores"):
+        return ind.gapped_scores(ctx.model, p)
+
+
 def _subset(p: ind.Probes, n: int) -> ind.Probes:
     return ind.Probes(p.repeat[:n], p.control[:n], p.S, p.kind)
 
@@ -463,7 +474,7 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
             joint[mode] = res
         kc = ind.k_composition(model, seed=cfg.seed)
         T = model.config.block_size
-        windows = ctx.val_tokens.unfold(0, T + 1, T)  # (N, T+1): the validation split, non-overlapping
+        windows = ind.split_windows(ctx.val_tokens, T)  # (N, T+1): the whole validation split
         keep = ind.head_mask(model, [[], tested])
         icl = {mode: ind.icl_per_window(ind.ablated_run(model, windows, keep, singles.fills[mode])[0])
                for mode in ABLATIONS}  # each (2, N): clean, ablated
@@ -577,7 +588,8 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
-              figs: dict, original: OriginalComparison | None = None) -> StudyResult:
+              figs: dict, original: OriginalComparison | None = None,
+              gapped: ind.GappedScores | None = None) -> StudyResult:
     """The typed result, saved to cfg.out_json (default runs/induction_<name>.json)."""
     tc = ctx.ckpt.get("train_config", {})
     result = StudyResult(
@@ -585,7 +597,7 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
         tokens_seen=ctx.ckpt.get("step", 0) * tc.get("batch_size", 0) * ctx.model.config.block_size,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
-        figures={k: str(v) for k, v in figs.items()}, original=original)
+        figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped)
     write_json(summary_path(cfg, ctx.name), result)
     return result
 
@@ -598,12 +610,13 @@ def run(cfg: StudyConfig) -> StudyResult:
     ctx = load(cfg)
     probes = make_probes(ctx, cfg)
     scores = score_heads(ctx, probes)
+    gapped = score_gapped(ctx, cfg)
     singles = single_head_ablations(ctx, probes, cfg)
     val = validate(ctx, probes, scores, singles, cfg)
     original = compare_with_original(ctx, probes, scores)
     figs = figures(ctx, cfg, scores, singles, val)
     figs["page"] = attention_page(ctx, cfg, probes, scores)
-    return summarize(ctx, cfg, scores, singles, val, figs, original)
+    return summarize(ctx, cfg, scores, singles, val, figs, original, gapped)
 
 
 ERRORS = (ConfigError, CheckpointError, CorpusError, TokenizerError, ind.ProbeError)

@@ -40,7 +40,7 @@ import utils
 from checkpoint import CheckpointError, from_plain, load_checkpoint, read_json, save_checkpoint, write_json
 from config import ROOT, ConfigError, RunConfig, add_arguments, given, run_config
 from corpus import CorpusError, load_corpus
-from induction import ProbeError, ProbeLog, TrainingProbe
+from induction import ProbeError, ProbeLog, TrainingProbe, split_windows
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer, from_state
 from TransformerModel import GPT
 
@@ -311,7 +311,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)
     if cfg.eval_batches is None:  # the validation split in full; as many random windows of the training split
-        w = val_tokens.unfold(0, cfg.block_size + 1, cfg.block_size).to(device)  # (N, T+1), non-overlapping
+        w = split_windows(val_tokens, cfg.block_size).to(device)  # (N, T+1)
         eval_sets = {"val": [(b[:, :-1], b[:, 1:]) for b in w.split(cfg.batch_size)]}
         eval_sets = {"train": [Batches(train_tokens, cfg.block_size, len(b[0])).sample(g_eval, device)
                                for b in eval_sets["val"]], **eval_sets}

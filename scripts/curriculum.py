@@ -82,7 +82,7 @@ def val_loss(run_dir: Path) -> float:
     """best.pt's loss on the whole validation split (every non-overlapping window), nats/token."""
     model, tok, _ = load_model(run_dir / "best.pt")
     T = model.config.block_size
-    w = torch.tensor(tok.encode(load_corpus().val)).unfold(0, T + 1, T)  # (N, T+1)
+    w = ind.split_windows(torch.tensor(tok.encode(load_corpus().val)), T)  # (N, T+1)
     return sum(model.loss(b[:, :-1], b[:, 1:]).item() * len(b) for b in w.split(64)) / len(w)
 
 

@@ -52,7 +52,8 @@ def report(label: str, metrics) -> list[str]:
             lines.append(f"  {kind}: no induction head within {last.tokens / 1e6:.2f}M tokens; highest best-head "
                          + "; ".join(f"{s} {hv} (criterion {CRITERIA[s].threshold})" for s, hv in best.items()))
     prev = max((m.probes["text-val"].best_prev_token for m in probed), key=lambda hv: hv.value.mean)
-    lines.append(f"  strongest previous-token head (text probes): {prev} (criterion {CRITERIA['prev_token'].threshold})")
+    lines.append(f"  strongest previous-token head (text probes): {prev} "
+                 f"(criterion {CRITERIA['prev_token'].threshold})")
     return lines
 
 

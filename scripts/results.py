@@ -84,7 +84,8 @@ def original_table(studies: dict) -> list[str]:
                           str(ours.top()[i])))
         row(f"single head with the {rank} δ drop (zero ablation)", cells)
     row("the largest drop's share of δ", [(f"{max(o['top'].values()) / o['delta']:.0%}",
-                                           f"{ours.top()[0].value.mean / ours.delta.mean:.0%}") for o, ours, *_ in cols])
+                                           f"{ours.top()[0].value.mean / ours.delta.mean:.0%}")
+                                          for o, ours, *_ in cols])
     row("probes", [("2,000 training-text prompts", f"{ours.n_prompts} prompts ({ours.probe})") for _, ours, *_ in cols])
     row("training", [(f"{o['steps']:,} steps, {o['steps'] * o['tokens_per_step'] / 1e6:.0f}M tokens",
                       f"{s.step:,} steps, {s.tokens_seen / 1e6:.1f}M tokens") for o, _, s, _ in cols])

@@ -292,3 +292,17 @@ def test_validation_needs_every_ablation_to_remove_80_percent_and_random_heads_a
     assert not validation(0.9, 0.9, 0.9, 0.21).validated          # random heads remove too much
     assert not validation(0.9, 0.9, 0.9, 0.1, are_candidates=False).validated  # the top head is no induction head
     assert "validation criterion: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
+
+
+def test_gapped_probes_repeat_base_once_after_a_gap_and_the_handbuilt_head_still_copies_it(model):
+    g = torch.Generator().manual_seed(0)
+    stream = torch.cat([torch.randperm(handbuilt.V, generator=g) for _ in range(50)])
+    p = ind.gapped_probes(stream, S, 64, seed=0, block_size=handbuilt.T)
+    assert torch.equal(p.repeat[:, S:2 * S], p.repeat[:, 3 * S:])
+    assert torch.equal(p.repeat[:, :3 * S], p.control[:, :3 * S])
+    assert not torch.equal(p.repeat[:, :S], p.repeat[:, S:2 * S])  # c1 is not the base: no periodic window
+    s = ind.gapped_scores(model, p)
+    assert [hv.label for hv in s.induction_heads()] == ["L1H0"]
+    assert s.prefix_match.lo[1, 0] > 0.6  # below 1: tokens that recur within a prompt split some attention
+    assert s.G.lo > 1 and str(s).startswith("gapped repeats [c1, base, c2, base] (text-gapped, 64 prompts): "
+                                            "induction heads L1H0")
