@@ -80,18 +80,20 @@ screenshot: $(VENV)/.interop-installed
 	$(BIN)/python scripts/attention_page.py $(REF)/MiniGPT-2M/best.pt --plots-dir runs/page
 	$(BIN)/python scripts/browser_check.py runs/page/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
 
-# The reference models themselves: hours of CPU. Trains into runs/; copy the weights
-# (checkpoint.export_weights) and metrics.json into checkpoints/reference/ by hand when done.
+# The reference models themselves: hours of CPU, one thread each as they were trained (a run is bit for bit
+# reproducible at one thread count). Trains into runs/; copy the weights (checkpoint.export_weights), metrics.json
+# and sample.txt into checkpoints/reference/ by hand when done.
 reference-models: $(VENV)/.installed
-	$(BIN)/python train.py --preset 2M --out-dir runs/reference/MiniGPT-2M --resume --no-progress
-	$(BIN)/python train.py --preset 5.6M --out-dir runs/reference/MiniGPT-5.6M --resume --no-progress
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --out-dir runs/reference/MiniGPT-2M --resume --no-progress
+	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 5.6M --out-dir runs/reference/MiniGPT-5.6M --resume --no-progress
 
 # fp32 against bf16 training (results/README.md, "Precision"): the runs take about 2 h of both cores (one thread
-# per run, two runs at a time); copy each run's metrics.json into $(REF)/precision/<run>/ when done.
+# per run, two runs at a time); copy each run's metrics.json into $(REF)/precision/<run>/ when done. They ran before
+# the 5.6M preset grew from 6,000 to 16,000 steps, so they keep its old budget.
 precision-runs: $(VENV)/.installed
 	for m in 2M 5.6M; do for s in 1337 1; do for p in fp32 bf16; do OMP_NUM_THREADS=1 $(BIN)/python train.py \
-		--preset $$m --precision $$p --seed $$s --out-dir runs/precision/$$m-$$p-seed$$s --resume --no-progress \
-		--plots-dir runs/precision & done; wait; done; done
+		--preset $$m --precision $$p --seed $$s --max-steps $$([ $$m = 5.6M ] && echo 6000 || echo 10000) \
+		--out-dir runs/precision/$$m-$$p-seed$$s --resume --no-progress --plots-dir runs/precision & done; wait; done; done
 
 # The comparison and its figure, from the committed metrics.json of those runs (seconds).
 precision: $(VENV)/.installed
@@ -125,11 +127,12 @@ natural-text-runs: $(VENV)/.installed
 		--out-dir runs/issue14/word2M-32x128-norep-seed$$s --resume --no-progress --plots-dir runs/issue14/plots & \
 	wait; done
 
-# Their formation curves against the scaling law, from the committed metrics.json (seconds).
+# Their formation curves against the scaling law, from the committed metrics.json (seconds). Seed 1 of each is not
+# finished yet (runs/issue14/*-seed1, resumable with natural-text-runs).
 natural-text: $(VENV)/.installed
 	$(BIN)/python scripts/natural_text.py --out $(FIG)/Formation_Without_Repeats.png \
-		$(foreach s,1337 1,"char, 8 x 256, seed $(s)=$(NAT)/char2M-ctx256-norep-seed$(s)") \
-		$(foreach s,1337 1,"word, 32 x 128, seed $(s)=$(NAT)/word2M-32x128-norep-seed$(s)")
+		"char, 8 x 256, seed 1337=$(NAT)/char2M-ctx256-norep-seed1337" \
+		"word, 32 x 128, seed 1337=$(NAT)/word2M-32x128-norep-seed1337"
 
 # Repeat fraction 0.1, 0.25 and 0.5 against the no-repeat control of the curriculum runs (the 2M preset otherwise),
 # three runs at once, one thread each (about 40 min of both cores); copy each metrics.json into $(DOSE)/<run>/.
@@ -159,7 +162,8 @@ formation: $(VENV)/.installed
 	$(BIN)/python scripts/formation.py --out $(FIG)/Induction_Formation_Sizes_Seeds.png \
 		--title "Induction-head formation across seeds and sizes (the recipe)" \
 		"2M, seed 1337 (reference)=$(REF)/MiniGPT-2M" "2M, seed 1=$(REF)/seeds/MiniGPT-2M-seed1" \
-		"2M, seed 2=$(REF)/seeds/MiniGPT-2M-seed2" "5.6M, seed 1337 (reference)=$(REF)/MiniGPT-5.6M"
+		"2M, seed 2=$(REF)/seeds/MiniGPT-2M-seed2" "5.6M, seed 1337 (reference)=$(REF)/MiniGPT-5.6M" \
+		"5.6M, seed 1337, 2 threads (make run)=$(REF)/make-run/MiniGPT-5.6M"
 	$(BIN)/python scripts/formation.py --out $(FIG)/Induction_Formation_Curriculum.png \
 		--title "Induction-head formation: a repeat curriculum against no repeats (2M)" \
 		"curriculum: repeats 1.0 falling to 0 at step 6,000=$(CUR)/2M-curriculum" "no repeats=$(CUR)/2M-control" \

@@ -182,7 +182,8 @@ PRESETS = {
                       probe_interval=0),
     # the original study's two models (d_model 128 / 256, 4 blocks, 4 heads)
     "2M": RunConfig("2M", **_WORD, n_layer=4, n_head=4, n_embd=128, **_REPEATS, max_steps=10000),
-    "5.6M": RunConfig("5.6M", **_WORD, n_layer=4, n_head=4, n_embd=256, **_REPEATS, max_steps=6000),
+    # 16,000 steps: within 6,000 it formed nothing; with 16,000 its first induction head formed at 5.6M tokens
+    "5.6M": RunConfig("5.6M", **_WORD, n_layer=4, n_head=4, n_embd=256, **_REPEATS, max_steps=16000),
     # characters at about the same parameter counts
     "char-2M": RunConfig("char-2M", **_CHAR, n_layer=4, n_head=4, n_embd=200, **_REPEATS, max_steps=10000),
     "char-5.6M": RunConfig("char-5.6M", **_CHAR, n_layer=4, n_head=4, n_embd=340, **_REPEATS, max_steps=6000),

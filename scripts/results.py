@@ -36,8 +36,8 @@ def model_rows(run_dir: Path, study_json: Path):
     yield "| | |"
     yield "|---|---|"
     yield f"| parameters | {study.params:,} ({study.tokenizer} tokens, vocabulary {study.vocab_size:,}) |"
-    yield (f"| training | {last.step:,} steps, {last.tokens / 1e6:.1f}M tokens, "
-           f"{last.train_s / 60:.0f} min of training |")
+    # no minutes: the reference runs shared the machine, so their times say nothing about speed
+    yield f"| training | {last.step:,} steps, {last.tokens / 1e6:.1f}M tokens |"
     yield (f"| best validation loss | {best.val_loss:.3f} nats/token = {best.val_bpc:.3f} bits/char "
            f"(step {best.step:,}; the study uses this checkpoint) |")
     for kind in ("random", "text-val"):
@@ -49,6 +49,11 @@ def model_rows(run_dir: Path, study_json: Path):
                f"{heads} |")
         yield (f"| {kind} probes: best prefix matching / copying / Δ (null 0) | {s.prefix_match.best()} / "
                f"{s.copying.best()} / {s.delta.best()}; G {s.G} nats/token |")
+    if study.gapped:
+        g = study.gapped
+        yield (f"| gapped repeats [c1, base, c2, base] (outside the training format): induction heads | "
+               f"{', '.join(str(hv) for hv in g.induction_heads()) or 'none'}; best prefix matching "
+               f"{g.prefix_match.best()}, copying {g.copying.best()}; G over chunk 4 {g.G} |")
     yield (f"| heads tested by ablation | {heads_str(v.tested)} "
            f"({'the induction heads' if v.tested_are_candidates else 'no induction head: the top head by prefix matching'}) |")
     yield (f"| previous-token heads (score ≥ {CRITERIA['prev_token'].threshold}, lower CI bound) | "

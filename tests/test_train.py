@@ -1,5 +1,6 @@
 import dataclasses
 import math
+import os
 import random
 import signal
 import subprocess
@@ -144,7 +145,8 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     while kills < 10:
         mtime = latest.stat().st_mtime_ns if latest.exists() else 0
         proc = subprocess.Popen(_train_cmd(run, steps, precision=precision), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL,  # the reference run's thread count: same float rounding
+                                env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
         if not _wait_for_progress(latest, mtime, proc):
             break  # finished
         if kills % 2:  # every other kill aims at a checkpoint write in progress
