@@ -70,6 +70,8 @@ class RunConfig:
     tokenizer: str = doc("word (the original study's), char or bpe")
     vocab_size: int | None = doc("word: keep the most frequent words; bpe: vocabulary size; char: must be None")
     novels: tuple[str, ...] = doc("novels to train on (Data/<name>.txt)")
+    held_out: tuple[str, ...] = doc("novels never trained on, read whole as the validation text (empty: the last "
+                                    "tenth of each training novel is the validation text)")
     # architecture (GPTConfig; vocab_size comes from the tokenizer)
     n_layer: int = doc("transformer blocks")
     n_head: int = doc("attention heads per block")
@@ -110,6 +112,9 @@ class RunConfig:
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"RunConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if set(self.novels) & set(self.held_out):
+            raise ConfigError(f"RunConfig.held_out must not name a training novel, got {self.held_out!r} held out "
+                              f"of novels {self.novels!r}")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"RunConfig.tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
         if self.tokenizer == "char" and self.vocab_size is not None:
@@ -167,7 +172,7 @@ class RunConfig:
 
 # The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
 # (results/README.md, "The recipe").
-_WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, dropout=0.0)
+_WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, held_out=(), dropout=0.0)
 _CHAR = dict(_WORD, tokenizer="char")
 # bf16 ("auto" or "bf16") trains faster but is opt-in: it did not meet the quality criterion fixed for making it
 # the default (results/README.md, "Precision").

@@ -3,7 +3,9 @@
 Every load checks each file against Data/MANIFEST.json (SHA-256 and size), so a run
 can never silently train on a truncated or edited novel. The split is fixed: the
 last 10% of each novel (cut at a line boundary) is validation, the rest training,
-so every novel appears in both and no text is in both.
+so every novel appears in both and no text is in both. With held-out novels the
+split is by novel instead: the training novels are trained on whole, and the
+held-out novels, never trained on, are the validation text.
 """
 import hashlib
 import json
@@ -86,21 +88,32 @@ def split_text(text: str, val_fraction: float = VAL_FRACTION) -> tuple[str, str]
 
 @dataclass
 class Corpus:
-    novels: dict          # name -> full text
+    novels: dict          # name -> full text, the held-out novels included
     train: str            # training parts of all novels, joined by blank lines
     val: str              # validation parts, likewise
+    held_out: tuple = ()  # novels that are validation text only
 
     def __str__(self):
         lines = [f"{'novel':<24}{'chars':>10}{'lines':>8}{'words':>9}{'train chars':>13}{'val chars':>11}"]
         for name, text in self.novels.items():
-            tr, va = split_text(text)
+            tr, va = ("", text) if name in self.held_out else (text, "") if self.held_out else split_text(text)
             lines.append(f"{TITLES[name]:<24}{len(text):>10,}{text.count(chr(10)):>8,}{len(text.split()):>9,}"
                          f"{len(tr):>13,}{len(va):>11,}")
         lines.append(f"\ntrain: {len(self.train):,} characters, validation: {len(self.val):,} characters")
         return "\n".join(lines)
 
 
-def load_corpus(novels=DEFAULT_NOVELS, data_dir: Path = DATA_DIR) -> Corpus:
-    texts = {name: read_novel(name, data_dir) for name in novels}
+def load_corpus(novels=DEFAULT_NOVELS, held_out=(), data_dir: Path = DATA_DIR) -> Corpus:
+    """The training novels and their validation text: the last tenth of each, or the held-out novels whole."""
+    if not novels:
+        raise CorpusError("no novels to train on; name at least one (corpus.ALL_NOVELS)")
+    both = sorted(set(novels) & set(held_out))
+    if both:
+        raise CorpusError(f"{', '.join(both)} both trained on and held out; a held-out novel must not be a training "
+                          "novel")
+    texts = {name: read_novel(name, data_dir) for name in (*novels, *held_out)}
+    if held_out:
+        return Corpus(texts, "\n\n".join(texts[n] for n in novels), "\n\n".join(texts[n] for n in held_out),
+                      tuple(held_out))
     parts = [split_text(t) for t in texts.values()]
     return Corpus(texts, "\n\n".join(p[0] for p in parts), "\n\n".join(p[1] for p in parts))

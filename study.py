@@ -367,7 +367,7 @@ def load(cfg: StudyConfig) -> Context:
         raise ConfigError(f"the summary path {out} is a directory; give a file path, e.g. {out / f'induction_{name}.json'}")
     check_writable(out.parent, "summary")
     check_writable(Path(cfg.plots_dir), "figures")
-    corpus = load_corpus(tuple(tc["novels"])) if tc.get("novels") else load_corpus()
+    corpus = load_corpus(tuple(tc["novels"]), tuple(tc.get("held_out", ()))) if tc.get("novels") else load_corpus()
     ctx = Context(model, tok, ckpt, name, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
                   torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device))
     ctx.timings["load"] = time.perf_counter() - t0

@@ -299,7 +299,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     elif resume and proc.main:
         print(f"no checkpoint in {out_dir}; starting a new run")
     torch.manual_seed(cfg.seed)
-    corpus = load_corpus(cfg.novels)
+    corpus = load_corpus(cfg.novels, cfg.held_out)
     if ckpt is not None:
         tok = from_state(json.loads(ckpt["tokenizer"]))
     else:

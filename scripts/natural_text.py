@@ -1,12 +1,17 @@
 """Induction-head formation on natural text alone, against the scaling law's prediction (issue #14).
 
     python scripts/natural_text.py --out results/figures/Formation_Without_Repeats.png \
-        "char, 8 x 256, seed 1337=checkpoints/reference/natural/char2M-ctx256-seed1337" ...
+        "char, 8 x 256, seed 1337=checkpoints/reference/natural-text/char2M-ctx256-norep-seed1337" ...
 
 Each argument is LABEL=RUN_DIR, a run of train.py with --repeat-frac 0 and --probe-interval (logs with the copying
 score). For each run: its batch x context (tokens per step), the law's formation point, where the log first shows an
 induction head (prefix matching and copying clear induction.CRITERIA, lower CI bounds) on each probe set, or the
 budget reached without one and the best scores seen.
+
+--control LABEL compares every other run with that one (levers tested one at a time against the same control, on the
+same validation text): a lever moves formation earlier if its first induction head on the held-out text probes comes
+more than one probe interval before the control's, or within the budget where the control forms none (fixed before
+the held-out-novel runs).
 """
 import argparse
 import math
@@ -57,15 +62,37 @@ def report(label: str, metrics) -> list[str]:
     return lines
 
 
+def earlier(run, control) -> str:
+    """The verdict of one lever against the control, by the rule in the module docstring."""
+    r, c = first_formed(run, "text-val", "induction"), first_formed(control, "text-val", "induction")
+    probed = [m for m in run if m.probes and m.step]
+    interval = probed[1].tokens - probed[0].tokens
+    if r is None:
+        return f"not earlier: no induction head within {run[-1].tokens / 1e6:.2f}M tokens"
+    if c is None:
+        return (f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within "
+                f"{control[-1].tokens / 1e6:.2f}M")
+    verdict = "EARLIER" if r.tokens < c.tokens - interval else "not earlier"
+    return f"{verdict}: {r.tokens / 1e6:.2f}M tokens against the control's {c.tokens / 1e6:.2f}M"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     ap.add_argument("--out", required=True, help="the figure's path")
+    ap.add_argument("--control", help="the LABEL of the control run the others are compared with")
     ap.add_argument("--title", default="Induction heads without synthetic repeats: natural text alone (2M parameters)")
     args = ap.parse_args()
     runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
     for label, metrics in runs.items():
         print("\n".join(report(label, metrics)))
+    if args.control:
+        control = runs[args.control]
+        best = min(m.val_loss for m in control)
+        for label, metrics in runs.items():
+            if label != args.control:
+                print(f"{label} against {args.control}: {earlier(metrics, control)}; best validation loss "
+                      f"{min(m.val_loss for m in metrics) - best:+.3f} nats/token")
     predicted = {label: predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
     print(utils.plot_formation_without_repeats(runs, predicted, args.out, args.title,
                                                {s: CRITERIA[s].threshold for s in INDUCTION_SCORES}))

@@ -69,6 +69,18 @@ def test_split_is_last_tenth_of_each_novel_without_overlap():
     assert c.val not in c.train
 
 
+def test_a_held_out_novel_is_the_whole_validation_text_and_never_trained_on():
+    c = load_corpus(("prideprejudice", "sensesensibility"), held_out=("emma",))
+    assert c.val == c.novels["emma"] and c.held_out == ("emma",)
+    assert c.novels["prideprejudice"] in c.train and c.novels["sensesensibility"] in c.train
+    long_lines = [l for l in c.val.splitlines() if len(l) > 60]
+    assert long_lines and not any(l in c.train for l in long_lines[:200])
+    row = next(l for l in str(c).splitlines() if l.startswith("Emma"))
+    assert row.split()[-2:] == ["0", f"{len(c.val):,}"]  # train chars, val chars
+    with pytest.raises(CorpusError, match="emma both trained on and held out"):
+        load_corpus(("emma", "prideprejudice"), held_out=("emma",))
+
+
 def test_word_tokenizer_matches_original_rules_and_stats():
     tok = WordTokenizer.train("It is a truth, universally acknowledged; 1813 _Emma_ café")
     assert tok.split("Mr. Darcy's 10,000 a-year!") == ["mr", ".", "darcy", "'", "s", "10", ",", "000", "a", "-",

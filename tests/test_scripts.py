@@ -44,6 +44,15 @@ def test_natural_text_report_places_formation_at_the_first_row_where_both_lower_
     assert "no induction head within 1.02M tokens" in never[1] and "prefix_match L0H0 0.300" in never[1]
 
 
+def test_a_lever_moves_formation_earlier_only_by_more_than_one_probe_interval():
+    no, yes = (0.1, 0.1), (0.9, 3.0)  # 512,000 tokens between rows
+    control = _run([no, no, yes, yes])
+    assert natural_text.earlier(_run([yes] * 4), control).startswith("EARLIER: 0.51M tokens against the control's 1.54M")
+    assert natural_text.earlier(_run([no, yes, yes, yes]), control).startswith("not earlier: 1.02M")  # one interval
+    assert natural_text.earlier(_run([no] * 4), control).startswith("not earlier: no induction head within 2.05M")
+    assert natural_text.earlier(_run([no, no, no, yes]), _run([no] * 4)).startswith("EARLIER: an induction head at 2.05M")
+
+
 def test_dose_response_measures_pace_and_cost_against_the_control():
     control = _run([(0.1, 0.1)] * 4, losses=[5.0, 4.8, 4.6, 4.5])
     fast = _run([(0.1, 0.1), (0.9, 3.0), (0.9, 3.0), (0.9, 3.0)], losses=[5.2, 4.9, 4.7, 4.6])

@@ -232,6 +232,7 @@ def test_every_preset_is_a_complete_run_and_the_cli_derives_from_it():
     (dict(out_dir=""), "out_dir must not be empty"),
     (dict(repeat_frac=1.5), r"repeat_frac must be in \[0, 1\]"),
     (dict(device="tpu"), "device must be one of auto, cpu, cuda, mps"),
+    (dict(held_out=("emma",)), "held_out must not name a training novel"),
 ])
 def test_bad_run_settings_are_named_with_their_range(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -284,6 +285,14 @@ def test_a_repeat_curriculum_falls_linearly_to_zero_and_then_trains_on_natural_t
     x_all, _ = b.sample(torch.Generator().manual_seed(0), "cpu", repeat_frac=1.0)
     x_none, _ = b.sample(torch.Generator().manual_seed(0), "cpu", repeat_frac=0.0)
     assert all(len(set(r.tolist())) < 32 for r in x_all) and all(len(set(r.tolist())) == 32 for r in x_none)
+
+
+def test_a_run_with_a_held_out_novel_validates_on_it_and_records_it(tmp_path):
+    cfg = run_config(**TINY, max_steps=1, novels=("prideprejudice",), held_out=("persuasion",), out_dir=str(tmp_path))
+    with train_mod.locked(cfg.run_dir):
+        run = train_mod.start_run(cfg)
+    val_text = load_corpus(("prideprejudice",), ("persuasion",)).val
+    assert run.tokenizer.decode(run.eval_sets["val"][0][0][0].tolist()) in val_text  # windows of Persuasion
 
 
 def test_eval_batches_none_evaluates_the_whole_validation_split(tmp_path):
