@@ -128,12 +128,11 @@ natural-text-runs: $(VENV)/.installed
 		--out-dir runs/issue14/word2M-32x128-norep-seed$$s --resume --no-progress --plots-dir runs/issue14/plots & \
 	wait; done
 
-# Their formation curves against the scaling law, from the committed metrics.json (seconds). Seed 1 of each is not
-# finished yet (runs/issue14/*-seed1, resumable with natural-text-runs).
+# Their formation curves against the scaling law, from the committed metrics.json (seconds).
 natural-text: $(VENV)/.installed
 	$(BIN)/python scripts/natural_text.py --out $(FIG)/Formation_Without_Repeats.png \
-		"char, 8 x 256, seed 1337=$(NAT)/char2M-ctx256-norep-seed1337" \
-		"word, 32 x 128, seed 1337=$(NAT)/word2M-32x128-norep-seed1337"
+		$(foreach s,1337 1,"char, 8 x 256, seed $(s)=$(NAT)/char2M-ctx256-norep-seed$(s)" \
+		"word, 32 x 128, seed $(s)=$(NAT)/word2M-32x128-norep-seed$(s)")
 
 # More text, and dropout, each against the same control (results/README.md, "A held-out novel"; issue #14): the 2M
 # word model without repeats, Persuasion held out whole as the validation text, the vocabulary capped at 10,000
