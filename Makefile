@@ -147,7 +147,7 @@ held-out-runs: $(VENV)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python train.py $(HELD_OUT_ARGS) --dropout 0.1 --out-dir runs/issue14/heldout-3novels-dropout0.1
 
 # Each lever against the control by the rule fixed in scripts/natural_text.py (--control), and the figure (seconds).
-# The dropout run is not finished yet (runs/issue14/heldout-3novels-dropout0.1, resumable with held-out-runs).
+# The dropout run has not finished (resumable with held-out-runs); add it here when it has.
 held-out: $(VENV)/.installed
 	$(BIN)/python scripts/natural_text.py --out $(FIG)/Formation_Held_Out_Novel.png --control "3 novels (control)" \
 		--title "Natural text, Persuasion held out: three novels against five (2M, word, 10,000 words)" \
