@@ -93,10 +93,17 @@ class Corpus:
     val: str              # validation parts, likewise
     held_out: tuple = ()  # novels that are validation text only
 
+    def parts(self, name: str) -> tuple[str, str]:
+        """(train, val) text of one novel."""
+        text = self.novels[name]
+        if not self.held_out:
+            return split_text(text)
+        return ("", text) if name in self.held_out else (text, "")
+
     def __str__(self):
         lines = [f"{'novel':<24}{'chars':>10}{'lines':>8}{'words':>9}{'train chars':>13}{'val chars':>11}"]
         for name, text in self.novels.items():
-            tr, va = ("", text) if name in self.held_out else (text, "") if self.held_out else split_text(text)
+            tr, va = self.parts(name)
             lines.append(f"{TITLES[name]:<24}{len(text):>10,}{text.count(chr(10)):>8,}{len(text.split()):>9,}"
                          f"{len(tr):>13,}{len(va):>11,}")
         lines.append(f"\ntrain: {len(self.train):,} characters, validation: {len(self.val):,} characters")

@@ -34,6 +34,12 @@ def predicted_tokens(tokens_per_step: int) -> float:
     return 10 ** LAW_LOG10 * math.sqrt(tokens_per_step)
 
 
+def probe_interval(metrics) -> int:
+    """Training tokens between two logged probes."""
+    probed = [m for m in metrics if m.probes and m.step]
+    return probed[1].tokens - probed[0].tokens
+
+
 def report(label: str, metrics) -> list[str]:
     last = metrics[-1]
     per_step = last.tokens // last.step
@@ -41,7 +47,7 @@ def report(label: str, metrics) -> list[str]:
     probed = [m for m in metrics if m.probes and m.step]
     lines = [f"{label}: {per_step:,} tokens per step; the law predicts formation at {law / 1e6:.1f}M tokens; "
              f"logged to {last.tokens / 1e6:.2f}M tokens ({last.tokens / law:.2f}x the prediction), probes every "
-             f"{(probed[1].tokens - probed[0].tokens) / 1e6:.2f}M tokens; best validation loss "
+             f"{probe_interval(metrics) / 1e6:.2f}M tokens; best validation loss "
              f"{min(m.val_loss for m in metrics):.3f} at {min(metrics, key=lambda m: m.val_loss).tokens / 1e6:.2f}M "
              f"tokens, {last.val_loss:.3f} at the end"]
     for kind in PROBE_SETS:
@@ -65,14 +71,12 @@ def report(label: str, metrics) -> list[str]:
 def earlier(run, control) -> str:
     """The verdict of one lever against the control, by the rule in the module docstring."""
     r, c = first_formed(run, "text-val", "induction"), first_formed(control, "text-val", "induction")
-    probed = [m for m in run if m.probes and m.step]
-    interval = probed[1].tokens - probed[0].tokens
     if r is None:
         return f"not earlier: no induction head within {run[-1].tokens / 1e6:.2f}M tokens"
     if c is None:
         return (f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within "
                 f"{control[-1].tokens / 1e6:.2f}M")
-    verdict = "EARLIER" if r.tokens < c.tokens - interval else "not earlier"
+    verdict = "EARLIER" if r.tokens < c.tokens - probe_interval(run) else "not earlier"
     return f"{verdict}: {r.tokens / 1e6:.2f}M tokens against the control's {c.tokens / 1e6:.2f}M"
 
 

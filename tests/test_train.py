@@ -287,7 +287,7 @@ def test_a_repeat_curriculum_falls_linearly_to_zero_and_then_trains_on_natural_t
     assert all(len(set(r.tolist())) < 32 for r in x_all) and all(len(set(r.tolist())) == 32 for r in x_none)
 
 
-def test_a_run_with_a_held_out_novel_validates_on_it_and_records_it(tmp_path):
+def test_a_run_with_a_held_out_novel_validates_on_it(tmp_path):
     cfg = run_config(**TINY, max_steps=1, novels=("prideprejudice",), held_out=("persuasion",), out_dir=str(tmp_path))
     with train_mod.locked(cfg.run_dir):
         run = train_mod.start_run(cfg)
