@@ -299,7 +299,7 @@ def plot_dose_response(runs: dict, formed: dict, path, threshold: float):
     return _save(fig, path)
 
 
-def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None):
+def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None, title: str | None = None):
     """fp32 against bf16 training: {"<preset> <precision>, seed <s>": [MetricsRow, ...]}.
 
     One row of panels per preset: validation loss, and the best head's Δ on the held-out text probes
@@ -336,7 +336,7 @@ def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None
             ax.set_xlabel("training tokens seen (millions)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("fp32 (solid) against bf16 autocast (dashed) training, same seeds and batches")
+    fig.suptitle(title or "fp32 (solid) against bf16 autocast (dashed) training, same seeds and batches")
     return _save(fig, path)
 
 

@@ -4,7 +4,8 @@
         --plot results/figures/Precision_Quality.png
 
 The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json (`make precision-runs` trains
-them; `make precision` runs this script). The criteria were fixed before the runs (issue #12), here:
+them; `make precision` runs this script); --also NAME=DIR adds a run kept elsewhere under that name (the 5.6M
+reference model is the fp32 run of its preset's seed: trained with the same code, which repeats its log bit for bit). The criteria were fixed before the runs (issue #12), here:
 
   loss       at every evaluation, |mean over seeds of val_loss(bf16) - val_loss(fp32)| <= LOSS_TOL nats/token;
   formation  for every seed, induction heads form (formed_at: the best head's Δ on the held-out text
@@ -139,11 +140,23 @@ def main(argv=None):
     ap.add_argument("runs_dir", help="directory of <preset>-<precision>-seed<seed>/metrics.json runs")
     ap.add_argument("--null-2M", help="an fp32 run of the 2M preset with its seed, differing only in rounding")
     ap.add_argument("--null-5.6M", dest="null_56", help="the same for 5.6M")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=DIR",
+                    help="a run kept elsewhere, named as the runs in runs_dir: e.g. 5.6M-fp32-seed1337=DIR")
     ap.add_argument("--plot", help="also draw the validation loss and formation curves here (PNG)")
+    ap.add_argument("--title", help="the figure's title (default: what it compares)")
     args = ap.parse_args(argv)
+    dirs = {d.name: d for d in sorted(Path(args.runs_dir).iterdir())}
+    for arg in args.also:
+        name, sep, d = arg.partition("=")
+        if not sep or not RUN_NAME.match(name):
+            raise SystemExit(f"error: --also {arg!r}: expected <preset>-<precision>-seed<seed>=DIR, "
+                             f"e.g. 5.6M-fp32-seed1337=checkpoints/reference/MiniGPT-5.6M")
+        if not (Path(d) / "metrics.json").exists():
+            raise SystemExit(f"error: --also {arg!r}: no metrics.json in {d}")
+        dirs[name] = Path(d)
     runs = {}
-    for d in sorted(Path(args.runs_dir).iterdir()):
-        m = RUN_NAME.match(d.name)
+    for name, d in dirs.items():
+        m = RUN_NAME.match(name)
         if m and (d / "metrics.json").exists():
             runs[(m["preset"], m["precision"], int(m["seed"]))] = read_metrics(d)
     if not runs:
@@ -154,7 +167,7 @@ def main(argv=None):
     if args.plot:
         curves = {f"{p} {prec}, seed {s}": m for (p, prec, s), m in sorted(runs.items())}
         null_curves = {p: ("fp32 rerun, rounding only (the null)", read_metrics(d)) for p, d in nulls.items() if d}
-        print(f"figure: {utils.plot_precision(curves, args.plot, FORMED_DELTA, null_curves)}")
+        print(f"figure: {utils.plot_precision(curves, args.plot, FORMED_DELTA, null_curves, args.title)}")
 
 
 if __name__ == "__main__":

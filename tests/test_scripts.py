@@ -1,20 +1,23 @@
-"""The report scripts that turn committed training logs into results (scripts/natural_text.py, dose_response.py)."""
+"""The report scripts that turn committed training logs into results (scripts/natural_text.py, dose_response.py,
+precision.py)."""
 import sys
 
 import numpy as np
 import pytest
 
 import induction as ind
+from checkpoint import write_json
 from config import ROOT
 from train import MetricsRow
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import dose_response  # noqa: E402
 import natural_text  # noqa: E402
+import precision  # noqa: E402
 
 
 def _log(pm: float, cp: float) -> ind.ProbeLog:
-    """A probe log whose one head has prefix matching pm and copying cp, each with a CI of ± 0.05."""
+    """A probe log whose one head has prefix matching pm and copying cp, each with a CI of ± 0.05, and Δ = pm."""
     one = lambda v: ind.HeadScores(np.full((1, 1), v), np.full((1, 1), v - 0.05), np.full((1, 1), v + 0.05))  # noqa: E731
     hv = one(pm).at(0, 0)
     return ind.ProbeLog(hv, hv, 0.1, 0.0, np.zeros((1, 1)), one(pm), one(cp), hv, ind.Estimate(0, 0, 0))
@@ -60,3 +63,23 @@ def test_dose_response_measures_pace_and_cost_against_the_control():
     assert "no induction head within 2.05M tokens" in lines[0]
     assert "final validation loss 4.600 after 2.05M tokens (+0.100 against the control" in lines[1]
     assert "first induction head after 1.02M tokens (L0H0), at least 2.0x the control's pace" in lines[1]
+
+
+def test_precision_compares_at_equal_tokens_and_takes_a_run_kept_elsewhere(tmp_path, capsys):
+    no, yes = (0.1, 0.1), (0.9, 3.0)  # best Δ 0.1 or 0.9 (formed_at: Δ >= 0.3 with the CI above 0)
+    runs = {"5.6M-fp32-seed1": _run([no, yes, yes], losses=[5.0, 4.5, 4.4]),
+            "5.6M-bf16-seed1": _run([no, no, yes], losses=[5.0, 4.6, 4.39]),
+            "5.6M-bf16-seed1337": _run([no, yes, yes], losses=[5.1, 4.5, 4.3])}
+    for name, metrics in runs.items():
+        write_json(tmp_path / "runs" / name / "metrics.json", metrics)
+    write_json(tmp_path / "elsewhere" / "metrics.json", _run([no, no, no], losses=[5.1, 4.5, 4.31]))
+    precision.main([str(tmp_path / "runs"), "--also", f"5.6M-fp32-seed1337={tmp_path / 'elsewhere'}"])
+    out = capsys.readouterr().out
+    assert "| 1 | 1.54M | 4.400 | 4.390 | -0.010 | step 2,000 | step 3,000 |" in out
+    assert "| 1337 | 1.54M | 4.310 | 4.300 | -0.010 | not formed | step 2,000 |" in out
+    assert "0.050 nats/token (step 2,000; criterion <= 0.02; no null run given): FAIL" in out  # (0.1 + 0) / 2
+    assert "for every seed: FAIL" in out  # seed 1337: formed in bf16 only; seed 1: within one interval (1,000 steps)
+    with pytest.raises(SystemExit, match="expected <preset>-<precision>-seed<seed>=DIR"):
+        precision.main([str(tmp_path / "runs"), "--also", str(tmp_path / "elsewhere")])
+    with pytest.raises(SystemExit, match="no metrics.json in"):
+        precision.main([str(tmp_path / "runs"), "--also", f"5.6M-fp32-seed1337={tmp_path}"])
