@@ -1,5 +1,6 @@
 """The report scripts that turn committed training logs into results (scripts/natural_text.py, dose_response.py,
 precision.py)."""
+import json
 import sys
 
 import numpy as np
@@ -83,3 +84,14 @@ def test_precision_compares_at_equal_tokens_and_takes_a_run_kept_elsewhere(tmp_p
         precision.main([str(tmp_path / "runs"), "--also", str(tmp_path / "elsewhere")])
     with pytest.raises(SystemExit, match="no metrics.json in"):
         precision.main([str(tmp_path / "runs"), "--also", f"5.6M-fp32-seed1337={tmp_path}"])
+
+
+def test_the_5_6M_reference_is_the_fp32_run_of_its_seed():
+    """make precision takes the reference model's log as the fp32 run of seed 1337 at 16,000 steps; a rerun of that
+    command at 1 thread (train.py --preset 5.6M --precision fp32 --seed 1337), stopped after its first evaluation,
+    logged the same losses and probe scores bit for bit."""
+    rerun = (ROOT / "checkpoints/reference/precision-16k/reproduction-of-reference-500-steps/metrics.json").read_text()
+    reference = (ROOT / "checkpoints/reference/MiniGPT-5.6M/metrics.json").read_text()
+    untimed = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    rows = untimed(json.loads(rerun))
+    assert [r["step"] for r in rows] == [0, 500] and rows == untimed(json.loads(reference))[:2]
