@@ -97,20 +97,21 @@ precision-runs: $(VENV)/.installed
 		--out-dir runs/precision/$$m-$$p-seed$$s --resume --no-progress --plots-dir runs/precision & done; wait; done; done
 
 # The 5.6M preset at its budget now (16,000 steps), where heads form: the fp32 run of seed 1337 is the reference
-# model itself (same code; this run repeats its log bit for bit), so three runs, about 4 h of one core each
-# (fp32; bf16 about 2.5 h). Copy each run's metrics.json into $(REF)/precision-16k/<run>/ when done.
+# model itself (same code; this run repeats its log bit for bit), so three runs: about 1.8 h of one core for fp32
+# and 1 h for each bf16 run, one thread each. Copy each run's metrics.json into $(REF)/precision-16k/<run>/ when done.
 precision-runs-16k: $(VENV)/.installed
 	for r in "fp32 1" "bf16 1337" "bf16 1"; do set -- $$r; OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 5.6M \
 		--precision $$1 --seed $$2 --out-dir runs/precision16k/5.6M-$$1-seed$$2 --resume --no-progress \
 		--plots-dir runs/precision16k/plots & done; wait
 
-# The comparisons and their figures, from the committed metrics.json of those runs (seconds). The null at 6,000
-# steps is the 5.6M reference model as it was at that budget (its metrics.json at commit f964923).
+# The comparisons and their figures, from the committed metrics.json of those runs (seconds). The nulls (fp32 runs
+# of seed 1337 that differ only in rounding): at 6,000 steps the 5.6M reference model as it was at that budget (its
+# metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run PRESET=5.6M).
 precision: $(VENV)/.installed
 	$(BIN)/python scripts/precision.py $(REF)/precision --null-2M $(REF)/MiniGPT-2M \
 		--null-5.6M $(REF)/precision/null-5.6M-6000-steps --plot $(FIG)/Precision_Quality.png
 	$(BIN)/python scripts/precision.py $(REF)/precision-16k --also 5.6M-fp32-seed1337=$(REF)/MiniGPT-5.6M \
-		--plot $(FIG)/Precision_Quality_5.6M_16000_steps.png \
+		--null-5.6M $(REF)/make-run/MiniGPT-5.6M --plot $(FIG)/Precision_Quality_5.6M_16000_steps.png \
 		--title "5.6M at 16,000 steps: fp32 (solid) against bf16 autocast (dashed), same seeds and batches"
 
 # A repeat curriculum against no repeats (results/README.md, "A curriculum"): two 2M runs, about 30 minutes of both

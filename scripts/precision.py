@@ -54,6 +54,11 @@ def formed_at(metrics):
     return next((m for m in metrics if "text-val" in m.probes and m.probes["text-val"].best_delta.value.mean >=
                  FORMED_DELTA and m.probes["text-val"].best_delta.value.lo > 0), None)
 
+
+def formed_step(metrics) -> int | None:
+    return getattr(formed_at(metrics), "step", None)
+
+
 @dataclass
 class Seed:
     seed: int
@@ -78,6 +83,7 @@ class Comparison:
     gap: float                 # the loss statistic: largest |seed-mean bf16 - fp32| over evaluations
     gap_step: int
     null_gap: float | None     # the same statistic between two fp32 runs (rounding only), if given
+    null_formed: tuple[int | None, int | None] | None = None  # formation steps of those two runs
 
     @property
     def loss_ok(self) -> bool:
@@ -97,7 +103,7 @@ class Comparison:
         verdict = (f"bf16 {'meets' if self.loss_ok else 'fails'} the loss criterion; formation untested (no heads "
                    f"formed in either precision)" if untested else
                    f"bf16 {'keeps' if self.passed else 'does not keep'} fp32's quality")
-        lines = [f"### {self.preset}: {verdict}", "",
+        lines = [f"**{self.preset}:** {verdict}", "",
                  "| seed | tokens | final val loss fp32 | bf16 | bf16 - fp32 | heads formed, fp32 | bf16 |",
                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {s.seed} | {s.tokens / 1e6:.2f}M | {s.final_fp32:.3f} | {s.final_bf16:.3f} | "
@@ -105,11 +111,14 @@ class Comparison:
                   for s in self.seeds]
         null = ("no null run given" if self.null_gap is None else
                 f"null, two fp32 runs differing only in rounding: {abs(self.null_gap):.3f}")
+        null_formed = ("" if self.null_formed is None else
+                       "; null, the same two fp32 runs: {} and {}".format(*map(formed, self.null_formed)))
         lines += ["", f"- loss: largest |mean over {len(self.seeds)} seeds of bf16 - fp32| over the evaluations "
                       f"{abs(self.gap):.3f} nats/token (step {self.gap_step:,}; criterion <= {LOSS_TOL}; {null}): "
                       f"{'pass' if self.loss_ok else 'FAIL'}",
                   f"- formation (best text-val Δ >= {FORMED_DELTA}, CI above 0), same step within one probe "
-                  f"interval for every seed: {'untested' if untested else 'pass' if self.formation_ok else 'FAIL'}"]
+                  f"interval for every seed{null_formed}: "
+                  f"{'untested' if untested else 'pass' if self.formation_ok else 'FAIL'}"]
         return "\n".join(lines)
 
 
@@ -122,17 +131,18 @@ def compare(runs: dict, preset: str, null_dir: Path | None) -> Comparison:
     for s in seeds:
         a, b = runs[(preset, "fp32", s)], runs[(preset, "bf16", s)]
         pairs.append((a, b))
-        step = lambda m: getattr(formed_at(m), "step", None)  # noqa: E731
         common = max(set(m.step for m in a) & set(m.step for m in b))
         last_a, last_b = (next(m for m in r if m.step == common) for r in (a, b))
         interval = next((m.step for m in a if m.step and m.probes), 0)
-        rows.append(Seed(s, last_a.val_loss, last_b.val_loss, last_a.tokens, step(a), step(b), interval))
+        rows.append(Seed(s, last_a.val_loss, last_b.val_loss, last_a.tokens, formed_step(a), formed_step(b),
+                         interval))
     gap, gap_step = max_mean_gap(pairs)
-    null = None
+    null = null_formed = None
     seed = PRESETS[preset].seed  # the reference runs were trained with their preset's seed
     if null_dir is not None and (preset, "fp32", seed) in runs:
-        null = max_mean_gap([(read_metrics(null_dir), runs[(preset, "fp32", seed)])])[0]
-    return Comparison(preset, rows, gap, gap_step, null)
+        pair = (read_metrics(null_dir), runs[(preset, "fp32", seed)])
+        null, null_formed = max_mean_gap([pair])[0], tuple(formed_step(m) for m in pair)
+    return Comparison(preset, rows, gap, gap_step, null, null_formed)
 
 
 def main(argv=None):

@@ -80,6 +80,12 @@ def test_precision_compares_at_equal_tokens_and_takes_a_run_kept_elsewhere(tmp_p
     assert "| 1337 | 1.54M | 4.310 | 4.300 | -0.010 | not formed | step 2,000 |" in out
     assert "0.050 nats/token (step 2,000; criterion <= 0.02; no null run given): FAIL" in out  # (0.1 + 0) / 2
     assert "for every seed: FAIL" in out  # seed 1337: formed in bf16 only; seed 1: within one interval (1,000 steps)
+    write_json(tmp_path / "null" / "metrics.json", _run([no, yes, yes], losses=[5.1, 4.47, 4.3]))
+    precision.main([str(tmp_path / "runs"), "--also", f"5.6M-fp32-seed1337={tmp_path / 'elsewhere'}",
+                    "--null-5.6M", str(tmp_path / "null")])
+    out = capsys.readouterr().out  # the null: the fp32 run of seed 1337 against a rerun differing only in rounding
+    assert "null, two fp32 runs differing only in rounding: 0.030" in out
+    assert "null, the same two fp32 runs: step 2,000 and not formed: FAIL" in out
     with pytest.raises(SystemExit, match="expected <preset>-<precision>-seed<seed>=DIR"):
         precision.main([str(tmp_path / "runs"), "--also", str(tmp_path / "elsewhere")])
     with pytest.raises(SystemExit, match="no metrics.json in"):
