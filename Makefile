@@ -53,7 +53,7 @@ test-interop: $(VENV)/.interop-installed
 	$(BIN)/python -m pytest -q -m interop
 
 bench: $(VENV)/.installed
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py --profile
 
 # ---- the committed reference results (results/), never written by the targets above ----
 
