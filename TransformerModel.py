@@ -304,8 +304,8 @@ class GPT(nn.Module):
 
 def _chunked_losses(h, W, targets, dtype, chunk: int):
     """Per-row CE(h_i @ W.T, t_i) for h (N, C), W (V, C), targets (N,), chunk rows at a time, without gradients:
-    losses (N,) in fp32. The fused log_softmax is 1.2-1.5x faster here than the steps _chunked_cross_entropy spells
-    out for its gradients (bench/bench.py's analysis timings)."""
+    losses (N,) in fp32. The fused log_softmax is faster here than the steps _chunked_cross_entropy spells out for
+    its gradients (1.28x at C = 128, 1.11x at C = 256, 16k rows under bf16 autocast, A/B on a 2-core CPU)."""
     Wd = W.to(dtype).T.contiguous()  # (C, V)
     losses = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)
     for s in range(0, h.shape[0], chunk):

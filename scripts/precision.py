@@ -5,7 +5,8 @@
 
 The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json (`make precision-runs` trains
 them; `make precision` runs this script); --also NAME=DIR adds a run kept elsewhere under that name (the 5.6M
-reference model is the fp32 run of its preset's seed: trained with the same code, which repeats its log bit for bit). The criteria were fixed before the runs (issue #12), here:
+reference model is the fp32 run of its preset's seed: the same code repeats its log bit for bit). The criteria were
+fixed before the runs (issue #12), here:
 
   loss       at every evaluation, |mean over seeds of val_loss(bf16) - val_loss(fp32)| <= LOSS_TOL nats/token;
   formation  for every seed, induction heads form (formed_at: the best head's Δ on the held-out text
