@@ -16,6 +16,8 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+from corpus import CorpusError, parse_novel
+
 ROOT = Path(__file__).resolve().parent
 DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -69,7 +71,8 @@ class RunConfig:
     # data and tokens
     tokenizer: str = doc("word (the original study's), char or bpe")
     vocab_size: int | None = doc("word: keep the most frequent words; bpe: vocabulary size; char: must be None")
-    novels: tuple[str, ...] = doc("novels to train on (Data/<name>.txt)")
+    novels: tuple[str, ...] = doc("novels to train on (Data/<name>.txt; 'emma[:24576]' keeps its first 24,576 "
+                                  "characters)")
     held_out: tuple[str, ...] = doc("novels never trained on, read whole as the validation text (empty: the last "
                                     "tenth of each training novel is the validation text)")
     # architecture (GPTConfig; vocab_size comes from the tokenizer)
@@ -99,6 +102,8 @@ class RunConfig:
                                    "as many training windows)")
     save_interval: int | None = doc("steps between resumable checkpoints (None: eval_interval)")
     probe_interval: int = doc("steps between induction probes logged to metrics.json (0: never)")
+    probes_per_decade: int = doc("also probe (and evaluate) at log-spaced steps, this many per decade of steps "
+                                 "(0: none), to follow a formation over orders of magnitude of tokens")
     # where (not part of the run's identity)
     out_dir: str | None = doc("output directory (None: checkpoints/MiniGPT-<preset>)", None)
     device: str = doc("auto, cpu, cuda or mps", "auto")
@@ -112,7 +117,11 @@ class RunConfig:
         for name in ("batch_size", "max_steps", "eval_interval", "eval_batches"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"RunConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if set(self.novels) & set(self.held_out):
+        try:
+            trained, held = ({parse_novel(s)[0] for s in specs} for specs in (self.novels, self.held_out))
+        except CorpusError as e:
+            raise ConfigError(f"RunConfig.novels / held_out: {e}") from None
+        if trained & held:
             raise ConfigError(f"RunConfig.held_out must not name a training novel, got {self.held_out!r} held out "
                               f"of novels {self.novels!r}")
         if self.tokenizer not in TOKENIZERS:
@@ -136,9 +145,10 @@ class RunConfig:
             raise ConfigError(f"RunConfig.beta2 must be in [0, 1), got {self.beta2!r}")
         if self.seed < 0:
             raise ConfigError(f"RunConfig.seed must be >= 0, got {self.seed!r}")
-        if self.warmup_steps < 0 or self.probe_interval < 0 or (self.save_interval or 1) < 1:
-            raise ConfigError("warmup_steps and probe_interval must be >= 0 and save_interval >= 1, got "
-                              f"{self.warmup_steps!r}, {self.probe_interval!r}, {self.save_interval!r}")
+        if min(self.warmup_steps, self.probe_interval, self.probes_per_decade) < 0 or (self.save_interval or 1) < 1:
+            raise ConfigError("warmup_steps, probe_interval and probes_per_decade must be >= 0 and save_interval >= "
+                              f"1, got {self.warmup_steps!r}, {self.probe_interval!r}, {self.probes_per_decade!r}, "
+                              f"{self.save_interval!r}")
         if self.out_dir == "":
             raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/MiniGPT-<preset>")
         if self.precision not in PRECISIONS:
@@ -160,8 +170,8 @@ class RunConfig:
 
     def identity(self) -> dict:
         """The fields that define the run: resuming requires them to match (max_steps may grow)."""
-        logging_only = ("max_steps", "eval_interval", "eval_batches", "save_interval", "probe_interval", "out_dir",
-                        "device")
+        logging_only = ("max_steps", "eval_interval", "eval_batches", "save_interval", "probe_interval",
+                        "probes_per_decade", "out_dir", "device")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in logging_only}
 
     def model_config(self, vocab_size: int):
@@ -177,9 +187,13 @@ _CHAR = dict(_WORD, tokenizer="char")
 # bf16 ("auto" or "bf16") trains faster but is opt-in: it did not meet the quality criterion fixed for making it
 # the default (results/README.md, "Precision").
 _ADAMW = dict(weight_decay=0.1, beta2=0.99, grad_clip=1.0, seed=1337, eval_batches=8, save_interval=None,
-              precision="fp32", repeat_end=None)
+              precision="fp32", repeat_end=None, probes_per_decade=0)
 _REPEATS = dict(_ADAMW, eval_batches=None, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                 repeat_frac=0.5, eval_interval=500, probe_interval=500)
+_ORIGINAL = dict(_WORD, novels=("prideprejudice", "sensesensibility", "emma[:24576]"), held_out=("persuasion",),
+                 block_size=128, batch_size=32, lr=3e-4, min_lr=3e-4, warmup_steps=0, weight_decay=0.1, beta2=0.999,
+                 grad_clip=1.0, repeat_frac=0.0, repeat_end=None, seed=1337, precision="fp32", eval_interval=1000,
+                 eval_batches=None, save_interval=250, probe_interval=0, probes_per_decade=10)
 
 PRESETS = {
     "tiny": RunConfig("tiny", **_CHAR, n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,
@@ -192,6 +206,12 @@ PRESETS = {
     # characters at about the same parameter counts
     "char-2M": RunConfig("char-2M", **_CHAR, n_layer=4, n_head=4, n_embd=200, **_REPEATS, max_steps=10000),
     "char-5.6M": RunConfig("char-5.6M", **_CHAR, n_layer=4, n_head=4, n_embd=340, **_REPEATS, max_steps=6000),
+    # the original study's recipe as far as it is known (../shared/reference.md, results/README.md "The original
+    # recipe"): its corpus (Emma cut to its first 24 KB), every training word in the vocabulary, batch 32 x 128,
+    # AdamW at a constant 3e-4 (no warmup; beta2 0.999, PyTorch's default, as no other is recorded), no repeats,
+    # its step budget; validated on Persuasion, which it never trains on. fp32, so a run resumes on any CPU.
+    "original-2M": RunConfig("original-2M", **_ORIGINAL, n_layer=4, n_head=4, n_embd=128, max_steps=100_000),
+    "original-5.6M": RunConfig("original-5.6M", **_ORIGINAL, n_layer=4, n_head=4, n_embd=256, max_steps=50_000),
 }
 
 
@@ -260,19 +280,20 @@ def notebook_parameters(namespace: dict, cls, extra=()) -> dict:
 # ---- the README's preset table -----------------------------------------------------------------
 
 def preset_table() -> str:
-    """Markdown table of what `make run PRESET=...` trains (vocabulary from the default corpus)."""
+    """Markdown table of what `make run PRESET=...` trains (vocabulary from each preset's corpus)."""
     from corpus import load_corpus
     from tokenizer import build_tokenizer
     from TransformerModel import GPT
-    corpus = load_corpus(DEFAULT_NOVELS)
     rows = ["| preset | tokenizer | layers | heads | n_embd | context | parameters | batch × context | steps "
             "| tokens | lr | repeats | precision |", "|---" * 13 + "|"]
     for name, c in PRESETS.items():
+        corpus = load_corpus(c.novels, c.held_out)
         tok = build_tokenizer(c.tokenizer, corpus.train, corpus.train + corpus.val, c.vocab_size)
         n = GPT(c.model_config(tok.vocab_size)).num_params()
+        lr = f"{c.lr:g}" if c.min_lr == c.lr and not c.warmup_steps else f"{c.lr:g} → {c.min_lr:g}"
         rows.append(f"| `{name}` | {c.tokenizer} ({tok.vocab_size:,}) | {c.n_layer} | {c.n_head} | {c.n_embd} | "
                     f"{c.block_size} | {n:,} | {c.batch_size} × {c.block_size} | {c.max_steps:,} | "
-                    f"{c.max_steps * c.tokens_per_step / 1e6:.2f}M | {c.lr:g} | {c.repeat_frac:g} | {c.precision} |")
+                    f"{c.max_steps * c.tokens_per_step / 1e6:.2f}M | {lr} | {c.repeat_frac:g} | {c.precision} |")
     return "\n".join(rows)
 
 

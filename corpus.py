@@ -6,9 +6,13 @@ last 10% of each novel (cut at a line boundary) is validation, the rest training
 so every novel appears in both and no text is in both. With held-out novels the
 split is by novel instead: the training novels are trained on whole, and the
 held-out novels, never trained on, are the validation text.
+
+A novel is named by its file's stem ("emma") or by the stem and a prefix in characters ("emma[:24576]": its first
+24,576 characters, as the original study's truncated Emma file); the manifest check is on the whole file.
 """
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +31,20 @@ TITLES = {
 }
 DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
 ALL_NOVELS = tuple(TITLES)
+SPEC = re.compile(r"(?P<name>[a-z]+)(?:\[:(?P<chars>[1-9][0-9]{0,8})\])?")
 
 
 class CorpusError(RuntimeError):
     """A data file is missing, empty, not UTF-8 or not the file the manifest describes."""
+
+
+def parse_novel(spec: str) -> tuple[str, int | None]:
+    """"emma" -> ("emma", None); "emma[:24576]" -> ("emma", 24576): the novel and how many characters to keep."""
+    m = SPEC.fullmatch(spec) if isinstance(spec, str) else None
+    if m is None or m["name"] not in TITLES:
+        raise CorpusError(f"unknown novel {spec!r}; name one of {', '.join(ALL_NOVELS)}, optionally with a prefix "
+                          f"length in characters, e.g. 'emma[:24576]'")
+    return m["name"], int(m["chars"]) if m["chars"] else None
 
 
 def read_novel(name: str, data_dir: Path = DATA_DIR) -> str:
@@ -101,10 +115,12 @@ class Corpus:
         return ("", text) if name in self.held_out else (text, "")
 
     def __str__(self):
-        lines = [f"{'novel':<24}{'chars':>10}{'lines':>8}{'words':>9}{'train chars':>13}{'val chars':>11}"]
+        lines = [f"{'novel':<28}{'chars':>10}{'lines':>8}{'words':>9}{'train chars':>13}{'val chars':>11}"]
         for name, text in self.novels.items():
             tr, va = self.parts(name)
-            lines.append(f"{TITLES[name]:<24}{len(text):>10,}{text.count(chr(10)):>8,}{len(text.split()):>9,}"
+            title, chars = parse_novel(name)
+            title = TITLES[title] + (f" [:{chars:,}]" if chars else "")
+            lines.append(f"{title:<28}{len(text):>10,}{text.count(chr(10)):>8,}{len(text.split()):>9,}"
                          f"{len(tr):>13,}{len(va):>11,}")
         lines.append(f"\ntrain: {len(self.train):,} characters, validation: {len(self.val):,} characters")
         return "\n".join(lines)
@@ -114,11 +130,14 @@ def load_corpus(novels=DEFAULT_NOVELS, held_out=(), data_dir: Path = DATA_DIR) -
     """The training novels and their validation text: the last tenth of each, or the held-out novels whole."""
     if not novels:
         raise CorpusError("no novels to train on; name at least one (corpus.ALL_NOVELS)")
-    both = sorted(set(novels) & set(held_out))
+    both = sorted({parse_novel(s)[0] for s in novels} & {parse_novel(s)[0] for s in held_out})
     if both:
         raise CorpusError(f"{', '.join(both)} both trained on and held out; a held-out novel must not be a training "
                           "novel")
-    texts = {name: read_novel(name, data_dir) for name in (*novels, *held_out)}
+    texts = {}
+    for spec in (*novels, *held_out):
+        name, chars = parse_novel(spec)
+        texts[spec] = read_novel(name, data_dir)[:chars]
     if held_out:
         return Corpus(texts, "\n\n".join(texts[n] for n in novels), "\n\n".join(texts[n] for n in held_out),
                       tuple(held_out))

@@ -251,6 +251,7 @@ class ProbeScores:
     loss_repeat: Curve
     loss_control: Curve
     copying: HeadScores | None = None  # None in summaries written before the score existed
+    original_delta: Estimate | None = None  # the original study's δ on these prompts; None in older summaries
     mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
     mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
     example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
@@ -410,6 +411,7 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
         prev_token=per_head(prev_token_diag(pr)),
         G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(copying),
+        original_delta=Estimate(*map(float, bootstrap(original_delta(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
 
 
@@ -639,6 +641,7 @@ class ProbeLog:
     copying: HeadScores | None = None
     best_prev_token: HeadValue | None = None
     gain: Estimate | None = None          # G with its CI
+    original_delta: Estimate | None = None  # the original study's δ with its CI (logs from 2026-11-29 on)
 
     def best(self, score: str = "delta") -> HeadValue | None:
         if score == "copying":
@@ -658,6 +661,7 @@ class TrainingProbe:
         block_size = model.config.block_size
         S = min(S, block_size // N_CHUNKS)
         self.sets = {"text-val": text_probes(val_tokens, S, n, seed, block_size, "text-val"),
+                     "text-train": text_probes(train_tokens, S, n, seed, block_size, "text-train"),
                      **{kind: random_probes(alpha, S, n, seed, block_size, kind)
                         for kind, alpha in probe_alphabets(train_tokens, tok).items()}}
 
@@ -670,7 +674,7 @@ class TrainingProbe:
             logs[kind] = ProbeLog(best_delta=s.delta.best(), best_prefix_match=s.prefix_match.best(),
                                   max_prev_token=float(s.prev_token.mean.max()), G=s.G.mean, delta=s.delta.mean,
                                   prefix_match=s.prefix_match, copying=s.copying, best_prev_token=s.prev_token.best(),
-                                  gain=s.G)
+                                  gain=s.G, original_delta=s.original_delta)
         self.model.train(was_training)
         return logs
 

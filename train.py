@@ -160,6 +160,16 @@ def lr_at(step: int, cfg: RunConfig) -> float:
     return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
+def probe_steps(cfg: RunConfig) -> set[int]:
+    """The steps at which induction probes are logged: every probe_interval steps, probes_per_decade log-spaced steps
+    per decade (1, 1.26, 1.58, ... x 10^k at 10 per decade, rounded), and the first and last step if any."""
+    n = cfg.probes_per_decade
+    steps = set(range(cfg.probe_interval, cfg.max_steps + 1, cfg.probe_interval)) if cfg.probe_interval else set()
+    if n:
+        steps |= {round(10 ** (k / n)) for k in range(int(n * math.log10(cfg.max_steps)) + 1)}
+    return steps | {0, cfg.max_steps} if steps else steps
+
+
 def make_optimizer(model: GPT, cfg: RunConfig, device: str):
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -324,7 +334,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
         torch.manual_seed(cfg.seed + proc.rank)
     run = Run(cfg, model, make_optimizer(model, cfg, device), tok, batches, eval_sets,
               torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
-              TrainingProbe(model, train_tokens, val_tokens, tok) if cfg.probe_interval and proc.main else None, proc)
+              TrainingProbe(model, train_tokens, val_tokens, tok) if probe_steps(cfg) and proc.main else None, proc)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         run.optimizer.load_state_dict(ckpt["optimizer"])
@@ -422,7 +432,7 @@ def log_eval(run: Run, elapsed_s: float, train_s: float) -> MetricsRow:
     cfg = run.cfg
     loss = evaluate(run.model, run.eval_sets)
     check_finite(run, loss["train"] + loss["val"], "evaluation")
-    probes = run.probe() if run.probe and (run.step % cfg.probe_interval == 0 or run.step == cfg.max_steps) else {}
+    probes = run.probe() if run.probe and run.step in probe_steps(cfg) else {}
     row = MetricsRow(run.step, run.step * cfg.tokens_per_step, loss["train"], loss["val"],
                      loss["val"] * run.tokens_per_char / math.log(2), lr_at(run.step, cfg), elapsed_s, train_s, probes)
     is_best = all(row.val_loss < m.val_loss for m in run.metrics)
@@ -502,6 +512,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
         device = next(run.model.parameters()).device.type
         bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not (progress and proc.main),
                    dynamic_ncols=True, mininterval=1.0)
+        evals = probe_steps(cfg) | set(range(cfg.eval_interval, cfg.max_steps + 1, cfg.eval_interval)) | {cfg.max_steps}
         run.model.train()
         with _StopFlag(patient=proc.world > 1) as flag:
             while run.step < cfg.max_steps and not proc.any(flag.stop):  # all processes stop at one step
@@ -514,7 +525,7 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
                 train_s += time.perf_counter() - t_step
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * cfg.tokens_per_step / train_s:,.0f}")
-                if proc.main and (run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps):
+                if proc.main and run.step in evals:
                     bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
                 if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
                     save(run, run.latest)

@@ -81,6 +81,17 @@ def test_a_held_out_novel_is_the_whole_validation_text_and_never_trained_on():
         load_corpus(("emma", "prideprejudice"), held_out=("emma",))
 
 
+def test_a_novel_can_be_cut_to_a_prefix_as_the_original_study_cut_emma():
+    c = load_corpus(("prideprejudice", "emma[:24576]"), held_out=("persuasion",))
+    assert c.novels["emma[:24576]"] == read_novel("emma")[:24576] and c.train.endswith(read_novel("emma")[:24576])
+    assert next(l for l in str(c).splitlines() if l.startswith("Emma")).startswith("Emma [:24,576]")
+    for bad in ("emma[:0]", "emma[24576]", "emma[:-5]", "Emma", "emma[:24576] "):
+        with pytest.raises(CorpusError, match=r"unknown novel .* e.g. 'emma\[:24576\]'"):
+            load_corpus((bad,))
+    with pytest.raises(CorpusError, match="emma both trained on and held out"):
+        load_corpus(("emma[:100]",), held_out=("emma",))
+
+
 def test_word_tokenizer_matches_original_rules_and_stats():
     tok = WordTokenizer.train("It is a truth, universally acknowledged; 1813 _Emma_ café")
     assert tok.split("Mr. Darcy's 10,000 a-year!") == ["mr", ".", "darcy", "'", "s", "10", ",", "000", "a", "-",

@@ -145,7 +145,7 @@ def test_readme_preset_table_is_the_one_the_code_prints():
     from pathlib import Path
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert preset_table() in readme, "README's preset table is stale: paste the output of `python config.py`"
-    assert set(PRESETS) == {"tiny", "2M", "5.6M", "char-2M", "char-5.6M"}
+    assert set(PRESETS) == {"tiny", "2M", "5.6M", "char-2M", "char-5.6M", "original-2M", "original-5.6M"}
 
 
 

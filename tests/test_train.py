@@ -183,7 +183,7 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     rows = read_metrics(tmp_path)
     assert [r.step for r in rows] == [0, 10, 20] == [r.step for r in res.metrics]
     for r in rows:
-        assert set(r.probes) == {"text-val", "random", "random-known"}  # the study's names for the same probe sets
+        assert set(r.probes) == {"text-val", "text-train", "random", "random-known"}  # the study's names for them
         for log in r.probes.values():
             v = log.best_delta.value
             assert v.lo <= v.mean <= v.hi and log.delta.shape == (2, 2)  # layers x heads
@@ -192,6 +192,7 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
             for scores in (log.prefix_match, log.copying):
                 assert scores.mean.shape == (2, 2) and (scores.lo <= scores.mean).all() and (scores.mean <= scores.hi).all()
             assert log.best_prev_token.value.lo <= log.best_prev_token.value.mean and log.gain.lo <= log.gain.mean
+            assert log.original_delta.lo <= log.original_delta.mean <= log.original_delta.hi
     assert first_formed(rows) is None  # a 20-step model has no induction head
     formed = HeadValue(1, 0, Estimate(0.35, 0.31, 0.4))  # Δ's lower bound clears 0.3
     fake = dataclasses.replace(rows[0], probes={**rows[0].probes, "random": dataclasses.replace(
@@ -233,12 +234,30 @@ def test_every_preset_is_a_complete_run_and_the_cli_derives_from_it():
     (dict(repeat_frac=1.5), r"repeat_frac must be in \[0, 1\]"),
     (dict(device="tpu"), "device must be one of auto, cpu, cuda, mps"),
     (dict(held_out=("emma",)), "held_out must not name a training novel"),
+    (dict(held_out=("emma[:100]",)), "held_out must not name a training novel"),
+    (dict(novels=("emma[:x]",)), r"RunConfig.novels / held_out: unknown novel 'emma\[:x\]'"),
+    (dict(probes_per_decade=-1), "probes_per_decade must be >= 0"),
 ])
 def test_bad_run_settings_are_named_with_their_range(kw, match):
     with pytest.raises(ConfigError, match=match):
         run_config("2M", **kw)
     with pytest.raises(ConfigError, match="vocab_size must be None for the char tokenizer"):
         run_config("tiny", vocab_size=100)
+
+
+def test_probes_are_log_spaced_when_asked_and_the_original_recipe_asks():
+    from train import probe_steps
+    assert sorted(probe_steps(run_config("2M", max_steps=1200))) == [0, 500, 1000, 1200]
+    assert probe_steps(run_config("2M", probe_interval=0)) == set()
+    steps = sorted(probe_steps(run_config("2M", probe_interval=0, probes_per_decade=8, max_steps=10_000)))
+    assert steps[:8] == [0, 1, 2, 3, 4, 6, 7, 10] and steps[-3:] == [5623, 7499, 10_000]
+    for decade in range(1, 4):  # at least 8 a decade, as issue #26 asks of the replication's log
+        assert len([s for s in steps if 10 ** decade <= s < 10 ** (decade + 1)]) == 8
+    orig = run_config("original-2M")
+    assert (orig.batch_size, orig.block_size, orig.lr, orig.min_lr, orig.warmup_steps, orig.repeat_frac) == \
+        (32, 128, 3e-4, 3e-4, 0, 0.0)
+    assert orig.novels[-1] == "emma[:24576]" and orig.held_out == ("persuasion",) and orig.probes_per_decade >= 8
+    assert {train_mod.lr_at(s, orig) for s in (0, 1, 50_000, 99_999)} == {3e-4}  # constant
 
 
 def test_a_directory_with_a_runs_files_but_no_latest_is_never_overwritten(tmp_path):
