@@ -56,6 +56,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/bench.py --profile
 
 # ---- the committed reference results (results/), never written by the targets above ----
+# They are read-only to every other command (checkpoint.output_path): only these targets may write there.
+reference precision natural-text held-out dose formation: export MINIGPT_WRITE_REFERENCE = 1
 
 # Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
 # computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).

@@ -33,6 +33,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+# Upper bounds on the architecture, far above this repo's 1-10M parameter models: a typo (or a crafted checkpoint)
+# is refused before anything is allocated, not after gigabytes.
+LIMITS = dict(vocab_size=2 ** 18, block_size=4096, n_layer=64, n_head=64, n_embd=8192)
+
+
 @dataclass
 class GPTConfig:
     """The architecture alone; a run's full configuration (config.RunConfig) derives it."""
@@ -49,15 +54,21 @@ class GPTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            if value > LIMITS[name]:
+                raise ValueError(f"GPTConfig.{name} is {value:,}, above this project's limit of {LIMITS[name]:,} "
+                                 f"(TransformerModel.LIMITS); use a smaller value")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}); "
                              f"try n_head in {[h for h in range(1, 17) if self.n_embd % h == 0]}")
-        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
     @property
     def d_head(self) -> int:
         return self.n_embd // self.n_head
+
+
+MAX_NEW_TOKENS = 10_000  # one generate call: minutes on a CPU at these sizes, never hours
 
 
 class HookPoint(nn.Module):
@@ -249,11 +260,13 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
         """Sample max_new_tokens after idx (B, T); the context is cropped to block_size."""
-        if not (isinstance(max_new_tokens, int) and max_new_tokens >= 0):
-            raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-        if not (math.isfinite(temperature) and temperature > 0):
+        if not (isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool)
+                and 0 <= max_new_tokens <= MAX_NEW_TOKENS):
+            raise ValueError(f"max_new_tokens must be an integer in [0, {MAX_NEW_TOKENS:,}], got {max_new_tokens!r}")
+        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+        if top_k is not None and not (isinstance(top_k, int) and not isinstance(top_k, bool) and top_k >= 1):
             raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])

@@ -20,10 +20,12 @@ typed result (nested dataclasses, arrays) into JSON data and `from_plain` reads 
 into the same types, so every caller reads fields, never string keys.
 """
 import dataclasses
+import errno
 import json
 import os
 import pickle
 import re
+import tempfile
 import types
 import typing
 import zipfile
@@ -36,15 +38,70 @@ from tokenizer import Tokenizer, TokenizerError, from_state
 from TransformerModel import GPT, GPTConfig
 
 FORMAT, VERSION = "minigpt-checkpoint", 1
+ROOT = Path(__file__).resolve().parent
 
 
 class CheckpointError(RuntimeError):
     pass
 
 
+# ---- where files may go ------------------------------------------------------------------------
+# The committed reference results are read-only to every command but the ones that regenerate them (`make reference`,
+# `make promote`, an experiment's report), which set this variable; nothing else writes there, whatever its flags.
+PROTECTED = ("checkpoints/reference", "results")
+WRITE_REFERENCE = "MINIGPT_WRITE_REFERENCE"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,119}")
+
+
+class OutputError(CheckpointError):
+    """An output path or name that would write where it must not."""
+
+
+def check_name(name, what: str = "run name") -> str:
+    """A name that becomes part of a file name (a run's, a figure's): letters, digits and . _ + = -, no separators."""
+    if not (isinstance(name, str) and NAME.fullmatch(name) and ".." not in name):
+        raise OutputError(f"the {what} {name!r} cannot name files: use 1-120 letters, digits and . _ + = - "
+                          f"(starting with a letter or digit; no '/', no '..')")
+    return name
+
+
+def output_path(path, under=None, what: str = "output") -> Path:
+    """Resolve a path to be written; refuse one outside `under` (e.g. a figure outside its plots folder) and one in the
+    committed reference results unless a regenerating command set MINIGPT_WRITE_REFERENCE=1."""
+    resolved = Path(os.path.realpath(path))
+    if under is not None and not resolved.is_relative_to(os.path.realpath(under)):
+        raise OutputError(f"the {what} {path} would be written outside {under}; give a name without '/' or '..'")
+    if os.environ.get(WRITE_REFERENCE) != "1":
+        for protected in PROTECTED:
+            if resolved.is_relative_to(os.path.realpath(ROOT / protected)):
+                raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds the committed reference "
+                                  f"results, which only `make reference` and `make promote` rewrite; write your run "
+                                  f"elsewhere (the defaults are checkpoints/<run>/ and Plots/<run>/)")
+    return resolved
+
+
+def check_writable(directory, what: str) -> Path:
+    """Fail before the work, not after it, if an output folder cannot be written (or is protected)."""
+    directory = output_path(directory, what=what)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write the {what} into {directory}: {e.strerror}; choose another path") from None
+    return directory
+
+
+def disk_full(e: BaseException) -> bool:
+    """torch.save reports a full disk as a RuntimeError from its zip writer, not as an OSError."""
+    return (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(e, RuntimeError) and ("unexpected pos" in str(e) or "No space left" in str(e)))
+
+
 def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None, step=0, metrics=None,
                     optimizer=None, rng=None) -> Path:
-    path = Path(path)
+    path = output_path(path, what="checkpoint")
     ckpt = {
         "format": FORMAT, "version": VERSION,
         "model_config": dataclasses.asdict(model.config),
@@ -65,6 +122,10 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except RuntimeError as e:
+        if disk_full(e):  # as an OSError, so every caller's "disk full" message applies
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -113,7 +174,70 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     missing = [k for k in ("model_config", "tokenizer", "model") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}")
+    for key, tp in ENTRY_TYPES.items():
+        if key in ckpt and (not isinstance(ckpt[key], tp) or isinstance(ckpt[key], bool)):
+            raise CheckpointError(f"{path}: its {key!r} is a {type(ckpt[key]).__name__}, not a {tp.__name__}; the "
+                                  f"file was not written by this project or was edited")
+    check_layout(ckpt, path)
     return ckpt
+
+
+ENTRY_TYPES = {"model_config": dict, "tokenizer": str, "model": dict, "train_config": dict, "step": int,
+               "metrics": str, "optimizer": dict, "rng": dict}
+
+
+def check_layout(obj, path, where: str = "", depth: int = 0):
+    """Every tensor in the checkpoint is a plain dense array that its stored bytes hold in full, checked before any
+    value is read: torch.load builds a tensor as a view of its storage, so a crafted shape with zero strides could
+    present one stored float as billions, which reading it (even a NaN check) would allocate."""
+    if depth > 8:
+        raise CheckpointError(f"{path}: {where} is nested deeper than a checkpoint ever is; the file was crafted")
+    if isinstance(obj, torch.Tensor):
+        held = obj.untyped_storage().nbytes()
+        if (obj.layout != torch.strided or not obj.is_contiguous() or obj.is_quantized
+                or (obj.storage_offset() + obj.numel()) * obj.element_size() > held):
+            raise CheckpointError(f"{path}: tensor {where} of shape {tuple(obj.shape)} is not a dense array held by "
+                                  f"its {held:,} stored bytes; the file was crafted or damaged")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            check_layout(v, path, f"{where}.{k}" if where else str(k), depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_layout(v, path, f"{where}[{i}]", depth + 1)
+
+
+def check_weights(path, state: dict, cfg: GPTConfig):
+    """The weights are exactly the config's (names, shapes, float32) and finite; compared against a model built on the
+    meta device, which allocates nothing, so a config that the stored weights do not hold is refused for free."""
+    with torch.device("meta"):
+        expected = GPT(cfg).state_dict()
+    names, stored = set(expected), {k for k in state}
+    if names != stored:
+        raise CheckpointError(f"{path}: weights do not fit its config (missing {sorted(names - stored)[:5]}, "
+                              f"unexpected {sorted(map(str, stored - names))[:5]})")
+    for name, want in expected.items():
+        t = state[name]
+        if not isinstance(t, torch.Tensor) or t.shape != want.shape:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise CheckpointError(f"{path}: weights do not fit its config ({name} is {got}, the config needs "
+                                  f"{tuple(want.shape)})")
+        if t.dtype != torch.float32:
+            raise CheckpointError(f"{path}: weight {name} is {t.dtype}, but MiniGPT checkpoints hold float32; "
+                                  f"it was not written by this project (convert it to float32 first)")
+    for name, t in state.items():
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: weight {name} holds NaN or infinity; the run diverged before this "
+                                  f"checkpoint was written, so use an earlier one (e.g. best.pt)")
+
+
+def check_vocabulary(path, ckpt: dict, tok: Tokenizer):
+    """The stored vocabulary is the one the run's corpus and settings build (a changed entry would silently remap
+    every token the model learnt)."""
+    stored = json.loads(ckpt["tokenizer"])
+    if stored != json.loads(json.dumps(tok.state())):
+        raise CheckpointError(f"{path}: its stored {stored.get('kind', '?')} vocabulary differs from the one its corpus "
+                              f"and settings build ({tok.describe()}); the file was edited, or Data/ changed since "
+                              f"the run began. Restore the file (or Data/), or retrain")
 
 
 def load_model(path, device="cpu", expect_config: dict | None = None, expect_tokenizer: Tokenizer | None = None):
@@ -126,7 +250,7 @@ def load_model(path, device="cpu", expect_config: dict | None = None, expect_tok
     try:
         cfg = GPTConfig(**ckpt["model_config"])
         tok = from_state(json.loads(ckpt["tokenizer"]))
-    except (TypeError, ValueError, KeyError, TokenizerError) as e:
+    except (TypeError, ValueError, KeyError, TokenizerError, RecursionError) as e:
         raise CheckpointError(f"{path} has an invalid config or tokenizer: {e}") from None
     if expect_config is not None:
         diff = {k: (ckpt["model_config"].get(k), v) for k, v in expect_config.items()
@@ -139,19 +263,9 @@ def load_model(path, device="cpu", expect_config: dict | None = None, expect_tok
                               f"expected ({expect_tokenizer.describe()}); use the tokenizer stored in the checkpoint")
     if cfg.vocab_size != tok.vocab_size:
         raise CheckpointError(f"{path}: model vocab_size {cfg.vocab_size} != tokenizer's {tok.vocab_size}")
-    for name, t in ckpt["model"].items():
-        if t.dtype != torch.float32:
-            raise CheckpointError(f"{path}: weight {name} is {t.dtype}, but MiniGPT checkpoints hold float32; "
-                                  f"it was not written by this project (convert it to float32 first)")
-        if not torch.isfinite(t).all():
-            raise CheckpointError(f"{path}: weight {name} holds NaN or infinity; the run diverged before this "
-                                  f"checkpoint was written, so use an earlier one (e.g. best.pt)")
+    check_weights(path, ckpt["model"], cfg)
     model = GPT(cfg)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        detail = " ".join(str(e).split())[:600]  # torch's message spans lines; keep what names the weights
-        raise CheckpointError(f"{path}: weights do not fit its config ({detail})") from None
+    model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), tok, ckpt
 
 
@@ -200,18 +314,32 @@ def from_plain(tp, data):
     return data
 
 
-def write_json(path, obj) -> Path:
-    """Write a record atomically (temp file + rename); NaN or infinity is an error, not invalid JSON."""
-    path = Path(path)
+def write_file(path, data: bytes, what: str = "file") -> Path:
+    """Write a file atomically (a temp file of this process's own, then a rename): a crash or a full disk leaves the
+    previous file intact and no temp file behind. Every output of a run goes through here or save_checkpoint."""
+    path = output_path(path, what=what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_plain(obj), indent=1, allow_nan=False)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 
+def write_json(path, obj) -> Path:
+    """Write a record atomically (write_file); NaN or infinity is an error, not invalid JSON."""
+    return write_file(path, (json.dumps(to_plain(obj), indent=1, allow_nan=False) + "\n").encode(), "record")
+
+
 def read_json(path, tp=None):
-    """Read a record; with `tp`, as that type (e.g. list[MetricsRow])."""
-    data = json.loads(Path(path).read_text())
-    return data if tp is None else from_plain(tp, data)
+    """Read a record; with `tp`, as that type (e.g. list[MetricsRow]). A file that is not one is a CheckpointError."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return data if tp is None else from_plain(tp, data)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        what = getattr(tp, "__name__", str(tp))
+        raise CheckpointError(f"{path} is not a {what} record ({type(e).__name__}: {str(e)[:200]}); regenerate "
+                              f"it") from None

@@ -11,12 +11,16 @@ trained with. `python config.py` prints the README's preset table.
 """
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
+import torch
+
 from corpus import CorpusError, parse_novel
+from TransformerModel import LIMITS
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
@@ -95,7 +99,7 @@ class RunConfig:
                                    "repeat_frac to 0 (a curriculum; None: repeat_frac throughout)")
     seed: int = doc("seed of the initialisation, the batches and the evaluation windows")
     precision: str = doc("fp32, or bf16 autocast for the training step (weights, optimizer state, loss and all "
-                         "evaluation stay fp32); auto: bf16 where the hardware runs it fast (train.pick_precision)")
+                         "evaluation stay fp32); auto: bf16 where the hardware runs it fast (config.pick_precision)")
     # logging
     eval_interval: int = doc("steps between evaluations (metrics.json, best.pt)")
     eval_batches: int | None = doc("batches of fixed windows per evaluation (None: the validation split in full, and "
@@ -110,6 +114,10 @@ class RunConfig:
 
     def __post_init__(self):
         check_types(self)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"RunConfig.{f.name} must be a finite number, got {v!r}")
         try:  # the architecture's own checks (positive sizes, n_embd divisible by n_head, dropout in [0, 1))
             self.model_config(vocab_size=2)
         except ValueError as e:
@@ -143,8 +151,20 @@ class RunConfig:
             raise ConfigError(f"RunConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.beta2 < 1:
             raise ConfigError(f"RunConfig.beta2 must be in [0, 1), got {self.beta2!r}")
-        if self.seed < 0:
-            raise ConfigError(f"RunConfig.seed must be >= 0, got {self.seed!r}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"RunConfig.seed must be in [0, 2**32), got {self.seed!r}")
+        if self.eval_batches is not None and self.eval_batches * self.tokens_per_step > MAX_EVAL_TOKENS:
+            raise ConfigError(f"RunConfig.eval_batches {self.eval_batches:,} x batch {self.batch_size} x context "
+                              f"{self.block_size} is {self.eval_batches * self.tokens_per_step:,} tokens per evaluated "
+                              f"split, above the limit of {MAX_EVAL_TOKENS:,} (config.MAX_EVAL_TOKENS); use None for "
+                              f"the whole validation split")
+        for name in ("max_steps", "warmup_steps", "eval_interval", "save_interval", "probe_interval"):
+            if (getattr(self, name) or 0) > MAX_STEPS:
+                raise ConfigError(f"RunConfig.{name} is {getattr(self, name):,}, above the limit of {MAX_STEPS:,} "
+                                  f"steps (config.MAX_STEPS)")
+        if self.vocab_size is not None and self.vocab_size > LIMITS["vocab_size"]:
+            raise ConfigError(f"RunConfig.vocab_size is {self.vocab_size:,}, above this project's limit of "
+                              f"{LIMITS['vocab_size']:,} (TransformerModel.LIMITS)")
         if min(self.warmup_steps, self.probe_interval, self.probes_per_decade) < 0 or (self.save_interval or 1) < 1:
             raise ConfigError("warmup_steps, probe_interval and probes_per_decade must be >= 0 and save_interval >= "
                               f"1, got {self.warmup_steps!r}, {self.probe_interval!r}, {self.probes_per_decade!r}, "
@@ -155,6 +175,27 @@ class RunConfig:
             raise ConfigError(f"RunConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"RunConfig.device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "RunConfig":
+        """The typed RunConfig a checkpoint stores, upgraded from older versions of the record: fields added since it
+        was written take the value those runs had (ADDED_FIELDS), and the architecture fields that early runs stored
+        as None ("the preset's") take the value of the model the checkpoint holds."""
+        stored = ckpt.get("train_config")
+        if not isinstance(stored, dict) or not stored:
+            raise ConfigError("the checkpoint holds no run configuration (train_config); it was not written by "
+                              "train.py")
+        unknown = sorted(set(stored) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"the checkpoint's run configuration has fields this code does not know: "
+                              f"{', '.join(map(str, unknown[:5]))}")
+        model = ckpt.get("model_config") if isinstance(ckpt.get("model_config"), dict) else {}
+        stored = {k: model.get(k) if v is None and k in ("n_layer", "n_head", "n_embd", "block_size") else v
+                  for k, v in stored.items()}
+        try:
+            return cls(**{**ADDED_FIELDS, **stored})
+        except TypeError as e:
+            raise ConfigError(f"the checkpoint's run configuration is incomplete ({e})") from None
 
     @property
     def name(self) -> str:
@@ -180,14 +221,21 @@ class RunConfig:
                          n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout)
 
 
+MAX_STEPS = 10 ** 8  # optimizer steps: years of this CPU; a larger count is a typo
+MAX_EVAL_TOKENS = 2 ** 22  # tokens per evaluated split: 4.2M, 10x a novel, minutes of this CPU per evaluation
+
+# Fields added to RunConfig after checkpoints were first written, with the value every earlier run had.
+ADDED_FIELDS = dict(held_out=(), precision="fp32", repeat_end=None, probes_per_decade=0)
+
 # The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
 # (results/README.md, "The recipe").
 _WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, held_out=(), dropout=0.0)
 _CHAR = dict(_WORD, tokenizer="char")
-# bf16 ("auto" or "bf16") trains faster but is opt-in: it did not meet the quality criterion fixed for making it
-# the default (results/README.md, "Precision").
+# Precision "auto": bf16 where it is native, fp32 elsewhere (config.pick_precision). bf16's gap to fp32 is within the
+# spread between fp32 runs that differ only in rounding or seed (results/README.md, "Precision"). The committed
+# reference models were trained in fp32.
 _ADAMW = dict(weight_decay=0.1, beta2=0.99, grad_clip=1.0, seed=1337, eval_batches=8, save_interval=None,
-              precision="fp32", repeat_end=None, probes_per_decade=0)
+              precision="auto", repeat_end=None, probes_per_decade=0)
 _REPEATS = dict(_ADAMW, eval_batches=None, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                 repeat_frac=0.5, eval_interval=500, probe_interval=500)
 _ORIGINAL = dict(_WORD, novels=("prideprejudice", "sensesensibility", "emma[:24576]"), held_out=("persuasion",),
@@ -218,13 +266,55 @@ PRESETS = {
 def run_config(preset: str = "2M", **overrides) -> RunConfig:
     """The preset's complete run, with any field overridden; an override of None keeps the preset's value."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     unknown = sorted(set(overrides) - {f.name for f in fields(RunConfig)})
     if unknown:
         raise ConfigError(f"unknown RunConfig field(s) {', '.join(unknown)}; the fields are "
                           f"{', '.join(f.name for f in fields(RunConfig))}")
     return dataclasses.replace(PRESETS[preset], **overrides)
+
+
+# ---- where a run runs ----------------------------------------------------------------------------
+
+def pick_device(name: str = "auto") -> str:
+    """"auto": the first of cuda, mps, cpu that this machine has."""
+    mps = getattr(torch.backends, "mps", None)
+    available = [d for d, ok in (("cuda", torch.cuda.is_available()), ("mps", bool(mps and mps.is_available())),
+                                 ("cpu", True)) if ok]
+    if name == "auto":
+        return available[0]
+    if name not in available:
+        raise ConfigError(f"device {name!r} is not available here; use --device auto or one of "
+                          f"{', '.join(available)}")
+    return name
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """This CPU's model name and feature flags (Linux's /proc/cpuinfo; elsewhere: the platform's name, no flags)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+        return platform.processor() or platform.machine(), set()
+    field = lambda key: next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith(key)), "")  # noqa: E731
+    return field("model name") or "unknown CPU", set(field("flags").split())
+
+
+def native_bf16(device: str) -> bool:
+    """Whether bf16 matmuls run natively (fast) here: a CUDA GPU with bf16, or a CPU with avx512_bf16 or AMX. On other
+    CPUs PyTorch emulates bf16, about 15x slower than fp32 (results/README.md, "Speed")."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device == "cpu" and bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])
+
+
+def pick_precision(name: str, device: str) -> str:
+    """"auto": bf16 where it is native (native_bf16), else fp32. results/README.md, "Precision", holds the quality
+    comparison this default rests on."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 # ---- command lines from dataclasses ------------------------------------------------------------
@@ -261,12 +351,17 @@ def given(args: argparse.Namespace, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
-def notebook_parameters(namespace: dict, cls, extra=()) -> dict:
+def notebook_parameters(namespace: dict, cls, extra: dict | None = None) -> dict:
     """A notebook's parameters (its UPPER_CASE data globals) as field values of dataclass `cls`.
 
-    NAME sets field `name`; names in `extra` are the notebook's own. Any other UPPER_CASE name,
-    e.g. a misspelt parameter passed by papermill, is an error instead of a silent default.
+    NAME sets field `name`; `extra` maps the notebook's own parameters to their types, which are checked here. Any
+    other UPPER_CASE name, e.g. a misspelt parameter passed by papermill, is an error instead of a silent default.
     """
+    extra = extra or {}
+    for k, tp in extra.items():
+        v = namespace.get(k)
+        if k in namespace and not (isinstance(v, tp) and (tp is bool or not isinstance(v, bool))):
+            raise ConfigError(f"notebook parameter {k} must be {tp.__name__}, got {v!r} ({type(v).__name__})")
     by_name = {f.name.upper(): f.name for f in fields(cls)}
     given = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")
              and not (callable(v) or isinstance(v, types.ModuleType))}  # e.g. an imported class GPT

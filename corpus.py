@@ -84,8 +84,8 @@ def read_manifest(manifest_path: Path) -> dict:
     fix = f"restore it with `git checkout -- Data/{manifest_path.name}` or rebuild with `{REBUILD} --all`"
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorpusError(f"{manifest_path} is not valid JSON ({e}); {fix}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CorpusError(f"{manifest_path} is not valid JSON ({type(e).__name__}: {e}); {fix}") from None
     ok = isinstance(manifest, dict) and all(
         isinstance(v, dict) and type(v.get("bytes")) is int and isinstance(v.get("sha256"), str)
         for v in manifest.values())

@@ -23,6 +23,7 @@ TL's tokenizer is MiniGPT's, rebuilt with the `tokenizers` package (word: lowerc
 token per character; BPE: the stored tokenizer itself), so `bridge.to_tokens(text)` equals `tok.encode(text)`.
 """
 import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 import torch
@@ -72,6 +73,7 @@ def transformer_lens_state_dict(model: GPT) -> dict[str, torch.Tensor]:
 
 def hf_tokenizer(tok: Tokenizer):
     """MiniGPT's tokenizer as a transformers PreTrainedTokenizerFast (same ids for the same text)."""
+    require_interop()
     from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
     from transformers import PreTrainedTokenizerFast
@@ -96,7 +98,19 @@ def hf_tokenizer(tok: Tokenizer):
     return PreTrainedTokenizerFast(tokenizer_object=t, clean_up_tokenization_spaces=False, **special)
 
 
+INSTALL = "pip install -c requirements.txt -r requirements-interop.txt (or: make test-interop)"
+
+
+def require_interop():
+    """The interop extras are optional (about 1.9 GB): without them, say how to install them."""
+    for module in ("transformer_lens", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"the TransformerLens export needs the interop extras ({module} is not "
+                                      f"installed): {INSTALL}", name=module)
+
+
 def transformer_lens_version() -> str:
+    require_interop()
     return importlib.metadata.version("transformer-lens")
 
 
@@ -104,6 +118,7 @@ def to_transformer_lens(model: GPT, tok: Tokenizer | None = None, device=None):
     """A TransformerLens model computing exactly what `model` computes (logits and every attention pattern within
     float rounding; tests/test_interop.py): a TransformerBridge with transformer-lens 4.x, a HookedTransformer with
     3.x. With `tok`, TL's to_tokens / to_str_tokens / generate use MiniGPT's tokenizer."""
+    require_interop()
     device = device or next(model.parameters()).device
     hf_tok = hf_tokenizer(tok) if tok is not None else None
     sd = transformer_lens_state_dict(model)

@@ -8,6 +8,11 @@ validate the induction heads (joint vs random ablations, previous-token circuit,
 StudyResult, saved as JSON. Definitions: induction.py's docstring.
 Every flag is a field of StudyConfig, with its default.
 """
+if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too
+    import signal
+    import sys
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import os
 import time
@@ -20,11 +25,12 @@ import torch
 
 import induction as ind
 import utils
-from checkpoint import CheckpointError, load_model, read_json, write_json
-from config import PRECISIONS, ROOT, ConfigError, add_arguments, check_types, doc
+from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, load_model, output_path,
+                        read_json, write_json)
+from config import (PRECISIONS, ROOT, ConfigError, RunConfig, add_arguments, check_types, doc, pick_device,
+                    pick_precision)
 from corpus import CorpusError, load_corpus
-from tokenizer import TokenizerError
-from train import pick_precision
+from tokenizer import TokenizerError, build_tokenizer
 
 
 PROBE_SETS = ("text-val", "text-train", "random", "random-known")
@@ -36,6 +42,10 @@ ABLATIONS = ("zero", "mean", "resample")  # what a head's output is replaced wit
 # mode must pass because each replaces the head's output differently and none is privileged; the study reports each.
 CANDIDATES_REMOVE = 0.8
 RANDOM_REMOVE = 0.2
+# Upper bounds on the study's sizes: the patterns of n_prompts prompts are held in memory ((N, L, H, 4S, 4S) floats,
+# 270 MB for 4,096 prompts of the 2M model), and every draw is an ablated forward pass.
+MAX_PROMPTS = 4096
+MAX_DRAWS = 1000
 
 
 @dataclass(frozen=True)
@@ -52,22 +62,28 @@ class StudyConfig:
     plots_dir: str = doc("where the figures go", str(ROOT / "Plots"))
     page_prompt: str | None = doc("the prompt of the interactive attention page (None: the first repeat probe)", None)
     out_json: str | None = doc("the summary's path (None: runs/induction_<name>.json)", None)
-    device: str = doc("cpu, cuda or mps", "cpu")
+    device: str = doc("auto, cpu, cuda or mps", "cpu")
     precision: str = doc("fp32, or bf16 autocast for the forward passes of scores and ablations (about 3x faster "
                          "on a CPU with bf16; equal to fp32 within the CIs, tests/test_induction.py); auto: "
-                         "bf16 where the hardware runs it fast (train.pick_precision)", "auto")
+                         "bf16 where the hardware runs it fast (config.pick_precision)", "auto")
 
     def __post_init__(self):
         check_types(self)
-        if self.n_prompts < 2 or self.n_ablate < 2:
-            raise ConfigError(f"n_prompts and n_ablate must be at least 2 (the CIs resample prompts), got "
-                              f"{self.n_prompts} and {self.n_ablate}")
+        if not 2 <= self.n_ablate <= self.n_prompts <= MAX_PROMPTS:
+            raise ConfigError(f"need 2 <= n_ablate <= n_prompts <= {MAX_PROMPTS:,} (the CIs resample prompts; the "
+                              f"ablations use the first n_ablate prompts), got n_prompts {self.n_prompts} and n_ablate "
+                              f"{self.n_ablate}")
+        if not 0 <= self.n_random_draws <= MAX_DRAWS:
+            raise ConfigError(f"n_random_draws must be in [0, {MAX_DRAWS:,}], got {self.n_random_draws}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
+        if self.name is not None:
+            check_name(self.name, "study name (--name)")
+        pick_device(self.device)  # a missing device is named now, not after loading
         if self.primary not in PROBE_SETS:
             raise ConfigError(f"primary must be one of {', '.join(PROBE_SETS)}, got {self.primary!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.seed < 0 or self.n_random_draws < 0:
-            raise ConfigError(f"seed and n_random_draws must be >= 0, got {self.seed} and {self.n_random_draws}")
 
 
 # ---- typed results ---------------------------------------------------------------------------
@@ -320,6 +336,7 @@ class Context:
     model: torch.nn.Module
     tok: object
     ckpt: dict
+    run: RunConfig                                # the run that trained the checkpoint
     name: str
     train_tokens: torch.Tensor
     val_tokens: torch.Tensor
@@ -340,35 +357,30 @@ class Context:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
     def __str__(self):
-        tc = self.ckpt.get("train_config", {})
         return (f"{self.label}, {self.tok.describe()}, trained {self.ckpt.get('step', 0):,} steps (batch "
-                f"{tc.get('batch_size')} × {self.model.config.block_size} tokens, repeat_frac {tc.get('repeat_frac', 0)})")
-
-
-def check_writable(directory: Path, what: str):
-    """Fail before the work, not after it, if an output cannot be written."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"cannot write the {what} into {directory}: {e.strerror}; choose another path") from None
+                f"{self.run.batch_size} × {self.run.block_size} tokens, repeat_frac {self.run.repeat_frac})")
 
 
 def load(cfg: StudyConfig) -> Context:
-    """Load the checkpoint and its corpus, after checking that the outputs can be written."""
+    """Load the checkpoint and its corpus, after checking every input and that the outputs can be written."""
     t0 = time.perf_counter()
     model, tok, ckpt = load_model(cfg.checkpoint, cfg.device)
-    tc = ckpt.get("train_config", {})
-    name = cfg.name or f"MiniGPT-{tc.get('preset', Path(cfg.checkpoint).parent.name)}"
-    out = summary_path(cfg, name)
+    try:
+        run = RunConfig.from_checkpoint(ckpt)
+    except ConfigError as e:
+        raise CheckpointError(f"{cfg.checkpoint}: {e}") from None
+    name = check_name(cfg.name or run.name, "run name")
+    out = output_path(summary_path(cfg, name), what="summary")
     if out.is_dir():
         raise ConfigError(f"the summary path {out} is a directory; give a file path, e.g. {out / f'induction_{name}.json'}")
     check_writable(out.parent, "summary")
     check_writable(Path(cfg.plots_dir), "figures")
-    corpus = load_corpus(tuple(tc["novels"]), tuple(tc.get("held_out", ()))) if tc.get("novels") else load_corpus()
-    ctx = Context(model, tok, ckpt, name, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
+    if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
+        raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
+    corpus = load_corpus(run.novels, run.held_out)
+    check_vocabulary(cfg.checkpoint, ckpt, build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val,
+                                                           run.vocab_size))
+    ctx = Context(model, tok, ckpt, run, name, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
                   torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device))
     ctx.timings["load"] = time.perf_counter() - t0
     return ctx
@@ -591,11 +603,10 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
               figs: dict, original: OriginalComparison | None = None,
               gapped: ind.GappedScores | None = None) -> StudyResult:
     """The typed result, saved to cfg.out_json (default runs/induction_<name>.json)."""
-    tc = ctx.ckpt.get("train_config", {})
     result = StudyResult(
         model=ctx.name, checkpoint=str(cfg.checkpoint), params=ctx.model.num_params(), step=ctx.ckpt.get("step"),
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
-        tokens_seen=ctx.ckpt.get("step", 0) * tc.get("batch_size", 0) * ctx.model.config.block_size,
+        tokens_seen=ctx.ckpt.get("step", 0) * ctx.run.tokens_per_step,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
         figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped)
     write_json(summary_path(cfg, ctx.name), result)
@@ -631,10 +642,16 @@ def main(argv=None):
         result = run(cfg)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
+    except OSError as e:  # e.g. a full disk while writing a figure or the summary (each written whole or not at all)
+        raise SystemExit(f"error: cannot write {e.filename or 'an output'}: {e.strerror}; free some space or choose "
+                         f"another --plots-dir / --out-json, then rerun")
     print(result)
     print(f"summary: {summary_path(cfg, result.model)}")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings_s.items()))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

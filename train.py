@@ -19,6 +19,11 @@ Under torchrun each process trains on its rows of the same global batch (batch_s
 DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 alone evaluates, logs and writes checkpoints, and
 --resume continues the run under torchrun or without it (the batch stream is the same).
 """
+if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too, as everywhere else in this command
+    import signal
+    import sys
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
 import argparse
 import dataclasses
 import fcntl
@@ -37,11 +42,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import CheckpointError, from_plain, load_checkpoint, read_json, save_checkpoint, write_json
-from config import ROOT, ConfigError, RunConfig, add_arguments, given, run_config
+from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable, from_plain, load_checkpoint, output_path, read_json,
+                        save_checkpoint, write_file, write_json)
+from config import ROOT, ConfigError, RunConfig, add_arguments, given, pick_device, pick_precision, run_config
 from corpus import CorpusError, load_corpus
 from induction import ProbeError, ProbeLog, TrainingProbe, split_windows
-from tokenizer import Tokenizer, TokenizerError, build_tokenizer, from_state
+from tokenizer import Tokenizer, TokenizerError, build_tokenizer
 from TransformerModel import GPT
 
 
@@ -73,35 +79,6 @@ class MetricsRow:
 
 def read_metrics(run_dir) -> list[MetricsRow]:
     return read_json(Path(run_dir) / "metrics.json", list[MetricsRow])
-
-
-def pick_device(name: str = "auto") -> str:
-    """"auto": the first of cuda, mps, cpu that this machine has."""
-    mps = getattr(torch.backends, "mps", None)
-    available = [d for d, ok in (("cuda", torch.cuda.is_available()), ("mps", bool(mps and mps.is_available())),
-                                 ("cpu", True)) if ok]
-    if name == "auto":
-        return available[0]
-    if name not in available:
-        raise TrainingError(f"device {name!r} is not available here; use --device auto or one of "
-                            f"{', '.join(available)}")
-    return name
-
-
-def pick_precision(name: str, device: str) -> str:
-    """"auto": bf16 on a CUDA GPU with bf16 and on a CPU with avx512_bf16 or AMX (where a bf16 matmul runs about
-    twice as fast as fp32), else fp32. results/README.md, "Precision", holds the quality comparison."""
-    if name != "auto":
-        return name
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text().split()
-        except OSError:  # not Linux: no cheap way to tell
-            return "fp32"
-        return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "fp32"
-    return "fp32"
 
 
 @dataclass(frozen=True)
@@ -226,6 +203,7 @@ def locked(out_dir: Path):
     def unwritable(e: OSError):
         return TrainingError(f"cannot write checkpoints to {out_dir}: {e.strerror}; pick a writable --out-dir")
 
+    output_path(out_dir, what="run directory")  # before anything is created: no .lock in the reference results
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         lock = open(out_dir / ".lock", "a")
@@ -282,6 +260,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     out_dir = cfg.run_dir
     latest = out_dir / "latest.pt"
     device = pick_device(cfg.device)
+    auto = cfg.precision == "auto"
     cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device))  # the checkpoint records which
     if device == "cuda" and proc.world > 1:
         device = f"cuda:{proc.local_rank}"
@@ -298,22 +277,38 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
                 raise CheckpointError(f"{latest} holds weights only (no optimizer or RNG state), so it cannot be "
                                       f"resumed; start a new run with another --out-dir")
             old = {"precision": "fp32", **ckpt.get("train_config", {})}  # runs before the field were fp32
+            if auto and cfg.precision != old["precision"]:  # a run keeps the precision it began in, on any machine
+                cfg = dataclasses.replace(cfg, precision=old["precision"])
+                if proc.main:
+                    print(f"note: this run began in {cfg.precision}, which it keeps, though auto would pick "
+                          f"{pick_precision('auto', device)} on this machine"
+                          + (" (bf16 is emulated here, about 15x slower)" if cfg.precision == "bf16" else ""))
             diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.identity().items()
                     if k in old and _same(old[k]) != _same(v)]
             if diff:
                 raise CheckpointError(f"cannot resume {latest}: the run's settings differ ({'; '.join(diff)}); "
                                       f"use the same settings or a new --out-dir")
+            step = ckpt.get("step")
+            if not isinstance(step, int) or step < 0:
+                raise CheckpointError(f"{latest} records step {step!r}, not an integer >= 0: the file was edited or "
+                                      f"is damaged; start a new run with another --out-dir")
+            if step > cfg.max_steps:
+                raise TrainingError(f"{latest} is at step {step:,}, beyond --max-steps {cfg.max_steps:,}; pass "
+                                    f"--max-steps {step:,} or more to continue it")
         elif not overwrite:
             raise TrainingError(f"{out_dir} already holds a run (latest.pt); pass --resume to continue it, "
                                 f"--overwrite to start over, or choose another --out-dir")
     elif resume and proc.main:
         print(f"no checkpoint in {out_dir}; starting a new run")
+    if cfg.warmup_steps > cfg.max_steps and proc.main:
+        print(f"note: warmup_steps {cfg.warmup_steps:,} exceeds max_steps {cfg.max_steps:,}, so the learning rate "
+              f"never reaches its peak {cfg.lr:g}")
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(cfg.novels, cfg.held_out)
+    tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
     if ckpt is not None:
-        tok = from_state(json.loads(ckpt["tokenizer"]))
-    else:
-        tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
+        check_vocabulary(latest, ckpt, tok)
+    check_memory(cfg, tok.vocab_size)
     train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
     val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
     batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, proc.rank, proc.world)  # checks sizes
@@ -336,10 +331,7 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
               torch.Generator().manual_seed(cfg.seed), len(val_tokens) / len(corpus.val),
               TrainingProbe(model, train_tokens, val_tokens, tok) if probe_steps(cfg) and proc.main else None, proc)
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        run.optimizer.load_state_dict(ckpt["optimizer"])
-        run.step, run.metrics = ckpt["step"], from_plain(list[MetricsRow], json.loads(ckpt["metrics"]))
-        run.g_batch.set_state(ckpt["rng"]["batch"])  # the global batch stream: the same for any process count
+        restore(run, ckpt, latest)
         per_rank = ckpt["rng"].get("torch_per_rank", [ckpt["rng"]["torch"]])
         if proc.rank < len(per_rank):
             torch.set_rng_state(per_rank[proc.rank])
@@ -348,6 +340,70 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     if proc.world > 1:  # after loading: DDP starts every process from rank 0's weights
         run.ddp = DDP(LossOnly(model), device_ids=[proc.local_rank] if device.startswith("cuda") else None)
     return run
+
+
+def restore(run: Run, ckpt: dict, path: Path):
+    """Load a resumable checkpoint's weights, optimizer, metrics and RNG state, each checked first (an edited or
+    damaged file is refused with its reason, never trained on)."""
+    check_weights(path, ckpt["model"], run.model.config)
+    groups = ckpt["optimizer"].get("param_groups")
+    ids = [g.get("params") for g in groups] if isinstance(groups, list) and all(isinstance(g, dict) for g in groups) else None
+    ours = [g["params"] for g in run.optimizer.param_groups]
+    if ids is None or [len(i) if isinstance(i, list) else -1 for i in ids] != [len(g) for g in ours]:
+        raise CheckpointError(f"{path}: its optimizer state does not match the model's parameter groups; the file was "
+                              f"edited or is damaged. Start a new run with another --out-dir")
+    state = ckpt["optimizer"].get("state", {})
+    for pid, p in zip((i for g in ids for i in g), (p for g in ours for p in g)):
+        for k in ("exp_avg", "exp_avg_sq"):
+            t = state.get(pid, {}).get(k) if isinstance(state.get(pid), dict) else None
+            if t is not None and (not isinstance(t, torch.Tensor) or t.shape != p.shape or not torch.isfinite(t).all()):
+                raise CheckpointError(f"{path}: optimizer state {k} of parameter {pid} does not fit the model or is "
+                                      f"not finite; start a new run with another --out-dir")
+    rng = ckpt["rng"]
+    size = torch.Generator().get_state().shape
+    if not (isinstance(rng.get("batch"), torch.Tensor) and rng["batch"].dtype == torch.uint8 and rng["batch"].shape == size
+            and isinstance(rng.get("torch"), torch.Tensor) and rng["torch"].shape == size):
+        raise CheckpointError(f"{path}: its RNG state is not a generator state; the file was edited or is damaged, so "
+                              f"the run cannot continue exactly. Start a new run with another --out-dir")
+    try:
+        metrics = from_plain(list[MetricsRow], json.loads(ckpt.get("metrics", "[]")))
+        assert all(isinstance(m.step, int) and 0 <= m.step <= ckpt["step"] for m in metrics)
+    except (ValueError, TypeError, KeyError, AttributeError, AssertionError, RecursionError) as e:
+        raise CheckpointError(f"{path}: its metrics are not a training log ({type(e).__name__}); the file was edited or "
+                              f"is damaged. Start a new run with another --out-dir") from None
+    run.model.load_state_dict(ckpt["model"])
+    try:
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its optimizer state cannot be restored ({e}); start a new run with another "
+                              f"--out-dir") from None
+    run.step, run.metrics = ckpt["step"], metrics
+    run.g_batch.set_state(rng["batch"])  # the global batch stream: the same for any process count
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cfg: RunConfig, vocab_size: int, limit_share: float = 0.8):
+    """Refuse a run whose estimated memory exceeds 80% of this machine's before anything large is allocated: the
+    training state (weights, gradients, AdamW: 16 bytes a parameter), a step's activations, the fixed evaluation
+    windows. The estimate is rough (within 2x); it catches a typo's 100x, not a tight fit."""
+    C, L, H, T, B = cfg.n_embd, cfg.n_layer, cfg.n_head, cfg.block_size, cfg.batch_size
+    params = vocab_size * C + T * C + L * (12 * C * C + 13 * C)
+    activations = B * T * (L * (34 * C + 3 * H * T) + 4 * C) * 4   # fp32, what backward keeps
+    eval_windows = 2 * (cfg.eval_batches or 0) * B * (T + 1) * 8
+    need = 16 * params + activations + eval_windows
+    have = physical_memory()
+    if have and need > limit_share * have:
+        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB (parameters {params / 1e6:.1f}M, batch "
+                          f"{B} x {T} tokens, {cfg.eval_batches or 0} evaluation batches), more than "
+                          f"{limit_share:.0%} of this machine's {have / 2**30:.1f} GiB; lower --batch-size, "
+                          f"--block-size or --eval-batches")
 
 
 def _same(v):
@@ -499,6 +555,10 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
     """Run (or continue) training; the run directory is locked while it runs. Under torchrun every process calls
     it: rank 0 holds the lock, evaluates and writes; all of them step together."""
     proc = init_distributed(pick_device(cfg.device))
+    curve_path = None
+    if plots_dir is not None and proc.main:  # checked now, not after an hour of training
+        check_writable(plots_dir, "loss curve")
+        curve_path = output_path(Path(plots_dir) / f"Loss_Curve_{check_name(cfg.name)}.png", plots_dir, "loss curve")
     with locked(cfg.run_dir) if proc.main else nullcontext():
         run = start_run(cfg, resume, overwrite, proc)
         cfg = run.cfg  # with "auto" precision resolved
@@ -538,10 +598,10 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
         sample = None
         if sample_prompt is not None and not stopped and proc.main:
             sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
-            (cfg.run_dir / "sample.txt").write_text(sample + "\n")
+            write_file(cfg.run_dir / "sample.txt", (sample + "\n").encode(), "sample")
     curve = None
-    if plots_dir is not None and proc.main:
-        curve = utils.plot_loss_curve(run.metrics, Path(plots_dir) / f"Loss_Curve_{cfg.name}.png",
+    if curve_path is not None:
+        curve = utils.plot_loss_curve(run.metrics, curve_path,
                                       f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
                                       f"{run.tokenizer.kind} tokens)")
     return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, stopped,
@@ -552,10 +612,16 @@ def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int | None = Non
                   top_k: int | None = 40, seed: int = 0) -> str:
     """Continue `prompt` (default: 200 words or 600 characters / BPE tokens); a prompt longer than the
     context is cropped to its last block_size tokens."""
+    if not isinstance(prompt, str):
+        raise TrainingError(f"the prompt must be text (a str), got {type(prompt).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise TrainingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if max_new_tokens is None:
         max_new_tokens = 200 if tok.kind == "word" else 600
     device = next(model.parameters()).device
-    ids = tok.encode(prompt) or [0]
+    ids = tok.encode(prompt)
+    if not ids:
+        raise TrainingError(f"the prompt {prompt!r} encodes to no tokens; give some text to continue")
     idx = torch.tensor([ids], dtype=torch.long, device=device)
     g = torch.Generator(device=device).manual_seed(seed)
     out = model.eval().generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=g)
@@ -584,6 +650,9 @@ def main(argv=None):
                        plots_dir=args.plots_dir)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
+    except OSError as e:  # e.g. a full disk while writing the loss curve or the sample: the checkpoints are saved
+        raise SystemExit(f"error: cannot write {e.filename or 'an output'}: {e.strerror}; free some space or choose "
+                         f"another path, then rerun with --resume")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -594,4 +663,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and exits 130 itself)
+        raise SystemExit(130) from None

@@ -5,21 +5,23 @@ Every figure function takes numbers (arrays, or the typed rows of a training log
 a PNG (or the HTML page) and returns its path, so notebooks stay short and every figure is reproducible
 from a script. Nothing here computes a metric.
 """
+import io
 from html import escape
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from checkpoint import write_file
+
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "font.size": 10, "axes.titlesize": 11})
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", bbox_inches="tight")
     plt.close(fig)
-    return path
+    return write_file(path, buf.getvalue(), "figure")
 
 
 def plot_loss_curve(metrics, path, title: str):
@@ -389,8 +391,5 @@ def attention_page(path, title: str, intro: str, sections: list[dict]):
         html.append(f"<h2>{escape(sec['heading'])}</h2>\n<p>{escape(sec['text'])}</p>\n"
                     + fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"section-{i}",
                                   config={"displaylogo": False}))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PAGE_TEMPLATE.format(title=escape(title), intro=escape(intro), sections="\n".join(html)),
-                    encoding="utf-8")
-    return path
+    page = PAGE_TEMPLATE.format(title=escape(title), intro=escape(intro), sections="\n".join(html))
+    return write_file(path, page.encode("utf-8"), "attention page")

@@ -214,10 +214,10 @@ def test_study_cli_has_a_flag_and_one_default_per_config_field(monkeypatch):
     seen = {}
     monkeypatch.setattr(study, "run", lambda cfg: seen.setdefault("cfg", cfg) and (_ for _ in ()).throw(SystemExit(0)))
     with pytest.raises(SystemExit):
-        study.main(["x.pt", "--n-prompts", "7", "--out-json", "o.json"])
+        study.main(["x.pt", "--n-prompts", "70", "--out-json", "o.json"])
     cfg = seen["cfg"]
-    assert cfg.checkpoint == "x.pt" and cfg.n_prompts == 7 and cfg.out_json == "o.json"
-    defaults = study.StudyConfig(checkpoint="x.pt", n_prompts=7, out_json="o.json")
+    assert cfg.checkpoint == "x.pt" and cfg.n_prompts == 70 and cfg.out_json == "o.json"
+    defaults = study.StudyConfig(checkpoint="x.pt", n_prompts=70, out_json="o.json")
     assert dataclasses.asdict(cfg) == dataclasses.asdict(defaults)
 
 

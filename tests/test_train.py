@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+import config
 import torch
 
 import train as train_mod
@@ -271,8 +273,8 @@ def test_a_directory_with_a_runs_files_but_no_latest_is_never_overwritten(tmp_pa
 
 def test_precision_auto_resolves_and_the_checkpoint_records_it(tmp_path):
     expected = "bf16" if {"avx512_bf16", "amx_bf16"} & set(Path("/proc/cpuinfo").read_text().split()) else "fp32"
-    assert train_mod.pick_precision("auto", "cpu") == expected
-    assert train_mod.pick_precision("fp32", "cpu") == "fp32" and train_mod.pick_precision("bf16", "cpu") == "bf16"
+    assert config.pick_precision("auto", "cpu") == expected
+    assert config.pick_precision("fp32", "cpu") == "fp32" and config.pick_precision("bf16", "cpu") == "bf16"
     res = train(run_config(**TINY, max_steps=2, eval_interval=2, precision="auto", out_dir=str(tmp_path)),
                 progress=False, sample_prompt=None, plots_dir=None)
     assert res.config.precision == expected

@@ -1,0 +1,406 @@
+"""Robustness, round 3 (issue #28): a checkpoint can neither write nor allocate where it likes, the committed results
+are read-only, real faults give their messages, resume checks what it resumes, inputs are checked before the work."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import checkpoint
+import config
+import study
+import train as train_mod
+from checkpoint import CheckpointError, OutputError, load_checkpoint, load_model, write_json
+from config import ConfigError, run_config
+from tokenizer import TokenizerError
+from train import TrainingError, generate_text, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2, novels=("emma",))
+QUIET = dict(progress=False, sample_prompt=None, plots_dir=None)
+
+
+def tree_hashes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny resumable run (latest.pt, best.pt)."""
+    out = tmp_path_factory.mktemp("run")
+    train(run_config(**TINY, max_steps=4, eval_interval=2, out_dir=str(out)), **QUIET)
+    return out
+
+
+def crafted(ckpt_path: Path, dst: Path, edit) -> Path:
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, dst)
+    return dst
+
+
+# ---- 1. a checkpoint's own fields never reach file paths -----------------------------------------
+
+def test_a_preset_that_climbs_out_of_runs_is_refused_and_the_results_are_untouched(run_dir, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"  # a copy of the results folder, where the default summary path would lead
+    shutil.copytree(ROOT / "results", repo / "results", ignore=shutil.ignore_patterns("*.png", "*.ipynb"))
+    before = tree_hashes(repo)
+    monkeypatch.setattr(study, "ROOT", repo)
+    for preset in ("x/../../results/induction_MiniGPT-2M", "../x", "a/b", "x\0y", "..", "a" * 200):
+        bad = crafted(run_dir / "best.pt", tmp_path / "bad.pt", lambda c: c["train_config"].update(preset=preset))
+        with pytest.raises(OutputError, match="cannot name files"):
+            study.load(study.StudyConfig(checkpoint=str(bad), plots_dir=str(repo / "plots")))
+    assert tree_hashes(repo) == before and not (repo / "plots").exists() and not (repo / "runs").exists()
+
+
+@pytest.mark.parametrize("name", ["/../../x", "../x", "a/b", "..", "x..y/"])
+def test_names_from_flags_are_refused(name):
+    with pytest.raises(OutputError, match="cannot name files"):
+        study.StudyConfig(checkpoint="x.pt", name=name)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "attention_page.py"), "x.pt", "--name", name],
+                       capture_output=True, text=True) if name == "/../../x" else None
+    if r is not None:
+        assert r.returncode == 1 and "cannot name files" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_output_stays_in_its_folder(tmp_path):
+    with pytest.raises(OutputError, match="would be written outside"):
+        checkpoint.output_path(tmp_path / "plots" / ".." / "x.png", tmp_path / "plots")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "link").symlink_to(tmp_path)  # a link out of the folder is followed, then refused
+    with pytest.raises(OutputError, match="would be written outside"):
+        checkpoint.output_path(tmp_path / "plots" / "link" / "x.png", tmp_path / "plots")
+
+
+# ---- 2. a small file never allocates large memory -----------------------------------------------
+
+def peak_load(path: Path) -> tuple[str, float, float]:
+    """Load a checkpoint in a fresh process: (its stderr, peak resident MB, seconds)."""
+    code = ("import resource, sys, time; t = time.time(); sys.path.insert(0, sys.argv[2]); import checkpoint\n"
+            "try:\n    checkpoint.load_model(sys.argv[1])\nexcept checkpoint.CheckpointError as e:\n"
+            "    print('refused:', e, file=sys.stderr)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.time() - t)")
+    r = subprocess.run([sys.executable, "-c", code, str(path), str(ROOT)], capture_output=True, text=True, timeout=120)
+    mb, s = map(float, r.stdout.split())
+    return r.stderr, mb, s
+
+
+@pytest.mark.parametrize("edit, match", [
+    # one stored float presented as a 60,000 x 50,000 tensor (zero strides), and a 2.5e9-element one
+    (lambda c: c["model"].update({"wte.weight": torch.zeros(1).expand(60_000, 50_000)}), "not a dense array"),
+    (lambda c: c["model"].update({"wpe.weight": torch.zeros(1).expand(50_000, 50_000)}), "not a dense array"),
+    (lambda c: c["optimizer"]["state"][0].update(exp_avg=torch.zeros(1).expand(60_000, 50_000)), "not a dense array"),
+    # a stored config far larger than the weights the file holds, or than any model here
+    (lambda c: c["model_config"].update(n_embd=4096, n_head=4), r"weights do not fit its config"),
+    (lambda c: c["model_config"].update(n_layer=10 ** 6), "n_layer is 1,000,000, above this project's limit"),
+    (lambda c: c["model_config"].update(n_embd=10 ** 6), "n_embd is 1,000,000, above this project's limit"),
+    (lambda c: c["model_config"].update(block_size=10 ** 9), "block_size is 1,000,000,000, above"),
+])
+def test_a_crafted_checkpoint_is_refused_within_10_s_and_1_GB(run_dir, tmp_path, edit, match):
+    bad = crafted(run_dir / "latest.pt", tmp_path / "bad.pt", edit)
+    assert bad.stat().st_size < 2_000_000
+    err, mb, s = peak_load(bad)
+    assert "refused:" in err and re.search(match, err), err
+    assert mb < 1024 and s < 10, f"peak {mb:.0f} MB, {s:.1f} s"
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(preset="2M", tokenizer="bpe", vocab_size=10 ** 9), "vocab_size is 1,000,000,000, above"),
+    (dict(preset="2M", block_size=2_000_000), "block_size is 2,000,000, above this project's limit of 4,096"),
+    (dict(preset="2M", max_steps=10 ** 12), "max_steps is 1,000,000,000,000, above the limit"),
+    (dict(preset="2M", warmup_steps=10 ** 12), "warmup_steps is 1,000,000,000,000, above the limit"),
+])
+def test_sizes_from_flags_have_upper_bounds(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        run_config(**kw)
+
+
+def test_a_run_too_large_for_this_machine_is_refused_before_allocating(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"eval_batches 1,000,000 x batch 8 x context 64 is .* above the limit"):
+        run_config(**{**TINY, "eval_batches": 10 ** 6})
+    monkeypatch.setattr(train_mod, "physical_memory", lambda: 16 * 2 ** 30)  # the same verdict on any machine
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"this run needs about 22.0 GiB .* more than 80% of this machine's 16.0 GiB"):
+        train(run_config(**{**TINY, "batch_size": 30_000}, max_steps=5, out_dir=str(tmp_path)), **QUIET)
+    assert time.perf_counter() - t0 < 30 and not (tmp_path / "latest.pt").exists()
+
+
+def test_study_and_generation_sizes_have_upper_bounds(tiny_run):
+    with pytest.raises(ConfigError, match=r"n_prompts <= 4,096"):
+        study.StudyConfig(checkpoint="x.pt", n_prompts=10 ** 7)
+    with pytest.raises(ConfigError, match=r"n_random_draws must be in \[0, 1,000\]"):
+        study.StudyConfig(checkpoint="x.pt", n_random_draws=10 ** 6)
+    with pytest.raises(ValueError, match=r"max_new_tokens must be an integer in \[0, 10,000\]"):
+        generate_text(tiny_run.model, tiny_run.tokenizer, "it is", max_new_tokens=10 ** 9)
+
+
+# ---- 3. the committed reference results are read-only ------------------------------------------------
+
+def test_no_command_writes_into_the_reference_results(run_dir, tmp_path):
+    before = {d: tree_hashes(ROOT / d) for d in ("checkpoints/reference/MiniGPT-2M", "results")}
+    ref = ROOT / "checkpoints" / "reference"
+    for out_dir in (ref / "MiniGPT-2M", ref, ROOT / "results", ref / "new-run"):
+        with pytest.raises(OutputError, match="holds the committed reference results"):
+            train(run_config(**TINY, max_steps=2, out_dir=str(out_dir)), overwrite=True, **QUIET)
+    with pytest.raises(OutputError, match="holds the committed reference results"):
+        train(run_config(**TINY, max_steps=2, out_dir=str(tmp_path / "r")), progress=False, sample_prompt=None,
+              plots_dir=ROOT / "results" / "figures")
+    for kw in (dict(out_json=str(ROOT / "results" / "induction_MiniGPT-5.6M.json")),
+               dict(plots_dir=str(ROOT / "results" / "figures")), dict(plots_dir=str(ref / "MiniGPT-2M"))):
+        with pytest.raises(OutputError, match="holds the committed reference results"):
+            study.load(study.StudyConfig(checkpoint=str(run_dir / "best.pt"), **kw))
+    after = {d: tree_hashes(ROOT / d) for d in before}
+    assert after == before and not list(ref.rglob(".lock")) and not (ref / "new-run").exists()
+
+
+def test_the_regenerating_commands_may_write_there(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint, "ROOT", tmp_path)  # a stand-in repository
+    with pytest.raises(OutputError, match="only `make reference` and `make promote` rewrite"):
+        write_json(tmp_path / "results" / "x.json", [1])
+    monkeypatch.setenv(checkpoint.WRITE_REFERENCE, "1")
+    assert json.loads(write_json(tmp_path / "results" / "x.json", [1]).read_text()) == [1]
+
+
+# ---- 4. real faults give the promised messages ------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MB filesystem (tmpfs) where this machine allows mounting one, else skip."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def fill(disk: Path, leave: int):
+    free = shutil.disk_usage(disk).free
+    (disk / "filler").write_bytes(b"\0" * max(0, free - leave))
+
+
+def test_a_really_full_disk_during_training_is_the_promised_message(small_disk):
+    out = small_disk / "run"
+    fill(small_disk, 500_000)  # room for the first checkpoints (~370 KB each), not for the next
+    with pytest.raises(TrainingError, match=r"cannot write .*\.pt: No space left on device; the previous .* is "
+                                            r"intact\. Free some space, then continue with --resume"):
+        train(run_config(**TINY, max_steps=30, eval_interval=10, out_dir=str(out)), **QUIET)
+    assert not list(out.glob(".*.tmp"))
+    (small_disk / "filler").unlink()
+    res = train(run_config(**TINY, max_steps=30, eval_interval=10, out_dir=str(out)), resume=True, **QUIET)
+    assert res.metrics[-1].step == 30
+
+
+def test_torch_s_own_full_disk_error_becomes_an_os_error(tmp_path, monkeypatch):
+    """Where no filesystem can be mounted: torch.save's real exception (its zip writer's) on a file that fails."""
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, b):
+            self.n += len(b)
+            if self.n > 1000:
+                raise OSError(28, "No space left on device")
+            return self.f.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    monkeypatch.setattr("builtins.open", lambda p, m="r", *a, **k: Full(real_open(p, m, *a, **k))
+                        if str(p).endswith(".tmp") else real_open(p, m, *a, **k))
+    from TransformerModel import GPT, GPTConfig
+    from tokenizer import CharTokenizer
+    with pytest.raises(OSError) as e:
+        checkpoint.save_checkpoint(tmp_path / "x.pt", GPT(GPTConfig(10, 8, 1, 1, 8)), CharTokenizer.train("abcdefghij"))
+    assert e.value.errno == 28 and not list(tmp_path.iterdir())
+
+
+def test_a_full_disk_at_the_study_summary_is_a_message_and_leaves_no_temp_file(run_dir, small_disk):
+    fill(small_disk, 30_000)
+    r = subprocess.run([sys.executable, str(ROOT / "study.py"), str(run_dir / "best.pt"), "--n-prompts", "8",
+                        "--n-ablate", "4", "--n-random-draws", "2", "--plots-dir", str(small_disk / "plots"),
+                        "--out-json", str(small_disk / "s.json"), "--precision", "fp32"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "No space left on device" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not list(small_disk.rglob("*.tmp"))
+
+
+def test_two_processes_writing_one_record_never_collide(tmp_path):
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from checkpoint import write_json\n"
+            "for i in range(100): write_json(sys.argv[1], {'i': i, 'pad': 'x' * 50_000})")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "r.json"), str(ROOT)], stderr=subprocess.PIPE)
+             for _ in range(2)]
+    assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    assert json.loads((tmp_path / "r.json").read_text())["i"] == 99 and not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5, 4.0])
+def test_ctrl_c_anywhere_exits_quietly_with_130(tmp_path, delay):
+    """In the imports, the corpus and tokenizer, or the training loop: never a KeyboardInterrupt traceback."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--novels", "emma",
+                             "--max-steps", "100000", "--out-dir", str(tmp_path), "--no-progress",
+                             "--plots-dir", str(tmp_path / "plots")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+# ---- 5. resume checks what it resumes ----------------------------------------------------------------
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c.update(step=-50), r"records step -50, not an integer >= 0"),
+    (lambda c: c.update(step=10.5), r"its 'step' is a float, not a int"),
+    (lambda c: c.update(metrics='[{"step": "x"}]'), "its metrics are not a training log"),
+    (lambda c: c.update(metrics="{{{"), "its metrics are not a training log"),
+    (lambda c: c["rng"].update(batch=torch.zeros(3, dtype=torch.uint8)), "its RNG state is not a generator state"),
+    (lambda c: c["model"].update({"wte.weight": torch.zeros(5, 5)}), r"weights do not fit its config"),
+    (lambda c: c["optimizer"]["param_groups"].pop(), "optimizer state does not match the model's parameter groups"),
+    (lambda c: c["optimizer"]["state"][0].update(exp_avg=torch.zeros(3)), "optimizer state exp_avg of parameter 0"),
+    (lambda c: c["model"]["wte.weight"].__setitem__((0, 0), float("nan")),
+     r"holds NaN or infinity; the run diverged before this checkpoint was written, so use an earlier one"),
+])
+def test_a_tampered_latest_is_refused_and_nothing_is_trained(run_dir, tmp_path, edit, match):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    crafted(run / "latest.pt", run / "latest.pt", edit)
+    metrics = (run / "metrics.json").read_bytes()
+    with pytest.raises(CheckpointError, match=match):
+        train(run_config(**TINY, max_steps=8, eval_interval=2, out_dir=str(run)), resume=True, **QUIET)
+    assert (run / "metrics.json").read_bytes() == metrics
+
+
+def test_resume_below_the_step_reached_is_refused(run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    with pytest.raises(TrainingError, match=r"is at step 4, beyond --max-steps 2; pass --max-steps 4 or more"):
+        train(run_config(**TINY, max_steps=2, eval_interval=2, out_dir=str(run)), resume=True, **QUIET)
+
+
+def test_a_swapped_vocabulary_entry_is_refused(run_dir, tmp_path):
+    def swap(c):
+        state = json.loads(c["tokenizer"])
+        chars = state["chars"]
+        state["chars"] = chars[0] + chars[2] + chars[1] + chars[3:]
+        c["tokenizer"] = json.dumps(state)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    crafted(run / "latest.pt", run / "latest.pt", swap)
+    with pytest.raises(CheckpointError, match="vocabulary differs from the one its corpus and settings build"):
+        train(run_config(**TINY, max_steps=8, eval_interval=2, out_dir=str(run)), resume=True, **QUIET)
+    crafted(run_dir / "best.pt", tmp_path / "swapped.pt", swap)
+    with pytest.raises(CheckpointError, match="vocabulary differs"):
+        study.load(study.StudyConfig(checkpoint=str(tmp_path / "swapped.pt"), plots_dir=str(tmp_path / "p"),
+                                     out_json=str(tmp_path / "s.json")))
+
+
+# ---- 6. inputs are checked before the work -----------------------------------------------------------
+
+@pytest.mark.parametrize("prompt, error", [("", ConfigError), ("x", ConfigError), ("\u2603 snow", TokenizerError)])
+def test_a_bad_page_prompt_fails_before_the_study(run_dir, tmp_path, prompt, error):
+    t0 = time.perf_counter()
+    with pytest.raises(error):
+        study.load(study.StudyConfig(checkpoint=str(run_dir / "best.pt"), page_prompt=prompt,
+                                     plots_dir=str(tmp_path / "p"), out_json=str(tmp_path / "s.json")))
+    assert time.perf_counter() - t0 < 20 and not list((tmp_path / "p").glob("*.png"))
+
+
+def test_an_unwritable_plots_dir_fails_before_training(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match="cannot write the loss curve into"):
+        train(run_config(**TINY, max_steps=3, out_dir=str(tmp_path / "run")), progress=False, sample_prompt=None,
+              plots_dir=tmp_path / "a-file" / "plots")
+    assert not (tmp_path / "run").exists()
+
+
+# ---- 7. the remaining tracebacks and silent accepts ------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "inf"], "error: RunConfig.lr must be a finite number, got inf"),
+    (["--seed", str(2 ** 64)], r"error: RunConfig.seed must be in [0, 2**32), got 18446744073709551616"),
+    (["--device", "banana"], "error: RunConfig.device must be one of auto, cpu, cuda, mps, got 'banana'"),
+])
+def test_train_cli_errors(tmp_path, args, message):
+    r = subprocess.run([sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--out-dir", str(tmp_path), *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip() == message, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", str(2 ** 64)], r"seed must be in [0, 2**32)"),
+    (["--device", "banana"], "device 'banana' is not available here"),
+    (["--n-ablate", "1000", "--n-prompts", "20"], "need 2 <= n_ablate <= n_prompts"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "device 'cuda' is not available here")]))
+def test_study_cli_errors(run_dir, args, message):
+    r = subprocess.run([sys.executable, str(ROOT / "study.py"), str(run_dir / "best.pt"), *args],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_deeply_nested_manifest_is_named(tmp_path):
+    from corpus import CorpusError, read_novel
+    shutil.copy(ROOT / "Data" / "emma.txt", tmp_path)
+    (tmp_path / "MANIFEST.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CorpusError, match="is not valid JSON"):
+        read_novel("emma", tmp_path)
+
+
+def test_notebook_parameters_of_the_wrong_type_are_named():
+    with pytest.raises(ConfigError, match=r"notebook parameter PLOTS_DIR must be str, got 5 \(int\)"):
+        config.notebook_parameters({"PLOTS_DIR": 5}, config.RunConfig, {"PLOTS_DIR": str, "RESUME": bool})
+    with pytest.raises(ConfigError, match=r"notebook parameter RESUME must be bool, got 'maybe'"):
+        config.notebook_parameters({"RESUME": "maybe"}, config.RunConfig, {"PLOTS_DIR": str, "RESUME": bool})
+    with pytest.raises(ConfigError, match=r"unknown preset \['2M'\]"):
+        run_config(["2M"])
+
+
+def test_interop_without_its_extras_says_how_to_install_them(monkeypatch, tiny_run):
+    import importlib.util
+
+    import interop
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(ModuleNotFoundError, match="pip install -c requirements.txt -r requirements-interop.txt"):
+        interop.to_transformer_lens(tiny_run.model, tiny_run.tokenizer)
+
+
+@pytest.mark.parametrize("prompt, kw, match", [
+    (None, {}, "the prompt must be text"), (b"it is", {}, "the prompt must be text"),
+    ("", {}, "encodes to no tokens"), ("it is", dict(seed=2 ** 64), r"seed must be an integer in \[0, 2\*\*32\)"),
+])
+def test_bad_generation_inputs(tiny_run, prompt, kw, match):
+    with pytest.raises(TrainingError, match=match):
+        generate_text(tiny_run.model, tiny_run.tokenizer, prompt, **kw)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c.update(model=[1, 2]), r"its 'model' is a list, not a dict"),
+    (lambda c: c["model"].update({"wte.weight": "a string"}), r"wte.weight is str"),
+    (lambda c: c.update(train_config="2M"), r"its 'train_config' is a str, not a dict"),
+    (lambda c: c.update(tokenizer=["x"]), r"its 'tokenizer' is a list, not a str"),
+])
+def test_a_checkpoint_of_the_wrong_shape_is_named(run_dir, tmp_path, edit, match):
+    with pytest.raises(CheckpointError, match=match):
+        load_model(crafted(run_dir / "best.pt", tmp_path / "bad.pt", edit))
+
+
+def test_a_warmup_longer_than_the_run_is_said(tmp_path, capsys):
+    train(run_config(**TINY, max_steps=3, warmup_steps=50, out_dir=str(tmp_path)), **QUIET)
+    assert "warmup_steps 50 exceeds max_steps 3, so the learning rate never reaches its peak" in capsys.readouterr().out
