@@ -21,8 +21,8 @@ remove their hooks. Attention uses the fused scaled_dot_product_attention kernel
 needs the pattern (a hook on hook_attn_scores / hook_pattern) or the model runs under bf16 autocast
 on a CPU, where the explicit path trains faster; `attn.attention` = "explicit" / "fused" forces one.
 
-Training calls `model.loss(idx, targets)`: the same mean cross-entropy as `model(idx, targets)`,
-computed by `linear_cross_entropy` without materialising the (B*T, V) logits.
+Training calls `model.loss(idx, targets)`: the same mean cross-entropy as `model(idx, targets)`; under bf16
+autocast it is computed by `linear_cross_entropy` without materialising the (B*T, V) logits.
 """
 import math
 from contextlib import contextmanager
@@ -245,14 +245,18 @@ class GPT(nn.Module):
         return logits, loss.view(B, T) if reduction == "none" else loss
 
     def unembed_loss(self, x, targets, reduction="mean"):
-        """(B, T, C) residual stream after the last block -> the loss alone, without logits: the mean, or
-        per token (B, T) with reduction="none" (no grad). Equal to unembed's loss, faster (linear_cross_entropy)."""
+        """(B, T, C) residual stream after the last block -> the loss alone: the mean, or per token (B, T) with
+        reduction="none" (no grad). Equal to unembed's loss, and faster: in fp32 the mean comes from the materialised
+        logits (F.cross_entropy, 1.0-1.3x the chunked loss on the CPUs measured, bench/bench.py "fp32, chunked loss");
+        under autocast, and per token, from linear_cross_entropy, which never holds the (B*T, V) logits."""
         h = self.ln_final(x)
+        if reduction == "mean" and not torch.is_autocast_enabled(h.device.type):
+            return F.cross_entropy(self.lm_head(h).flatten(0, 1), targets.flatten())
         loss = linear_cross_entropy(h.flatten(0, 1), self.lm_head.weight, targets.flatten(), reduction)
         return loss.view(targets.shape) if reduction == "none" else loss
 
     def loss(self, idx, targets, reduction="mean"):
-        """idx (B, T) -> the cross-entropy against targets (B, T), as self(idx, targets)[1] but without logits.
+        """idx (B, T) -> the cross-entropy against targets (B, T), as self(idx, targets)[1] (unembed_loss).
         The training step's loss."""
         return self.unembed_loss(self.run_blocks(self.embed(idx)), targets, reduction)
 

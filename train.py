@@ -66,7 +66,8 @@ class MetricsRow:
     lr: float
     elapsed_s: float       # wall time of the run so far, evaluations included
     train_s: float         # time in optimizer steps alone
-    probes: dict[str, ProbeLog] = field(default_factory=dict)  # by probe set, every probe_interval steps
+    probes: dict[str, ProbeLog] = field(default_factory=dict)  # by probe set, at the steps of probe_steps
+    precision: str = "fp32"  # the training step's precision ("auto" resolved; logs before the field were fp32)
 
     @property
     def chars_per_token(self) -> float:
@@ -490,7 +491,8 @@ def log_eval(run: Run, elapsed_s: float, train_s: float) -> MetricsRow:
     check_finite(run, loss["train"] + loss["val"], "evaluation")
     probes = run.probe() if run.probe and run.step in probe_steps(cfg) else {}
     row = MetricsRow(run.step, run.step * cfg.tokens_per_step, loss["train"], loss["val"],
-                     loss["val"] * run.tokens_per_char / math.log(2), lr_at(run.step, cfg), elapsed_s, train_s, probes)
+                     loss["val"] * run.tokens_per_char / math.log(2), lr_at(run.step, cfg), elapsed_s, train_s, probes,
+                     cfg.precision)
     is_best = all(row.val_loss < m.val_loss for m in run.metrics)
     run.metrics.append(row)
     write_json(cfg.run_dir / "metrics.json", run.metrics)

@@ -14,7 +14,8 @@ token use the PaLM / nanoGPT estimate 6·N + 12·n_layer·block_size·n_embd (N:
 without the position embedding; the tied LM head is counted, as it is a real matmul). MFU is
 achieved FLOP/s over the measured peak of a large torch.mm in the precision the row trains
 in (fp32 or bf16), on the same machine, in the same run. "fp32 eager" is the trainer before
-the speed work: fp32, logits materialised for F.cross_entropy, the fused attention kernel.
+the speed work: fp32, logits materialised for F.cross_entropy, the fused attention kernel; the default takes the
+same loss path in fp32 and the chunked loss under bf16 autocast (TransformerModel.GPT.unembed_loss).
 Compare ratios within one run: absolute times vary with load.
 """
 import argparse
@@ -71,6 +72,10 @@ def one(spec: dict) -> dict:
         b.attn.attention = spec.get("attention", "auto")
     if spec.get("loss") == "logits":  # the plain path: (B*T, V) logits, then F.cross_entropy
         model.loss = lambda x, y: model(x, y)[1]
+    elif spec.get("loss") == "chunked":  # linear_cross_entropy also in fp32 (the trainer takes it under autocast)
+        from TransformerModel import linear_cross_entropy
+        model.loss = lambda x, y: linear_cross_entropy(model.ln_final(model.run_blocks(model.embed(x))).flatten(0, 1),
+                                                       model.lm_head.weight, y.flatten())
     opt = make_optimizer(model, cfg, "cpu")
     if spec.get("optimizer") == "foreach":  # fresh groups: a group's own fused=True would silently win
         groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in opt.param_groups]
@@ -203,10 +208,10 @@ def optimizer_steps(vocab: int, rounds: int = 2, steps: int = 15) -> str:
 BASELINE = {"precision": "fp32", "loss": "logits", "attention": "fused"}
 VARIANTS = [
     # (label, spec); the first row of each preset is the preset itself (config.PRESETS)
-    ("default: the preset (its precision, chunked loss, fused AdamW)", {}),
+    ("default: the preset (precision auto, its loss path, fused AdamW)", {}),
     ("fp32 eager (the speedup baseline)", BASELINE),
-    ("bf16 autocast, chunked loss (opt-in: --precision bf16)", {"precision": "bf16"}),
-    ("fp32, chunked loss", {"precision": "fp32"}),
+    ("bf16 autocast, chunked loss", {"precision": "bf16"}),
+    ("fp32, chunked loss", {"precision": "fp32", "loss": "chunked"}),
     ("bf16, logits materialised", {"precision": "bf16", "loss": "logits"}),
     ("bf16, fused attention kernel", {"precision": "bf16", "attention": "fused"}),
     ("original study's batch 32 x context 128", {"batch": 32, "block": 128}),

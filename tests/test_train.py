@@ -88,7 +88,7 @@ def test_unwritable_output_directory_fails_before_training(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     import TransformerModel
-    real = TransformerModel.linear_cross_entropy  # the training step's loss
+    real = TransformerModel.GPT.loss  # the training step's loss
     calls = {"n": 0}
 
     def flaky(*a, **kw):  # the 16th training step's loss is NaN; evaluations (no grad) stay finite
@@ -96,7 +96,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         out = real(*a, **kw)
         return out * float("nan") if calls["n"] > 15 and torch.is_grad_enabled() else out
 
-    monkeypatch.setattr(TransformerModel, "linear_cross_entropy", flaky)
+    monkeypatch.setattr(TransformerModel.GPT, "loss", flaky)
     with pytest.raises(TrainingError, match=r"loss became nan at step \d+ \(training batch\); training stopped. The last good "
                                             r"checkpoint is .*latest.pt \(step 10\)"):
         train(run_config(**TINY, max_steps=50, eval_interval=10, out_dir=str(tmp_path)), progress=False)
@@ -277,12 +277,30 @@ def test_precision_auto_resolves_and_the_checkpoint_records_it(tmp_path):
     assert config.pick_precision("fp32", "cpu") == "fp32" and config.pick_precision("bf16", "cpu") == "bf16"
     res = train(run_config(**TINY, max_steps=2, eval_interval=2, precision="auto", out_dir=str(tmp_path)),
                 progress=False, sample_prompt=None, plots_dir=None)
-    assert res.config.precision == expected
+    assert res.config.precision == expected and {m.precision for m in res.metrics} == {expected}
     assert load_checkpoint(res.latest)["train_config"]["precision"] == expected
     other = "fp32" if expected == "bf16" else "bf16"
     with pytest.raises(CheckpointError, match=f"precision: '{expected}' -> '{other}'"):
         train(run_config(**TINY, max_steps=4, eval_interval=2, precision=other, out_dir=str(tmp_path)), resume=True,
               progress=False, sample_prompt=None, plots_dir=None)
+    # a run begun in the other precision (on another machine) keeps it when resumed with auto
+    train(run_config(**TINY, max_steps=2, eval_interval=2, precision=other, out_dir=str(tmp_path / "o")),
+          progress=False, sample_prompt=None, plots_dir=None)
+    res = train(run_config(**TINY, max_steps=4, eval_interval=2, precision="auto", out_dir=str(tmp_path / "o")),
+                resume=True, progress=False, sample_prompt=None, plots_dir=None)
+    assert res.config.precision == other and [m.precision for m in res.metrics] == [other] * 3
+
+
+def test_the_bench_times_bf16_only_where_it_is_native(monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench
+    for native in (False, True):
+        monkeypatch.setattr(config, "native_bf16", lambda device: native)
+        for quick in (True, False):
+            presets, variants = bench.plan(quick)
+            timed = {spec.get("precision") for _, spec in variants} - {None}
+            assert ("bf16" in timed) == native and bench.precisions() == (("fp32", "bf16") if native else ("fp32",))
+            assert variants[0][0].startswith("default") and variants[1][1] == bench.BASELINE
 
 
 def test_bf16_training_step_keeps_fp32_weights_and_optimizer_state():
