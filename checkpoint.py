@@ -115,6 +115,7 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
         ckpt["optimizer"] = optimizer.state_dict()
     if rng is not None:
         ckpt["rng"] = rng
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -314,6 +315,10 @@ def from_plain(tp, data):
     return data
 
 
+UMASK = os.umask(0)
+os.umask(UMASK)
+
+
 def write_file(path, data: bytes, what: str = "file") -> Path:
     """Write a file atomically (a temp file of this process's own, then a rename): a crash or a full disk leaves the
     previous file intact and no temp file behind. Every output of a run goes through here or save_checkpoint."""
@@ -323,6 +328,7 @@ def write_file(path, data: bytes, what: str = "file") -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes the file private; a run's outputs get the usual mode
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

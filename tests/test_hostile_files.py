@@ -249,6 +249,7 @@ def test_two_processes_writing_one_record_never_collide(tmp_path):
              for _ in range(2)]
     assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
     assert json.loads((tmp_path / "r.json").read_text())["i"] == 99 and not list(tmp_path.glob(".*"))
+    assert (tmp_path / "r.json").stat().st_mode & 0o044  # readable by others, as a plain write would make it
 
 
 @pytest.mark.parametrize("delay", [0.3, 1.5, 4.0])
