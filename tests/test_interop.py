@@ -99,7 +99,7 @@ def browser_check():
 
 def test_the_attention_page_renders_every_head_offline_with_no_console_errors(tmp_path):
     import study
-    cfg = study.StudyConfig(checkpoint=str(REF / "MiniGPT-2M" / "best.pt"), n_prompts=16, precision="fp32",
+    cfg = study.StudyConfig(checkpoint=str(REF / "MiniGPT-2M" / "best.pt"), n_prompts=16, n_ablate=8, precision="fp32",
                             plots_dir=str(tmp_path), out_json=str(tmp_path / "summary.json"))
     ctx = study.load(cfg)
     probes = study.make_probes(ctx, cfg)
