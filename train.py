@@ -346,40 +346,48 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
 def restore(run: Run, ckpt: dict, path: Path):
     """Load a resumable checkpoint's weights, optimizer, metrics and RNG state, each checked first (an edited or
     damaged file is refused with its reason, never trained on)."""
+    damaged = "the file was edited or is damaged. Start a new run with another --out-dir"
     check_weights(path, ckpt["model"], run.model.config)
-    groups = ckpt["optimizer"].get("param_groups")
-    ids = [g.get("params") for g in groups] if isinstance(groups, list) and all(isinstance(g, dict) for g in groups) else None
-    ours = [g["params"] for g in run.optimizer.param_groups]
-    if ids is None or [len(i) if isinstance(i, list) else -1 for i in ids] != [len(g) for g in ours]:
-        raise CheckpointError(f"{path}: its optimizer state does not match the model's parameter groups; the file was "
-                              f"edited or is damaged. Start a new run with another --out-dir")
-    state = ckpt["optimizer"].get("state", {})
-    for pid, p in zip((i for g in ids for i in g), (p for g in ours for p in g)):
-        for k in ("exp_avg", "exp_avg_sq"):
-            t = state.get(pid, {}).get(k) if isinstance(state.get(pid), dict) else None
-            if t is not None and (not isinstance(t, torch.Tensor) or t.shape != p.shape or not torch.isfinite(t).all()):
-                raise CheckpointError(f"{path}: optimizer state {k} of parameter {pid} does not fit the model or is "
-                                      f"not finite; start a new run with another --out-dir")
-    rng = ckpt["rng"]
+    if not optimizer_fits(ckpt["optimizer"], run.optimizer):
+        raise CheckpointError(f"{path}: its optimizer state does not fit the model's parameters or is not finite; "
+                              f"{damaged}")
     size = torch.Generator().get_state().shape
-    if not (isinstance(rng.get("batch"), torch.Tensor) and rng["batch"].dtype == torch.uint8 and rng["batch"].shape == size
-            and isinstance(rng.get("torch"), torch.Tensor) and rng["torch"].shape == size):
-        raise CheckpointError(f"{path}: its RNG state is not a generator state; the file was edited or is damaged, so "
-                              f"the run cannot continue exactly. Start a new run with another --out-dir")
+    if not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.shape == size
+               for t in (ckpt["rng"].get("batch"), ckpt["rng"].get("torch"))):
+        raise CheckpointError(f"{path}: its RNG state is not a generator state, so the run cannot continue exactly; "
+                              f"{damaged}")
     try:
         metrics = from_plain(list[MetricsRow], json.loads(ckpt.get("metrics", "[]")))
-        assert all(isinstance(m.step, int) and 0 <= m.step <= ckpt["step"] for m in metrics)
-    except (ValueError, TypeError, KeyError, AttributeError, AssertionError, RecursionError) as e:
-        raise CheckpointError(f"{path}: its metrics are not a training log ({type(e).__name__}); the file was edited or "
-                              f"is damaged. Start a new run with another --out-dir") from None
+        steps_ok = all(isinstance(m.step, int) and 0 <= m.step <= ckpt["step"] for m in metrics)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        steps_ok = False
+    if not steps_ok:
+        raise CheckpointError(f"{path}: its metrics are not a training log; {damaged}")
     run.model.load_state_dict(ckpt["model"])
     try:
         run.optimizer.load_state_dict(ckpt["optimizer"])
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: its optimizer state cannot be restored ({e}); start a new run with another "
-                              f"--out-dir") from None
+        raise CheckpointError(f"{path}: its optimizer state cannot be restored ({e}); {damaged}") from None
     run.step, run.metrics = ckpt["step"], metrics
-    run.g_batch.set_state(rng["batch"])  # the global batch stream: the same for any process count
+    run.g_batch.set_state(ckpt["rng"]["batch"])  # the global batch stream: the same for any process count
+
+
+def optimizer_fits(saved: dict, optimizer: torch.optim.Optimizer) -> bool:
+    """A saved AdamW state has our parameter groups, and moments of each parameter's shape, all finite."""
+    groups = saved.get("param_groups")
+    if not (isinstance(groups, list) and len(groups) == len(optimizer.param_groups)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+            and [len(g["params"]) for g in groups] == [len(g["params"]) for g in optimizer.param_groups]):
+        return False
+    state = saved.get("state", {})
+    for pid, p in zip((i for g in groups for i in g["params"]), (p for g in optimizer.param_groups for p in g["params"])):
+        moments = state.get(pid, {})
+        if not isinstance(moments, dict):
+            return False
+        for t in (moments.get("exp_avg"), moments.get("exp_avg_sq")):  # absent before the parameter's first step
+            if t is not None and not (isinstance(t, torch.Tensor) and t.shape == p.shape and torch.isfinite(t).all()):
+                return False
+    return True
 
 
 def physical_memory() -> int | None:
