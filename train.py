@@ -42,8 +42,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable, from_plain, load_checkpoint, output_path, read_json,
-                        save_checkpoint, write_file, write_json)
+from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable, from_plain,
+                        load_checkpoint, output_path, read_json, save_checkpoint, write_file, write_json)
 from config import ROOT, ConfigError, RunConfig, add_arguments, given, pick_device, pick_precision, run_config
 from corpus import CorpusError, load_corpus
 from induction import ProbeError, ProbeLog, TrainingProbe, split_windows
@@ -380,7 +380,8 @@ def optimizer_fits(saved: dict, optimizer: torch.optim.Optimizer) -> bool:
             and [len(g["params"]) for g in groups] == [len(g["params"]) for g in optimizer.param_groups]):
         return False
     state = saved.get("state", {})
-    for pid, p in zip((i for g in groups for i in g["params"]), (p for g in optimizer.param_groups for p in g["params"])):
+    ours = (p for g in optimizer.param_groups for p in g["params"])
+    for pid, p in zip((i for g in groups for i in g["params"]), ours):
         moments = state.get(pid, {})
         if not isinstance(moments, dict):
             return False
