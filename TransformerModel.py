@@ -306,16 +306,17 @@ class GPT(nn.Module):
             for h in handles:
                 h.remove()
 
-    def run_with_cache(self, idx, names, targets=None):
-        """Forward pass that also returns {name: activation} for the given hook names."""
+    def run_with_cache(self, idx, names=None):
+        """(logits, cache), as in TransformerLens: the forward pass's logits (B, T, V), and {name: activation} for
+        the given hook names (None: every hook point). The loss is the model's own: `model(idx, targets)`."""
         cache = {}
 
         def save(t, hook):
             cache[hook.name] = t.detach()
 
-        with self.hooks([(n, save) for n in names]):
-            logits, loss = self(idx, targets)
-        return logits, loss, cache
+        with self.hooks([(n, save) for n in (self.hook_points() if names is None else names)]):
+            logits, _ = self(idx)
+        return logits, cache
 
 
 

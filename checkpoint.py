@@ -65,18 +65,27 @@ def check_name(name, what: str = "run name") -> str:
     return name
 
 
+def reference_folder(path) -> str | None:
+    """The folder of the committed reference results (PROTECTED) that a path lies in, if any."""
+    resolved = Path(os.path.realpath(path))
+    return next((p for p in PROTECTED if resolved.is_relative_to(os.path.realpath(ROOT / p))), None)
+
+
+def is_reference(path) -> bool:
+    return reference_folder(path) is not None
+
+
 def output_path(path, under=None, what: str = "output") -> Path:
     """Resolve a path to be written; refuse one outside `under` (e.g. a figure outside its plots folder) and one in the
     committed reference results unless a regenerating command set MINIGPT_WRITE_REFERENCE=1."""
     resolved = Path(os.path.realpath(path))
     if under is not None and not resolved.is_relative_to(os.path.realpath(under)):
         raise OutputError(f"the {what} {path} would be written outside {under}; give a name without '/' or '..'")
-    if os.environ.get(WRITE_REFERENCE) != "1":
-        for protected in PROTECTED:
-            if resolved.is_relative_to(os.path.realpath(ROOT / protected)):
-                raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds the committed reference "
-                                  f"results, which only `make reference` and `make promote` rewrite; write your run "
-                                  f"elsewhere (the defaults are checkpoints/<run>/ and Plots/<run>/)")
+    protected = reference_folder(resolved)
+    if os.environ.get(WRITE_REFERENCE) != "1" and protected:
+        raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds the committed reference results, "
+                          f"which only `make reference` and `make promote` rewrite; write your run elsewhere (the "
+                          f"defaults are checkpoints/<run>/ and Plots/<run>/)")
     return resolved
 
 

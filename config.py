@@ -11,7 +11,10 @@ trained with. `python config.py` prints the README's preset table.
 """
 import argparse
 import dataclasses
+import hashlib
 import math
+import os
+import re
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -23,6 +26,12 @@ from corpus import CorpusError, parse_novel
 from TransformerModel import LIMITS
 
 ROOT = Path(__file__).resolve().parent
+# Where runs live: checkpoints/<run>/ (checkpoints, metrics, sample, the study's summary and executed notebook) and
+# Plots/<run>/ (its figures and attention page). MINIGPT_HOME moves both, e.g. for the tests; default: this repository.
+HOME = Path(os.environ.get("MINIGPT_HOME") or ROOT).resolve()
+CHECKPOINTS = HOME / "checkpoints"
+PLOTS = HOME / "Plots"
+LAST_RUN = CHECKPOINTS / "last_run.txt"  # the name of the run trained last here (train.train writes it)
 DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -71,7 +80,7 @@ def check_types(obj):
 
 @dataclass(frozen=True)
 class RunConfig:
-    preset: str = doc("the preset this run started from (names the run: MiniGPT-<preset>)")
+    preset: str = doc("the preset this run started from (RunConfig.name)")
     # data and tokens
     tokenizer: str = doc("word (the original study's), char or bpe")
     vocab_size: int | None = doc("word: keep the most frequent words; bpe: vocabulary size; char: must be None")
@@ -109,7 +118,8 @@ class RunConfig:
     probes_per_decade: int = doc("also probe (and evaluate) at log-spaced steps, this many per decade of steps "
                                  "(0: none), to follow a formation over orders of magnitude of tokens")
     # where (not part of the run's identity)
-    out_dir: str | None = doc("output directory (None: checkpoints/MiniGPT-<preset>)", None)
+    out_dir: str | None = doc("the run's folder, whose name is the run's name (None: checkpoints/<name>, the name "
+                              "being MiniGPT-<preset> plus every setting that differs from the preset)", None)
     device: str = doc("auto, cpu, cuda or mps", "auto")
 
     def __post_init__(self):
@@ -132,6 +142,9 @@ class RunConfig:
         if trained & held:
             raise ConfigError(f"RunConfig.held_out must not name a training novel, got {self.held_out!r} held out "
                               f"of novels {self.novels!r}")
+        if not (re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,100}", self.preset) and ".." not in self.preset):
+            raise ConfigError(f"RunConfig.preset {self.preset!r} cannot name files (it names the run): use letters, "
+                              f"digits and . _ + = -, no '/' or '..'")
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"RunConfig.tokenizer must be one of {', '.join(TOKENIZERS)}, got {self.tokenizer!r}")
         if self.tokenizer == "char" and self.vocab_size is not None:
@@ -170,7 +183,7 @@ class RunConfig:
                               f"1, got {self.warmup_steps!r}, {self.probe_interval!r}, {self.probes_per_decade!r}, "
                               f"{self.save_interval!r}")
         if self.out_dir == "":
-            raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/MiniGPT-<preset>")
+            raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/<the run's name>")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"RunConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
@@ -199,11 +212,29 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        return f"MiniGPT-{self.preset}"
+        """The run's name, which is its folder's name: out_dir's, or by default MiniGPT-<preset> followed by every
+        setting of the run that differs from its preset, e.g. MiniGPT-2M-n_embd=64, so that two different runs never
+        share a folder or a figure name unless asked to."""
+        if self.out_dir:
+            return Path(self.out_dir).resolve().name
+        base = f"MiniGPT-{self.preset}"
+        preset = PRESETS.get(self.preset)
+        if preset is None:
+            return base
+        ours, theirs = self.identity(), preset.identity()
+        changes = "".join(f"-{k}={_name_part(v)}" for k, v in ours.items() if _same(v) != _same(theirs[k]))
+        if len(base + changes) > MAX_NAME:  # still distinct, and still a file name
+            changes = "-custom-" + hashlib.sha1(repr(sorted(ours.items())).encode()).hexdigest()[:10]
+        return base + changes
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else ROOT / "checkpoints" / self.name
+        return Path(self.out_dir) if self.out_dir else CHECKPOINTS / self.name
+
+    @property
+    def plots_dir(self) -> Path:
+        """Where the run's figures go by default: Plots/<name>/."""
+        return PLOTS / self.name
 
     @property
     def tokens_per_step(self) -> int:
@@ -221,6 +252,17 @@ class RunConfig:
                          n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout)
 
 
+def _same(v):
+    return list(v) if isinstance(v, (list, tuple)) else v
+
+
+def _name_part(v) -> str:
+    """A setting's value as part of a file name (checkpoint.check_name's characters)."""
+    text = "+".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", text)
+
+
+MAX_NAME = 120  # characters of a run's name (checkpoint.check_name)
 MAX_STEPS = 10 ** 8  # optimizer steps: years of this CPU; a larger count is a typo
 MAX_EVAL_TOKENS = 2 ** 22  # tokens per evaluated split: 4.2M, 10x a novel, minutes of this CPU per evaluation
 
@@ -335,6 +377,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, positional=(), defaults_
         else:
             kw.update(type=base)
         if f.name in positional:
+            if f.default is not MISSING:
+                kw.update(nargs="?", default=f.default)
             parser.add_argument(f.name, **kw)
             continue
         if defaults_from:
@@ -354,14 +398,17 @@ def given(args: argparse.Namespace, cls) -> dict:
 def notebook_parameters(namespace: dict, cls, extra: dict | None = None) -> dict:
     """A notebook's parameters (its UPPER_CASE data globals) as field values of dataclass `cls`.
 
-    NAME sets field `name`; `extra` maps the notebook's own parameters to their types, which are checked here. Any
-    other UPPER_CASE name, e.g. a misspelt parameter passed by papermill, is an error instead of a silent default.
+    NAME sets field `name`; `extra` maps the notebook's own parameters to their type (or tuple of types), which is
+    checked here. Any other UPPER_CASE name, e.g. a misspelt parameter passed by papermill, is an error instead of a
+    silent default. A name the notebook does not define takes the field's default (the preset's value): the parameters
+    cell clears the previous values first, so a deleted line does not leave its old value behind.
     """
     extra = extra or {}
     for k, tp in extra.items():
-        v = namespace.get(k)
-        if k in namespace and not (isinstance(v, tp) and (tp is bool or not isinstance(v, bool))):
-            raise ConfigError(f"notebook parameter {k} must be {tp.__name__}, got {v!r} ({type(v).__name__})")
+        v, tps = namespace.get(k), tp if isinstance(tp, tuple) else (tp,)
+        if k in namespace and not (isinstance(v, tps) and (bool in tps or not isinstance(v, bool))):
+            raise ConfigError(f"notebook parameter {k} must be {' or '.join(t.__name__ for t in tps)}, got {v!r} "
+                              f"({type(v).__name__})")
     by_name = {f.name.upper(): f.name for f in fields(cls)}
     given = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")
              and not (callable(v) or isinstance(v, types.ModuleType))}  # e.g. an imported class GPT

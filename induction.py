@@ -321,7 +321,7 @@ def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256, first: in
     for chunk in idx.split(batch):
         chunk = chunk.to(device)
         T = chunk.shape[1]
-        _, _, cache = model.run_with_cache(chunk, names)
+        _, cache = model.run_with_cache(chunk, names)
         with torch.autocast(device.type, enabled=False):
             x = cache[names[-1]].float()[:, first:]                                  # (n, Q, C), Q = T - first
             sigma = (x.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()       # (n, Q, 1)
@@ -363,7 +363,7 @@ def attention_patterns(model, idx: torch.Tensor, batch: int = 256) -> torch.Tens
     device = next(model.parameters()).device
     out = []
     for chunk in idx.split(batch):
-        _, _, cache = model.run_with_cache(chunk.to(device), names)
+        _, cache = model.run_with_cache(chunk.to(device), names)
         out.append(torch.stack([cache[n] for n in names], 1).float().cpu())
     return torch.cat(out)
 
@@ -475,7 +475,7 @@ def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
     """Mean of hook_z over prompts and positions: (L, H, D), the mean-ablation values."""
     names = _layer_names(model, "hook_z")
     device = next(model.parameters()).device
-    _, _, cache = model.run_with_cache(idx.to(device), names)
+    _, cache = model.run_with_cache(idx.to(device), names)
     return torch.stack([cache[n].mean((0, 1)) for n in names]).cpu()
 
 
@@ -505,7 +505,7 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
     resid_names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
     pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
     z_names = _layer_names(model, "hook_z") if isinstance(fill, str) else []
-    _, _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names)
+    _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names)
     resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
     if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs (within its group)
         if fill != RESAMPLE:

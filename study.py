@@ -1,6 +1,10 @@
 """The induction-head study of one checkpoint, step by step (InductionHeads.ipynb calls these).
 
-    python study.py checkpoints/MiniGPT-2M/best.pt       # figures -> Plots/, summary -> runs/induction_<name>.json
+    python study.py                     # the run trained last here (checkpoints/last_run.txt)
+    python study.py MiniGPT-5.6M        # a run by name: checkpoints/MiniGPT-5.6M/best.pt
+    python study.py path/to/best.pt     # any checkpoint
+Figures and the attention page go to Plots/<run>/; the summary to the run's folder, checkpoints/<run>/ (for a committed
+reference checkpoint, which is read-only: checkpoints/reference-<run>/).
 
 Steps: load -> probes -> per-head scores (and on gapped repeats) -> single-head ablations (zero, mean and resample) ->
 validate the induction heads (joint vs random ablations, previous-token circuit, K-composition, in-context learning)
@@ -25,10 +29,10 @@ import torch
 
 import induction as ind
 import utils
-from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, load_model, output_path,
-                        read_json, write_json)
-from config import (PRECISIONS, ROOT, ConfigError, RunConfig, add_arguments, check_types, doc, pick_device,
-                    pick_precision)
+from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, is_reference, load_model,
+                        output_path, read_json, write_json)
+from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
+                    pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
 from tokenizer import TokenizerError, build_tokenizer
 
@@ -50,8 +54,10 @@ MAX_DRAWS = 1000
 
 @dataclass(frozen=True)
 class StudyConfig:
-    checkpoint: str = doc("the checkpoint to study, e.g. checkpoints/MiniGPT-2M/best.pt")
-    name: str | None = doc("label of figures and files (None: MiniGPT-<preset> of the checkpoint)", None)
+    checkpoint: str | None = doc("the checkpoint to study: a path, or a run's name (checkpoints/<name>/best.pt); "
+                                 "None: the run trained last here (checkpoints/last_run.txt)", None)
+    name: str | None = doc("label of figures and files (None: the name of the checkpoint's folder, its run's name)",
+                           None)
     S: int = doc("chunk length; prompts are 4 chunks", ind.PROBE_S)
     n_prompts: int = doc("prompts per probe set, for the scores", 200)
     n_ablate: int = doc("prompts of the primary set used by the ablations", 64)
@@ -59,9 +65,9 @@ class StudyConfig:
     primary: str = doc("probe set that defines the induction heads (induction.CRITERIA): text-val, random or "
                        "random-known", "text-val")
     n_random_draws: int = doc("random head sets the induction heads are compared with", 20)
-    plots_dir: str = doc("where the figures go", str(ROOT / "Plots"))
+    plots_dir: str | None = doc("where the figures go (None: Plots/<name>/)", None)
     page_prompt: str | None = doc("the prompt of the interactive attention page (None: the first repeat probe)", None)
-    out_json: str | None = doc("the summary's path (None: runs/induction_<name>.json)", None)
+    out_json: str | None = doc("the summary's path (None: induction_<name>.json in the run's folder)", None)
     device: str = doc("auto, cpu, cuda or mps", "cpu")
     precision: str = doc("fp32, or bf16 autocast for the forward passes of scores and ablations (about 3x faster "
                          "on a CPU with bf16; equal to fp32 within the CIs, tests/test_induction.py); auto: "
@@ -79,6 +85,8 @@ class StudyConfig:
             raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.name is not None:
             check_name(self.name, "study name (--name)")
+        if self.checkpoint == "":
+            raise ConfigError("checkpoint must not be empty; use None for the run trained last here")
         pick_device(self.device)  # a missing device is named now, not after loading
         if self.primary not in PROBE_SETS:
             raise ConfigError(f"primary must be one of {', '.join(PROBE_SETS)}, got {self.primary!r}")
@@ -331,17 +339,62 @@ def read_result(path) -> StudyResult:
 
 # ---- the steps -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Target:
+    """The checkpoint a study analyses, why that one, and where the study's outputs go."""
+    checkpoint: Path
+    name: str            # the run's name: its folder's (reference-<folder> for a committed reference checkpoint)
+    plots_dir: Path      # figures and the attention page
+    out_json: Path       # the summary
+    why: str
+
+    def __str__(self):
+        return (f"studying {self.name}: {self.checkpoint} ({self.why})\n"
+                f"figures -> {self.plots_dir}/, summary -> {self.out_json}")
+
+
+def resolve(cfg: StudyConfig) -> Target:
+    """Which checkpoint cfg names (a path, a run's name, or None for the run trained last) and its output paths."""
+    if cfg.checkpoint is None:
+        if not LAST_RUN.exists():
+            raise ConfigError(f"no run has been trained here yet ({LAST_RUN} is missing): run MiniGPT.ipynb or "
+                              f"`make train` first, or name a run or a checkpoint (CHECKPOINT / the first argument)")
+        last = LAST_RUN.read_text().strip()
+        check_name(last, f"run name in {LAST_RUN}")
+        path, why = CHECKPOINTS / last / "best.pt", f"the run trained last here, {LAST_RUN.name}"
+    elif "/" not in cfg.checkpoint and not cfg.checkpoint.endswith(".pt"):
+        check_name(cfg.checkpoint, "run name (CHECKPOINT)")
+        path, why = CHECKPOINTS / cfg.checkpoint / "best.pt", "the run named"
+    else:
+        path, why = Path(cfg.checkpoint), "the checkpoint given"
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist ({why}); train that run first, or give another checkpoint")
+    folder = path.resolve().parent
+    if is_reference(folder):  # read-only, and its folder's name may be a user's run's: its own name and folder
+        run_name = f"reference-{folder.name}"
+        out_dir = CHECKPOINTS / run_name
+    else:
+        run_name, out_dir = folder.name, folder
+    name = check_name(cfg.name or run_name, "run name")
+    return Target(path, name, Path(cfg.plots_dir) if cfg.plots_dir else PLOTS / name,
+                  Path(cfg.out_json) if cfg.out_json else out_dir / f"induction_{name}.json", why)
+
+
 @dataclass
 class Context:
     model: torch.nn.Module
     tok: object
     ckpt: dict
     run: RunConfig                                # the run that trained the checkpoint
-    name: str
+    target: Target                                # the checkpoint's path and the study's output paths
     train_tokens: torch.Tensor
     val_tokens: torch.Tensor
     precision: str                                # fp32 or bf16 (resolved)
     timings: dict = field(default_factory=dict)  # step -> seconds
+
+    @property
+    def name(self) -> str:
+        return self.target.name
 
     @property
     def label(self) -> str:
@@ -364,23 +417,24 @@ class Context:
 def load(cfg: StudyConfig) -> Context:
     """Load the checkpoint and its corpus, after checking every input and that the outputs can be written."""
     t0 = time.perf_counter()
-    model, tok, ckpt = load_model(cfg.checkpoint, cfg.device)
+    target = resolve(cfg)
+    model, tok, ckpt = load_model(target.checkpoint, cfg.device)
     try:
         run = RunConfig.from_checkpoint(ckpt)
     except ConfigError as e:
-        raise CheckpointError(f"{cfg.checkpoint}: {e}") from None
-    name = check_name(cfg.name or run.name, "run name")
-    out = output_path(summary_path(cfg, name), what="summary")
+        raise CheckpointError(f"{target.checkpoint}: {e}") from None
+    out = output_path(target.out_json, what="summary")
     if out.is_dir():
-        raise ConfigError(f"the summary path {out} is a directory; give a file path, e.g. {out / f'induction_{name}.json'}")
+        raise ConfigError(f"the summary path {out} is a directory; give a file path, e.g. "
+                          f"{out / f'induction_{target.name}.json'}")
     check_writable(out.parent, "summary")
-    check_writable(Path(cfg.plots_dir), "figures")
+    check_writable(target.plots_dir, "figures")
     if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
         raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
     corpus = load_corpus(run.novels, run.held_out)
-    check_vocabulary(cfg.checkpoint, ckpt, build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val,
-                                                           run.vocab_size))
-    ctx = Context(model, tok, ckpt, run, name, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
+    check_vocabulary(target.checkpoint, ckpt, build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val,
+                                                              run.vocab_size))
+    ctx = Context(model, tok, ckpt, run, target, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
                   torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device))
     ctx.timings["load"] = time.perf_counter() - t0
     return ctx
@@ -517,7 +571,7 @@ def compare_with_original(ctx: Context, probes: dict, scores: dict) -> OriginalC
 
 def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation) -> dict[str, Path]:
     t0 = time.perf_counter()
-    d, name, label, S = Path(cfg.plots_dir), ctx.name, ctx.label, cfg.S
+    d, name, label, S = ctx.target.plots_dir, ctx.name, ctx.label, cfg.S
     prim = scores[cfg.primary]
     kind = {"random": "random-token", "random-known": "random known-token", "text-val": "validation-text",
             "text-train": "training-text"}[cfg.primary]
@@ -595,30 +649,27 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
                 text=f"Mean attention on the repeat prompts minus the control prompts (4 chunks of {s.S} tokens; "
                      f"null 0). Red = more attention when the chunks repeat: an induction head's stripe S − 1 below "
                      f"the diagonal in chunks 2–4."))
-        return utils.attention_page(Path(cfg.plots_dir) / f"Attention_Page_{ctx.name}.html",
+        return utils.attention_page(ctx.target.plots_dir / f"Attention_Page_{ctx.name}.html",
                                     f"{ctx.label}: attention", str(ctx), sections)
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
               figs: dict, original: OriginalComparison | None = None,
               gapped: ind.GappedScores | None = None) -> StudyResult:
-    """The typed result, saved to cfg.out_json (default runs/induction_<name>.json)."""
+    """The typed result, saved to the target's out_json (default: induction_<name>.json in the run's folder)."""
     result = StudyResult(
-        model=ctx.name, checkpoint=str(cfg.checkpoint), params=ctx.model.num_params(), step=ctx.ckpt.get("step"),
+        model=ctx.name, checkpoint=str(ctx.target.checkpoint), params=ctx.model.num_params(), step=ctx.ckpt.get("step"),
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
         tokens_seen=ctx.ckpt.get("step", 0) * ctx.run.tokens_per_step,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
         figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped)
-    write_json(summary_path(cfg, ctx.name), result)
+    write_json(ctx.target.out_json, result)
     return result
-
-
-def summary_path(cfg: StudyConfig, name: str) -> Path:
-    return Path(cfg.out_json) if cfg.out_json else ROOT / "runs" / f"induction_{name}.json"
 
 
 def run(cfg: StudyConfig) -> StudyResult:
     ctx = load(cfg)
+    print(ctx.target)
     probes = make_probes(ctx, cfg)
     scores = score_heads(ctx, probes)
     gapped = score_gapped(ctx, cfg)
@@ -646,7 +697,7 @@ def main(argv=None):
         raise SystemExit(f"error: cannot write {e.filename or 'an output'}: {e.strerror}; free some space or choose "
                          f"another --plots-dir / --out-json, then rerun")
     print(result)
-    print(f"summary: {summary_path(cfg, result.model)}")
+    print(f"summary: {resolve(cfg).out_json}")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings_s.items()))
 
 

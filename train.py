@@ -1,19 +1,20 @@
 """Train MiniGPT on the Austen corpus, with checkpoints and exact resume.
 
-    python train.py --preset 2M                    # the 2M preset (config.PRESETS), as `make run` trains it
+    python train.py --preset 2M                    # the 2M preset (config.PRESETS) -> checkpoints/MiniGPT-2M/
     python train.py --preset 2M --resume           # continue checkpoints/MiniGPT-2M
-    python train.py --preset tiny --max-steps 600 --out-dir runs/tiny
+    python train.py --preset 2M --n-embd 64        # another run -> checkpoints/MiniGPT-2M-n_embd=64/
+    python train.py --preset tiny --max-steps 600 --out-dir runs/tiny   # a run named after its folder: tiny
     torchrun --standalone --nproc_per_node=2 train.py --preset 2M   # 2 processes (DDP), each 4 of the 8 rows
 
 Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
 windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
 cosine decay to min_lr; gradient clipping. The training step runs in fp32 or under bf16
-autocast (--precision; the presets use fp32, "auto" picks bf16 where the hardware runs it fast);
+autocast (--precision; the presets' "auto" picks bf16 where the hardware runs it natively);
 weights, optimizer state, evaluations and probes stay fp32. Every eval_interval steps, train and val loss
 (nats/token, on fixed windows) and val bits per character go to <out_dir>/metrics.json.
 <out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
 continue the run bit-for-bit: weights, optimizer, step, RNG states; <out_dir>/best.pt holds
-the best-val weights so far.
+the best-val weights so far. The loss curve goes to Plots/<name>/.
 
 Under torchrun each process trains on its rows of the same global batch (batch_size rows, split evenly) with
 DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 alone evaluates, logs and writes checkpoints, and
@@ -44,7 +45,8 @@ from tqdm.auto import tqdm
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable, from_plain,
                         load_checkpoint, output_path, read_json, save_checkpoint, write_file, write_json)
-from config import ROOT, ConfigError, RunConfig, add_arguments, given, pick_device, pick_precision, run_config
+from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
+                    pick_precision, run_config)
 from corpus import CorpusError, load_corpus
 from induction import ProbeError, ProbeLog, TrainingProbe, split_windows
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer
@@ -262,7 +264,8 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     latest = out_dir / "latest.pt"
     device = pick_device(cfg.device)
     auto = cfg.precision == "auto"
-    cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device))  # the checkpoint records which
+    # the checkpoint records which precision "auto" chose; the folder stays the one the run's settings name
+    cfg = dataclasses.replace(cfg, precision=pick_precision(cfg.precision, device), out_dir=str(out_dir))
     if device == "cuda" and proc.world > 1:
         device = f"cuda:{proc.local_rank}"
         torch.cuda.set_device(device)
@@ -416,10 +419,6 @@ def check_memory(cfg: RunConfig, vocab_size: int, limit_share: float = 0.8):
                           f"--block-size or --eval-batches")
 
 
-def _same(v):
-    return list(v) if isinstance(v, (list, tuple)) else v
-
-
 def train_step(model: GPT | DDP, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32") -> float:
     """One optimizer step on the batch (x, y); returns its loss. This is the step bench/bench.py times.
 
@@ -562,17 +561,25 @@ class _StopFlag:
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          sample_prompt: str | None = "it is a truth universally acknowledged", plots_dir=ROOT / "Plots") -> TrainResult:
+          sample_prompt: str | None = "it is a truth universally acknowledged",
+          plots_dir: str | Path | bool | None = True) -> TrainResult:
     """Run (or continue) training; the run directory is locked while it runs. Under torchrun every process calls
-    it: rank 0 holds the lock, evaluates and writes; all of them step together."""
+    it: rank 0 holds the lock, evaluates and writes; all of them step together.
+
+    plots_dir: the loss curve's folder; True: the run's own, Plots/<name>/; None or False: no loss curve.
+    """
     proc = init_distributed(pick_device(cfg.device))
     curve_path = None
-    if plots_dir is not None and proc.main:  # checked now, not after an hour of training
+    if plots_dir is True:
+        plots_dir = cfg.plots_dir
+    if plots_dir and proc.main:  # checked now, not after an hour of training
         check_writable(plots_dir, "loss curve")
         curve_path = output_path(Path(plots_dir) / f"Loss_Curve_{check_name(cfg.name)}.png", plots_dir, "loss curve")
     with locked(cfg.run_dir) if proc.main else nullcontext():
         run = start_run(cfg, resume, overwrite, proc)
         cfg = run.cfg  # with "auto" precision resolved
+        if proc.main and cfg.run_dir.resolve().parent == CHECKPOINTS:  # what InductionHeads.ipynb studies by default
+            write_file(LAST_RUN, (cfg.run_dir.name + "\n").encode(), "the last run's name")
         prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
         prior_train = run.metrics[-1].train_s if run.metrics else 0.0
         t0, train_s, start_step = time.perf_counter(), 0.0, run.step
@@ -648,7 +655,7 @@ def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     ap.add_argument("--resume", action="store_true", help="continue <out_dir>/latest.pt if it exists")
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the loss-curve PNG goes (default Plots/)")
+    ap.add_argument("--plots-dir", help="where the loss-curve PNG goes (default: the run's own, Plots/<name>/)")
     args = ap.parse_args(argv)
     overrides = given(args, RunConfig)
     return run_config(overrides.pop("preset", "2M"), **overrides), args
@@ -658,7 +665,7 @@ def main(argv=None):
     try:
         cfg, args = parse_args(argv)
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                       plots_dir=args.plots_dir)
+                       plots_dir=args.plots_dir or True)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
     except OSError as e:  # e.g. a full disk while writing the loss curve or the sample: the checkpoints are saved

@@ -3,7 +3,7 @@ rest of the study: every head's attention on a prompt and the mean repeat − co
 
     python scripts/attention_page.py checkpoints/MiniGPT-2M/best.pt --prompt "it is a truth universally acknowledged"
 
-The page is study.attention_page's, the same the study writes beside its figures (Plots/Attention_Page_<name>.html).
+The page is study.attention_page's, the same the study writes beside its figures (Plots/<run>/Attention_Page_<run>.html).
 """
 import argparse
 import sys
@@ -16,14 +16,14 @@ import study  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint")
+    ap.add_argument("checkpoint", help="a checkpoint's path or a run's name (as for study.py)")
     ap.add_argument("--prompt", help="the prompt of the first section (default: the first repeat probe)")
-    ap.add_argument("--plots-dir", default=str(ROOT / "Plots"), help="where the page goes (default Plots/)")
-    ap.add_argument("--name", help="the page's label (default MiniGPT-<preset>)")
+    ap.add_argument("--plots-dir", help="where the page goes (default Plots/<run>/)")
+    ap.add_argument("--name", help="the page's label (default: the run's name)")
     a = ap.parse_args()
     try:
         cfg = study.StudyConfig(checkpoint=a.checkpoint, page_prompt=a.prompt, plots_dir=a.plots_dir, name=a.name,
-                                precision="fp32", out_json=str(Path(a.plots_dir) / "unused.json"))
+                                precision="fp32")
         ctx = study.load(cfg)
         probes = study.make_probes(ctx, cfg)
         print(study.attention_page(ctx, cfg, probes, study.score_heads(ctx, probes)))

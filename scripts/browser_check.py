@@ -2,7 +2,7 @@
 (/usr/bin/chromium), driven by Playwright. Reports the heatmap panels the page rendered, its console errors and every
 request that tried to leave the machine; hovers one panel (the tooltip must appear) and can save a screenshot.
 
-    python scripts/browser_check.py Plots/Attention_Page_MiniGPT-2M.html --screenshot Plots/Attention_Page_MiniGPT-2M.png
+    python scripts/browser_check.py Plots/MiniGPT-2M/Attention_Page_MiniGPT-2M.html --screenshot page.png
 
 Needs requirements-interop.txt (playwright) and `apt-get install chromium`. tests/test_interop.py runs it.
 """

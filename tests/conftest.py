@@ -1,14 +1,24 @@
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+# The tests' runs, figures and studies go to a scratch home, never to the user's checkpoints/ and Plots/ (config.HOME);
+# set before config is imported, and inherited by every process a test starts.
+os.environ["MINIGPT_HOME"] = tempfile.mkdtemp(prefix="minigpt-test-home-")
+atexit.register(shutil.rmtree, os.environ["MINIGPT_HOME"], ignore_errors=True)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-torch.set_num_threads(2)
+# Two threads, this project's machines; OMP_NUM_THREADS=1 where another job holds a core (an oversubscribed OpenMP
+# team spins at every barrier: tiny models then run 100x slower).
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
 
 
 @pytest.fixture(scope="session")

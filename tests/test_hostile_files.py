@@ -50,16 +50,16 @@ def crafted(ckpt_path: Path, dst: Path, edit) -> Path:
 
 # ---- 1. a checkpoint's own fields never reach file paths -----------------------------------------
 
-def test_a_preset_that_climbs_out_of_runs_is_refused_and_the_results_are_untouched(run_dir, tmp_path, monkeypatch):
-    repo = tmp_path / "repo"  # a copy of the results folder, where the default summary path would lead
-    shutil.copytree(ROOT / "results", repo / "results", ignore=shutil.ignore_patterns("*.png", "*.ipynb"))
-    before = tree_hashes(repo)
-    monkeypatch.setattr(study, "ROOT", repo)
+def test_a_preset_that_climbs_out_of_runs_is_refused_and_the_results_are_untouched(run_dir, tmp_path):
+    before = tree_hashes(ROOT / "results")
     for preset in ("x/../../results/induction_MiniGPT-2M", "../x", "a/b", "x\0y", "..", "a" * 200):
         bad = crafted(run_dir / "best.pt", tmp_path / "bad.pt", lambda c: c["train_config"].update(preset=preset))
-        with pytest.raises(OutputError, match="cannot name files"):
-            study.load(study.StudyConfig(checkpoint=str(bad), plots_dir=str(repo / "plots")))
-    assert tree_hashes(repo) == before and not (repo / "plots").exists() and not (repo / "runs").exists()
+        with pytest.raises(CheckpointError, match="cannot name files"):
+            study.load(study.StudyConfig(checkpoint=str(bad), plots_dir=str(tmp_path / "plots")))
+    assert tree_hashes(ROOT / "results") == before and not (tmp_path / "plots").exists()
+    # and a study's outputs are named after the checkpoint's folder, never after a field inside the file
+    t = study.resolve(study.StudyConfig(checkpoint=str(bad)))
+    assert t.name == tmp_path.name and t.out_json.parent == tmp_path
 
 
 @pytest.mark.parametrize("name", ["/../../x", "../x", "a/b", "..", "x..y/"])

@@ -133,7 +133,7 @@ def _manual_run(model, idx, layer, head, value, S=6):
         return z
     patterns = [f"blocks.{l}.attn.hook_pattern" for l in range(model.config.n_layer)]
     with model.hooks([(f"blocks.{layer}.attn.hook_z", hook)]):
-        logits, _, cache = model.run_with_cache(idx, patterns)
+        logits, cache = model.run_with_cache(idx, patterns)
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), idx[:, 1:], reduction="none")
     return loss, torch.stack([ind.induction_diag(cache[p], S) for p in patterns], 1)
 
@@ -145,7 +145,7 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode):
     idx = torch.randint(0, 30, (5, 24))
     means = ind.mean_head_outputs(model, idx)
     assert means.shape == (2, 3, 8)
-    _, _, cache = model.run_with_cache(idx, ["blocks.1.attn.hook_z"])
+    _, cache = model.run_with_cache(idx, ["blocks.1.attn.hook_z"])
     assert torch.allclose(means[1], cache["blocks.1.attn.hook_z"].mean((0, 1)))
     fill = torch.zeros_like(means) if mode == "zero" else means
     before, _ = model(idx)
@@ -169,7 +169,7 @@ def test_resample_ablation_takes_the_heads_output_on_the_next_prompt_of_its_grou
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
     idx = torch.randint(0, 30, (6, 24))
-    _, _, cache = model.run_with_cache(idx[:, :-1], ["blocks.1.attn.hook_z"])
+    _, cache = model.run_with_cache(idx[:, :-1], ["blocks.1.attn.hook_z"])
     z = cache["blocks.1.attn.hook_z"]  # (6, T-1, H, D)
     donor = z[[1, 2, 0, 4, 5, 3], :, 2]  # two groups of three prompts, each takes the next one's output
 

@@ -34,7 +34,7 @@ def test_logits_and_every_attention_pattern_match(exported):
     model, tok, tl = exported
     val = torch.tensor(tok.encode(load_corpus().val[:20000]))
     idx = torch.stack([val[i:i + model.config.block_size] for i in range(0, 800, 100)])  # (8, T) held-out text
-    ours, _, cache = patterns(model, idx)
+    ours, cache = patterns(model, idx)
     theirs, tl_cache = tl.run_with_cache(idx)
     assert theirs.shape == ours.shape
     assert (theirs - ours).abs().max() < TOL

@@ -44,7 +44,11 @@ def test_hook_points_have_documented_shapes():
              "blocks.0.attn.hook_v": (B, T, H, D), "blocks.1.attn.hook_z": (B, T, H, D),
              "blocks.1.attn.hook_attn_scores": (B, H, T, T), "blocks.1.attn.hook_pattern": (B, H, T, T),
              "blocks.0.mlp.hook_post": (B, T, 4 * C), "ln_final.hook_normalized": (B, T, C)}
-    _, _, cache = model.run_with_cache(torch.randint(0, 50, (B, T)), list(names))
+    idx = torch.randint(0, 50, (B, T))
+    logits, cache = model.run_with_cache(idx, list(names))  # (logits, cache), as in TransformerLens
+    # the same logits (a pattern hook makes attention take the explicit path instead of the fused kernel)
+    assert torch.allclose(logits, model(idx)[0], atol=1e-5) and set(cache) == set(names)
+    assert set(model.run_with_cache(idx)[1]) == set(model.hook_points())  # no names: every hook point
     for name, shape in names.items():
         assert tuple(cache[name].shape) == shape, name
     pattern = cache["blocks.1.attn.hook_pattern"]

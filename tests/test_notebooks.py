@@ -1,5 +1,6 @@
 """Execute both notebooks headlessly with tiny parameters, as a user would (papermill), and check the sources."""
 import ast
+import hashlib
 import json
 import re
 import time
@@ -25,7 +26,9 @@ def parameters(name) -> dict:
     nb = nbformat.read(ROOT / name, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     assert "parameters" in cell.metadata.get("tags", []), f"{name}: the first code cell must hold the parameters"
-    return {t.targets[0].id: ast.literal_eval(t.value) for t in ast.parse(cell.source).body}
+    assert cell.source.startswith("%reset_selective -f ^[A-Z][A-Z0-9_]*$\n"), "a deleted line must not keep its old value"
+    code = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+    return {t.targets[0].id: ast.literal_eval(t.value) for t in ast.parse(code).body}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -39,44 +42,86 @@ def test_committed_sources_have_no_injected_parameters_and_no_outputs(name):
 
 def test_notebook_defaults_are_the_study_and_run_defaults():
     import study
-    from config import PRESETS
-    p, cfg = parameters("InductionHeads.ipynb"), study.StudyConfig(checkpoint="x")
-    assert p.pop("CHECKPOINT") == f"checkpoints/{PRESETS[parameters('MiniGPT.ipynb')['PRESET']].name}/best.pt"
-    assert Path(ROOT / p.pop("PLOTS_DIR")) == Path(cfg.plots_dir)
+    from config import RunConfig, fields
+    p, cfg = parameters("InductionHeads.ipynb"), study.StudyConfig()
     for key, value in p.items():
         assert value == getattr(cfg, key.lower() if key != "S" else "S"), key
+    assert p["CHECKPOINT"] is None  # the run trained last: MiniGPT.ipynb's
+    sizes = {"N_LAYER", "N_HEAD", "N_EMBD", "BLOCK_SIZE", "VOCAB_SIZE"}
+    m = parameters("MiniGPT.ipynb")
+    assert sizes <= set(m) and all(m[k] is None for k in sizes)  # None: the preset's
+    assert set(m) - {"PLOTS_DIR", "RESUME"} <= {f.name.upper() for f in fields(RunConfig)}
 
 
 def test_minigpt_notebook_trains_a_tiny_model(tmp_path):
     seconds = run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", MAX_STEPS=150, BATCH_SIZE=8,
                            EVAL_INTERVAL=50, OUT_DIR=str(tmp_path / "ckpt"), PLOTS_DIR=str(tmp_path / "plots"))
     assert (tmp_path / "ckpt" / "best.pt").exists() and (tmp_path / "ckpt" / "latest.pt").exists()
-    assert (tmp_path / "plots" / "Loss_Curve_MiniGPT-tiny.png").exists()
+    assert (tmp_path / "plots" / "Loss_Curve_ckpt.png").exists()  # the run is named after its folder
     text = (tmp_path / "MiniGPT.ipynb").read_text()
     assert "parameters: " in text and "bits/char" in text
     print(f"MiniGPT.ipynb (tiny) ran in {seconds:.1f} s")
 
 
-def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
-    plots = tmp_path / "plots"
-    seconds = run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT=str(tiny_run.best), N_PROMPTS=40,
-                           N_ABLATE=16, PLOTS_DIR=str(plots), OUT_JSON=str(tmp_path / "summary.json"))
-    expected = ["Attention_HeatMap_full", "Attention_HeatMap_zoom", "InductionScore_Delta", "PrevTokenScore",
-                "HeadAblation_HeatMap", "HeadAblation_Loss", "HeadAblation_DeltaMatrix", "LossByPosition",
-                "Candidates_vs_Random"]
-    for stem in expected:
-        assert (plots / f"{stem}_MiniGPT-tiny.png").exists(), stem
-    page = (plots / "Attention_Page_MiniGPT-tiny.html").read_text()
-    assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inlined: offline
-    assert "<iframe" in (tmp_path / "InductionHeads.ipynb").read_text()  # shown inline
+def tree_hashes(folder: Path) -> dict:
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_the_notebook_loop_trains_another_size_and_studies_it_without_touching_other_runs(tmp_path, monkeypatch):
+    """Change N_EMBD in MiniGPT.ipynb, train, then open InductionHeads.ipynb with its defaults: the study follows the
+    new run, into its own folders; the preset's run and the committed reference results are untouched."""
+    from config import run_config
+    home = tmp_path / "home"  # a user's repository as the kernels see it: checkpoints/ and Plots/ (config.HOME)
+    monkeypatch.setenv("MINIGPT_HOME", str(home))
+    CHECKPOINTS, PLOTS = home / "checkpoints", home / "Plots"
+    small = dict(MAX_STEPS=60, EVAL_INTERVAL=30)  # logging only: not part of the run's name
+    run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", **small)  # the preset's own run
+    default = run_config("tiny").name
+    assert default == "MiniGPT-tiny"
+    guarded = {d: tree_hashes(d) for d in (CHECKPOINTS / default, PLOTS / default, ROOT / "results",
+                                           ROOT / "checkpoints" / "reference")}
+    assert guarded[CHECKPOINTS / default] and guarded[PLOTS / default]
+    run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", N_EMBD=48, **small)
+    name = "MiniGPT-tiny-n_embd=48"
+    assert (CHECKPOINTS / name / "best.pt").exists() and (PLOTS / name / f"Loss_Curve_{name}.png").exists()
+    run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, N_PROMPTS=16, N_ABLATE=8, N_RANDOM_DRAWS=2)
+    out = (tmp_path / "InductionHeads.ipynb").read_text()
+    assert f"studying {name}: {CHECKPOINTS / name / 'best.pt'} (the run trained last here" in out
     import study
-    result = study.read_result(tmp_path / "summary.json")
-    assert set(result.scores) == {"text-val", "text-train", "random", "random-known"}
-    assert result.scores["random"].delta.mean.shape == (2, 2)  # layers x heads
-    assert result.config.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40
-    assert result.figures["page"] == str(plots / "Attention_Page_MiniGPT-tiny.html")
-    assert 0 <= result.validation.zero.tested.hi or result.validation.zero.tested.hi < 0  # typed, read back
-    print(f"InductionHeads.ipynb (tiny) ran in {seconds:.1f} s")
+    result = study.read_result(CHECKPOINTS / name / f"induction_{name}.json")
+    assert result.model == name and result.params == read_params(CHECKPOINTS / name / "best.pt")
+    assert (CHECKPOINTS / "last_run.txt").read_text() == name + "\n"
+    assert (PLOTS / name / f"Attention_HeatMap_zoom_{name}.png").exists()
+    for folder, hashes in guarded.items():
+        assert tree_hashes(folder) == hashes, f"{folder} changed"
+
+
+def read_params(path) -> int:
+    from checkpoint import load_model
+    return load_model(path)[0].num_params()
+
+
+def test_deleting_a_parameter_line_gives_the_presets_value_again(tmp_path):
+    """In one kernel, as a user re-executes cells: set N_LAYER = 1, run; delete the line, run again."""
+    from nbclient import NotebookClient
+    nb = nbformat.read(ROOT / "MiniGPT.ipynb", as_version=4)
+    params, setup = nb.cells[1], nb.cells[2]
+    client = NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with client.setup_kernel():
+        def layers(param_source):
+            params.source = param_source
+            client.execute_cell(params, 1)
+            client.execute_cell(setup, 2)
+            probe = nbformat.v4.new_code_cell("print('n_layer', cfg.n_layer, cfg.name)")
+            client.execute_cell(probe, 3)
+            return probe.outputs[0]["text"].split()
+        original = params.source
+        assert layers(original.replace('PRESET = "2M"', 'PRESET = "tiny"') + "\nN_LAYER = 1") == \
+            ["n_layer", "1", "MiniGPT-tiny-n_layer=1"]
+        deleted = original.replace('PRESET = "2M"', 'PRESET = "tiny"').replace("N_LAYER = None", "")
+        assert "N_LAYER" not in deleted
+        assert layers(deleted) == ["n_layer", "2", "MiniGPT-tiny"]  # the preset's, not the stale 1
 
 
 def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run):

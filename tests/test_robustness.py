@@ -79,17 +79,21 @@ def test_a_killed_run_releases_its_lock(tmp_path):
 
 def test_your_runs_write_where_the_reference_results_are_not():
     import study
-    cfg = study.StudyConfig(checkpoint="checkpoints/reference/MiniGPT-2M/best.pt")
-    assert study.summary_path(cfg, "MiniGPT-2M") == ROOT / "runs" / "induction_MiniGPT-2M.json"
-    assert Path(cfg.plots_dir) == ROOT / "Plots" and run_config("2M").run_dir == ROOT / "checkpoints" / "MiniGPT-2M"
+    from config import CHECKPOINTS, PLOTS
+    t = study.resolve(study.StudyConfig(checkpoint="checkpoints/reference/MiniGPT-2M/best.pt"))
+    # a reference checkpoint's study gets its own name and folder: never the user's own 2M run's
+    assert t.name == "reference-MiniGPT-2M" and t.out_json == CHECKPOINTS / t.name / f"induction_{t.name}.json"
+    assert t.plots_dir == PLOTS / t.name
+    assert run_config("2M").run_dir == CHECKPOINTS / "MiniGPT-2M" and run_config("2M").plots_dir == PLOTS / "MiniGPT-2M"
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    ignored = subprocess.run(["git", "check-ignore", "runs/x.json", "Plots/Loss_Curve_MiniGPT-2M.png",
-                              "Plots/Attention_Page_MiniGPT-2M.html", "checkpoints/MiniGPT-2M/best.pt"], cwd=ROOT,
+    ignored = subprocess.run(["git", "check-ignore", "runs/x.json", "Plots/MiniGPT-2M/Loss_Curve_MiniGPT-2M.png",
+                              "Plots/MiniGPT-2M/Attention_Page_MiniGPT-2M.html", "checkpoints/MiniGPT-2M/best.pt",
+                              "checkpoints/last_run.txt", "checkpoints/reference-MiniGPT-2M/induction.json"], cwd=ROOT,
                              capture_output=True, text=True).stdout
-    assert len(ignored.split()) == 4, "a user's outputs must be git-ignored, never committed reference files"
+    assert len(ignored.split()) == 6, "a user's outputs must be git-ignored, never committed reference files"
     tracked = subprocess.run(["git", "ls-files", "Plots"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    # the one committed image is the page's screenshot, a name no run writes (runs write <Figure>_<run name>)
+    # the one committed image is the page's screenshot, a name no run writes (runs write Plots/<run>/)
     assert tracked == ["Plots/AttentionPage_Screenshot.png", "Plots/README.md"]
 
 
@@ -227,7 +231,7 @@ def test_a_malformed_manifest_is_named(tmp_path, manifest, match):
 
 def test_a_notebook_parameter_of_the_wrong_type_is_named(tmp_path):
     import papermill as pm
-    with pytest.raises(pm.PapermillExecutionError, match=r"StudyConfig.checkpoint must be str, got 5 \(int\)"):
+    with pytest.raises(pm.PapermillExecutionError, match=r"StudyConfig.checkpoint must be str or None, got 5 \(int\)"):
         pm.execute_notebook(str(ROOT / "InductionHeads.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"CHECKPOINT": 5}, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
 
@@ -238,7 +242,8 @@ def test_the_cli_prints_errors_without_a_traceback(tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == "error: RunConfig.grad_clip must be > 0, got -1.0"
     r = subprocess.run([os.sys.executable, str(ROOT / "study.py"), str(tmp_path / "none.pt")], capture_output=True,
                        text=True)
-    assert r.returncode == 1 and r.stderr.startswith("error: checkpoint") and "Traceback" not in r.stderr
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "none.pt does not exist" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_a_full_disk_during_training_is_a_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):

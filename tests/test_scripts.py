@@ -101,3 +101,51 @@ def test_the_5_6M_reference_is_the_fp32_run_of_its_seed():
     untimed = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
     rows = untimed(json.loads(rerun))
     assert [r["step"] for r in rows] == [0, 500] and rows == untimed(json.loads(reference))[:2]
+
+
+# ---- the Makefile and the commands it runs ------------------------------------------------------
+
+def test_make_help_prints_every_target_and_no_step_is_left_by_hand():
+    import re
+    import subprocess
+    makefile = (ROOT / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY:((?:.*\\\n)*.*)$", makefile, re.M).group(1).replace("\\\n", " ").split())
+    rules = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.M))
+    assert rules <= phony
+    out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = {line.split()[1] for line in out.splitlines()}
+    assert listed == phony, f"make help misses {phony - listed}"
+    assert all(len(line.split(None, 2)) == 3 for line in out.splitlines())  # each with its line
+    assert "by hand" not in makefile.lower()
+
+
+def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_path, monkeypatch):
+    import checkpoint
+    import promote
+    from checkpoint import CheckpointError, OutputError, load_checkpoint
+    monkeypatch.setattr(checkpoint, "ROOT", tmp_path)  # a stand-in repository, its checkpoints/reference protected
+    monkeypatch.setattr(promote, "REFERENCE", tmp_path / "checkpoints" / "reference")
+    run, dest = tiny_run.best.parent, tmp_path / "checkpoints" / "reference" / "seeds" / "tiny"
+    with pytest.raises(OutputError, match="holds the committed reference results"):
+        promote.promote(run, dest)  # only `make promote` sets MINIGPT_WRITE_REFERENCE
+    monkeypatch.setenv(checkpoint.WRITE_REFERENCE, "1")
+    written = promote.promote(run, dest)
+    assert sorted(p.name for p in written) == ["best.pt", "metrics.json", "sample.txt"]
+    kept = load_checkpoint(dest / "best.pt")
+    assert "optimizer" not in kept and kept["train_config"] and kept["tokenizer"]  # weights, config, vocabulary
+    assert (dest / "metrics.json").read_bytes() == (run / "metrics.json").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a reference run; pass --overwrite"):
+        promote.promote(run, dest)
+    assert promote.promote(run, dest, overwrite=True)
+    with pytest.raises(CheckpointError, match="promote writes under"):
+        promote.promote(run, tmp_path / "elsewhere")
+
+
+def test_study_follows_the_run_trained_last_and_says_so_when_there_is_none(tmp_path, monkeypatch):
+    import subprocess
+    env = {**__import__("os").environ, "MINIGPT_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study_notebook.py")], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 1 and "no run has been trained here yet" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, str(ROOT / "study.py"), "MiniGPT-9M"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and f"{tmp_path}/checkpoints/MiniGPT-9M/best.pt does not exist (the run named)" in r.stderr
