@@ -26,13 +26,23 @@ def torchrun(*args, nproc=2):
             str(ROOT / "train.py"), *args]
 
 
-def test_two_processes_at_half_the_batch_follow_the_one_process_loss_curve(tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, str(ROOT / "train.py"), *_args(one, 300)], check=True, capture_output=True)
-    out = subprocess.run(torchrun(*_args(two, 300)), check=True, capture_output=True, text=True).stdout
-    assert out.count("step    300:") == 2  # the eval line and the summary, from rank 0 alone
+STEPS = 150
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """One uninterrupted torchrun run of 2 processes (saving every 10 steps changes nothing it computes)."""
+    out = tmp_path_factory.mktemp("torchrun") / "two"
+    log = subprocess.run(torchrun(*_args(out, STEPS, save_interval=10)), check=True, capture_output=True, text=True)
+    return out, log.stdout
+
+
+def test_two_processes_at_half_the_batch_follow_the_one_process_loss_curve(tmp_path, two_processes):
+    one, (two, out) = tmp_path / "one", two_processes
+    subprocess.run([sys.executable, str(ROOT / "train.py"), *_args(one, STEPS)], check=True, capture_output=True)
+    assert out.count(f"step    {STEPS}:") == 2  # the eval line and the summary, from rank 0 alone
     a, b = read_metrics(one), read_metrics(two)
-    assert [m.step for m in a] == [m.step for m in b] == list(range(0, 301, 50))
+    assert [m.step for m in a] == [m.step for m in b] == list(range(0, STEPS + 1, 50))
     worst = max(max(abs(x.train_loss - y.train_loss), abs(x.val_loss - y.val_loss)) for x, y in zip(a, b))
     print(f"largest loss difference over {len(a)} evaluations: {worst:.2e} nats/token")
     assert worst < 1e-4  # float rounding: each process averages its 8 rows, then DDP averages the two
@@ -41,26 +51,25 @@ def test_two_processes_at_half_the_batch_follow_the_one_process_loss_curve(tmp_p
     # differences in coordinates whose gradient is near 0, without changing the loss)
 
 
-def test_ctrl_c_under_torchrun_saves_once_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path):
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run(torchrun(*_args(ref, 200, save_interval=10)), check=True, capture_output=True)
-    proc = subprocess.Popen(torchrun(*_args(run, 200, save_interval=10)), stdout=subprocess.PIPE,
+def test_ctrl_c_under_torchrun_saves_once_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, two_processes):
+    (ref, _), run = two_processes, tmp_path / "run"
+    proc = subprocess.Popen(torchrun(*_args(run, STEPS, save_interval=10)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     t0 = time.time()
     while time.time() - t0 < 60 and proc.poll() is None:
-        if (run / "latest.pt").exists() and load_checkpoint(run / "latest.pt")["step"] >= 30:
+        if (run / "latest.pt").exists() and load_checkpoint(run / "latest.pt")["step"] >= 20:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the signal reaches every process
     out, _ = proc.communicate(timeout=60)
     assert out.count("interrupted at step") == 1, out  # rank 0 alone reports and saves
     step = load_checkpoint(run / "latest.pt")["step"]
-    assert 30 <= step < 200
-    out = subprocess.run(torchrun(*_args(run, 200, save_interval=10), "--resume"), check=True, capture_output=True,
+    assert 20 <= step < STEPS
+    out = subprocess.run(torchrun(*_args(run, STEPS, save_interval=10), "--resume"), check=True, capture_output=True,
                          text=True).stdout
     assert f"resuming {run / 'latest.pt'} at step {step:,}" in out
     a, b = load_checkpoint(ref / "latest.pt"), load_checkpoint(run / "latest.pt")
-    assert a["step"] == b["step"] == 200
+    assert a["step"] == b["step"] == STEPS
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bit for bit
     assert [m.val_loss for m in read_metrics(ref)] == [m.val_loss for m in read_metrics(run)]
 
