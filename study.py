@@ -249,17 +249,6 @@ class Validation:
         return "\n".join(lines)
 
 
-# The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
-# losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
-# "about 0.02 each"), and its training (steps of batch 32 x 128). Compared in scripts/results.py.
-ORIGINAL_FIGURES = {
-    "2M": dict(delta=0.727, loss_repeat=4.31, loss_control=5.04, top={(1, 3): 0.158, (2, 0): 0.116, (2, 1): 0.111},
-               steps=100_000, tokens_per_step=32 * 128),
-    "5.6M": dict(delta=0.419, loss_repeat=2.03, loss_control=2.45, top={(1, 2): 0.054}, steps=50_000,
-                 tokens_per_step=32 * 128),
-}
-
-
 @dataclass
 class OriginalComparison:
     """The original study's measurement, made its way: δ (induction.original_delta) on excerpts of training text, and

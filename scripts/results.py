@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from induction import CRITERIA, first_formed  # noqa: E402
-from study import ORIGINAL_FIGURES, heads_str, read_result  # noqa: E402
+from experiments.original import ORIGINAL_FIGURES  # noqa: E402
+from study import heads_str, read_result  # noqa: E402
 from train import read_metrics  # noqa: E402
 
 
@@ -108,7 +109,7 @@ def main():
         print("\n".join(model_rows(Path(run_dir), Path(study_json))))
         studies[name.removeprefix("MiniGPT-")] = read_result(study_json)
     if table := original_table(studies):
-        print("\n**The original study's measurement, side by side** (its figures: study.ORIGINAL_FIGURES)\n")
+        print("\n**The original study's measurement, side by side** (its figures: experiments/original.py, ORIGINAL_FIGURES)\n")
         print("\n".join(table))
 
 

@@ -1,7 +1,8 @@
-"""The report scripts that turn committed training logs into results (scripts/natural_text.py, dose_response.py,
-precision.py)."""
+"""The experiments' reports, which turn committed training logs into results (experiments/), and the commands around
+them (the Makefile, promote, the study notebook)."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +12,10 @@ from checkpoint import write_json
 from config import ROOT
 from train import MetricsRow
 
+from experiments import dose as dose_response
+from experiments import natural_text, precision
+
 sys.path.insert(0, str(ROOT / "scripts"))
-import dose_response  # noqa: E402
-import natural_text  # noqa: E402
-import precision  # noqa: E402
 
 
 def _log(pm: float, cp: float) -> ind.ProbeLog:
@@ -149,3 +150,33 @@ def test_study_follows_the_run_trained_last_and_says_so_when_there_is_none(tmp_p
     assert r.returncode == 1 and "no run has been trained here yet" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, str(ROOT / "study.py"), "MiniGPT-9M"], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and f"{tmp_path}/checkpoints/MiniGPT-9M/best.pt does not exist (the run named)" in r.stderr
+
+
+def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
+    import importlib
+
+    import experiments
+    from train import parse_args
+    for name in experiments.EXPERIMENTS:
+        module = importlib.import_module(f"experiments.{name}")
+        assert module.__doc__ and callable(module.main) and module.REPORTS, name
+        for run, args in module.RUNS.items():
+            cfg = parse_args([*args, "--out-dir", "x"])[0]  # each run is a valid train.py command
+            assert cfg.name == "x", run
+        for args in module.REPORTS:  # every run a report reads is committed
+            for a in map(str, args):
+                if "=" in a and "/checkpoints/reference/" in a:
+                    assert (Path(a.split("=", 1)[1]) / "metrics.json").exists(), (name, a)
+    import utils
+    assert not [f for f in dir(utils) if f.startswith("plot_") and any(k in f for k in ("formation", "dose", "precision"))]
+
+
+def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):
+    import experiments
+    monkeypatch.setattr(experiments, "RUNS", tmp_path)
+    tiny = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--novels", "emma"]
+    dirs = experiments.train_runs("demo", {"a": tiny, "b": [*tiny, "--seed", "1"]}, parallel=2)
+    assert [d.name for d in dirs] == ["a", "b"] and all((d / "best.pt").exists() for d in dirs)
+    assert "step      4:" in (tmp_path / "demo" / "a.log").read_text()
+    with pytest.raises(SystemExit, match="bad failed; see their logs"):
+        experiments.train_runs("demo", {"bad": ["--preset", "tiny", "--lr", "-1"]})

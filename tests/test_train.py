@@ -180,7 +180,6 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
 def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     import dataclasses
 
-    import utils
     from induction import Estimate, HeadValue, first_formed
     res = train(run_config(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
                 progress=False, sample_prompt=None, plots_dir=None)
@@ -206,13 +205,14 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
         rows[0].probes["random"], best_prefix_match=HeadValue(1, 0, Estimate(0.6, 0.55, 0.65)))})
     assert first_formed(rows + [spread], "random", "delta") is None
     assert first_formed(rows + [spread], "random", "prefix_match") is spread
-    assert utils.plot_formation({"tiny": rows}, tmp_path / "f.png", "t", 0.3).exists()
+    from experiments.formation import plot_formation
+    assert plot_formation({"tiny": rows}, tmp_path / "f.png", "t", 0.3).exists()
     # characters of text per token, recovered from the logged loss and bits/char: the tiny char model's is 1
     assert abs(rows[-1].chars_per_token - 1.0) < 1e-9
     for x in ("chars", "minutes"):
-        assert utils.plot_formation({"tiny": rows}, tmp_path / f"{x}.png", "t", 0.3, {"tiny": rows[1]}, x=x).exists()
+        assert plot_formation({"tiny": rows}, tmp_path / f"{x}.png", "t", 0.3, {"tiny": rows[1]}, x=x).exists()
     with pytest.raises(ValueError, match="x must be one of tokens, chars, minutes"):
-        utils.plot_formation({"tiny": rows}, tmp_path / "bad.png", "t", 0.3, x="steps")
+        plot_formation({"tiny": rows}, tmp_path / "bad.png", "t", 0.3, x="steps")
 
 
 def test_every_preset_is_a_complete_run_and_the_cli_derives_from_it():

@@ -1,8 +1,7 @@
 """Does a repeat curriculum give a good language model that still has induction heads? (issue #13, section 2)
 
-    python scripts/curriculum.py curriculum=checkpoints/reference/curriculum/2M-curriculum \
-        control=checkpoints/reference/curriculum/2M-control constant=checkpoints/reference/MiniGPT-2M \
-        --studies results/induction_MiniGPT-2M-curriculum.json results/induction_MiniGPT-2M-curriculum-S6.json
+    python -m experiments curriculum        # the verdict from the committed runs and studies (a minute)
+    python -m experiments curriculum run    # train the two runs (about 30 minutes of both cores)
 
 Each run directory holds train.py's metrics.json and best.pt; the first run is the curriculum, the second the
 no-repeat control (same preset, seed and steps), any others are shown beside them. The studies are study.py's
@@ -18,19 +17,23 @@ The criteria, fixed on 2026-11-26 before the runs:
 The in-context-learning score on validation text, with and without the heads ablated, is reported (study.py).
 """
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import induction as ind  # noqa: E402
-from checkpoint import load_model  # noqa: E402
-from corpus import load_corpus  # noqa: E402
-from study import heads_str, read_result  # noqa: E402
-from train import read_metrics  # noqa: E402
+import induction as ind
+from checkpoint import load_model
+from corpus import load_corpus
+from study import heads_str, read_result
+from experiments import REF
+from train import read_metrics
+
+RUNS = {"2M-curriculum": ["--preset", "2M", "--repeat-frac", "1.0", "--repeat-end", "0.6"],
+        "2M-control": ["--preset", "2M", "--repeat-frac", "0"]}
+REPORTS = [[f"curriculum={REF}/curriculum/2M-curriculum", f"control={REF}/curriculum/2M-control",
+            f"constant 0.5 (the 2M preset)={REF}/MiniGPT-2M", "--studies",
+            "results/induction_MiniGPT-2M-curriculum.json", "results/induction_MiniGPT-2M-curriculum-S6.json"]]
 
 LOSS_TOL = 0.05        # nats/token
 N_SAMPLES = 24
@@ -90,11 +93,11 @@ def estimate(v) -> ind.Estimate:
     return ind.Estimate(*map(float, ind.bootstrap(v)))
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR; the curriculum first, then the control")
     ap.add_argument("--studies", nargs="+", default=[], help="study.py summaries of the curriculum's best.pt")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     runs = {label: Path(d) for label, _, d in (spec.partition("=") for spec in a.runs)}
     (cur, cur_dir), (ctl, ctl_dir) = list(runs.items())[:2]
     print("| run | tokens | best.pt: step | validation loss, whole split (nats/token) | distinct bigrams | "

@@ -1,7 +1,7 @@
 """Induction-head formation on natural text alone, against the scaling law's prediction (issue #14).
 
-    python scripts/natural_text.py --out results/figures/Formation_Without_Repeats.png \
-        "char, 8 x 256, seed 1337=checkpoints/reference/natural-text/char2M-ctx256-norep-seed1337" ...
+    python -m experiments natural_text         # the report and figure from the committed runs
+    python -m experiments natural_text run     # train its four runs, 25.6M tokens each (hours of both cores)
 
 Each argument is LABEL=RUN_DIR, a run of train.py with --repeat-frac 0 and --probe-interval (logs with the copying
 score). For each run: its batch x context (tokens per step), the law's formation point, where the log first shows an
@@ -15,19 +15,30 @@ the held-out-novel runs).
 """
 import argparse
 import math
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import utils  # noqa: E402
-from induction import CRITERIA, INDUCTION_SCORES, first_formed  # noqa: E402
-from train import read_metrics  # noqa: E402
+import matplotlib.pyplot as plt
+
+import utils
+from induction import CRITERIA, INDUCTION_SCORES, first_formed
+from experiments import FIG, REF
+from train import read_metrics
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
 # training tokens (B sequences per batch, T context), independent of model size.
 LAW_LOG10 = 5.7
 PROBE_SETS = ("random-known", "random", "text-val")
+SEEDS = (1337, 1)
+# two configurations at 25.6M tokens each, two seeds: characters at 8 x 256 and the original study's 32 x 128 words
+RUNS = {name: args for s in SEEDS for name, args in (
+    (f"char2M-ctx256-norep-seed{s}", ["--preset", "char-2M", "--repeat-frac", "0", "--block-size", "256", "--max-steps",
+                                      "12500", "--eval-interval", "250", "--probe-interval", "250", "--eval-batches",
+                                      "16", "--seed", str(s)]),
+    (f"word2M-32x128-norep-seed{s}", ["--preset", "2M", "--repeat-frac", "0", "--batch-size", "32", "--block-size",
+                                      "128", "--max-steps", "6250", "--eval-interval", "125", "--probe-interval",
+                                      "125", "--seed", str(s)]))}
+REPORTS = [["--out", FIG / "Formation_Without_Repeats.png",
+            *(f"{label}, seed {s}={REF}/natural-text/{run}-seed{s}" for s in SEEDS
+              for label, run in (("char, 8 x 256", "char2M-ctx256-norep"), ("word, 32 x 128", "word2M-32x128-norep")))]]
 
 
 def predicted_tokens(tokens_per_step: int) -> float:
@@ -35,9 +46,18 @@ def predicted_tokens(tokens_per_step: int) -> float:
 
 
 def probe_interval(metrics) -> int:
-    """Training tokens between two logged probes."""
+    """Training tokens between two logged probes (the first two: the rule of `earlier` was fixed on logs probed at a
+    regular interval)."""
     probed = [m for m in metrics if m.probes and m.step]
     return probed[1].tokens - probed[0].tokens
+
+
+def probe_spacing(metrics) -> str:
+    probed = [m.tokens for m in metrics if m.probes and m.step]
+    gaps = [b - a for a, b in zip(probed, probed[1:])]
+    if max(gaps) > 1.5 * min(gaps):
+        return f"{len(probed)} probes at log-spaced steps"
+    return f"probes every {gaps[0] / 1e6:.2f}M tokens"
 
 
 def report(label: str, metrics) -> list[str]:
@@ -46,8 +66,8 @@ def report(label: str, metrics) -> list[str]:
     law = predicted_tokens(per_step)
     probed = [m for m in metrics if m.probes and m.step]
     lines = [f"{label}: {per_step:,} tokens per step; the law predicts formation at {law / 1e6:.1f}M tokens; "
-             f"logged to {last.tokens / 1e6:.2f}M tokens ({last.tokens / law:.2f}x the prediction), probes every "
-             f"{probe_interval(metrics) / 1e6:.2f}M tokens; best validation loss "
+             f"logged to {last.tokens / 1e6:.2f}M tokens ({last.tokens / law:.2f}x the prediction), "
+             f"{probe_spacing(metrics)}; best validation loss "
              f"{min(m.val_loss for m in metrics):.3f} at {min(metrics, key=lambda m: m.val_loss).tokens / 1e6:.2f}M "
              f"tokens, {last.val_loss:.3f} at the end"]
     for kind in PROBE_SETS:
@@ -80,13 +100,56 @@ def earlier(run, control) -> str:
     return f"{verdict}: {r.tokens / 1e6:.2f}M tokens against the control's {c.tokens / 1e6:.2f}M"
 
 
-def main():
+def plot_formation_without_repeats(runs: dict, predicted: dict, path, title: str, thresholds: dict):
+    """Training on natural text alone: {label: [MetricsRow, ...]} with the copying score logged.
+
+    Panels against training tokens (log scale): validation loss; the best head's prefix matching and copying
+    (random-known probes solid with their 95% CI, held-out text probes dashed) with each criterion's line
+    (thresholds {score: value}); the best previous-token score. predicted {label: tokens}: the scaling law's
+    formation point for the run's batch x context, a dotted line in the run's colour.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), layout="constrained")
+    axes = axes.ravel()
+    for i, (label, metrics) in enumerate(runs.items()):
+        c = f"C{i}"
+        rows = [m for m in metrics if m.probes and m.step]
+        t = [m.tokens / 1e6 for m in rows]
+        axes[0].plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], color=c,
+                     label=label)
+        for ax, score in zip(axes[1:3], ("prefix_match", "copying")):
+            for kind, ls in (("random-known", "-"), ("text-val", "--")):
+                best = [getattr(m.probes[kind], score).best().value for m in rows]
+                ax.plot(t, [b.mean for b in best], color=c, ls=ls, label=f"{label}: {kind} probes")
+                if kind == "random-known":
+                    ax.fill_between(t, [b.lo for b in best], [b.hi for b in best], color=c, alpha=0.2)
+        axes[3].plot(t, [m.probes["text-val"].best_prev_token.value.mean for m in rows], color=c, label=label)
+        for ax in axes:
+            ax.axvline(predicted[label] / 1e6, color=c, ls=":", lw=1.2)
+    for ax, score in zip(axes[1:3], ("prefix_match", "copying")):
+        ax.axhline(thresholds[score], color="grey", lw=0.8, ls="-.", label=f"criterion (lower CI bound ≥ "
+                                                                              f"{thresholds[score]})")
+    for ax, name, ylabel in zip(axes, ("validation loss", "prefix matching of the best head",
+                                       "copying of the best head", "previous-token score of the best head"),
+                                ("validation loss (nats/token)", "repeat − control (null 0)",
+                                 "Δ logit, repeat − control (null 0)", "attention to t−1, text probes")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens seen (millions; dotted: the law's prediction)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(name)
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[1].get_legend_handles_labels()  # below the panels, where it hides no curve
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=8)
+    fig.suptitle(title)
+    return utils.save_figure(fig, path)
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     ap.add_argument("--out", required=True, help="the figure's path")
     ap.add_argument("--control", help="the LABEL of the control run the others are compared with")
     ap.add_argument("--title", default="Induction heads without synthetic repeats: natural text alone (2M parameters)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
     for label, metrics in runs.items():
         print("\n".join(report(label, metrics)))
@@ -98,7 +161,7 @@ def main():
                 print(f"{label} against {args.control}: {earlier(metrics, control)}; best validation loss "
                       f"{min(m.val_loss for m in metrics) - best:+.3f} nats/token")
     predicted = {label: predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
-    print(utils.plot_formation_without_repeats(runs, predicted, args.out, args.title,
+    print(plot_formation_without_repeats(runs, predicted, args.out, args.title,
                                                {s: CRITERIA[s].threshold for s in INDUCTION_SCORES}))
 
 

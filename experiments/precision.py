@@ -1,10 +1,10 @@
 """Does bf16 training keep the model's quality? fp32 and bf16 runs of one preset and seed, compared at equal tokens.
 
-    python scripts/precision.py checkpoints/reference/precision --null-2M checkpoints/reference/MiniGPT-2M \
-        --plot results/figures/Precision_Quality.png
+    python -m experiments precision        # both comparisons and their figures, from the committed runs
+    python -m experiments precision run    # train the runs (about 3 h of both cores, one thread per run)
 
-The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json (`make precision-runs` trains
-them; `make precision` runs this script); --also NAME=DIR adds a run kept elsewhere under that name (the 5.6M
+The directory holds one run per <preset>-<precision>-seed<seed>/metrics.json; --also NAME=DIR adds a run kept
+elsewhere under that name (the 5.6M
 reference model is the fp32 run of its preset's seed: the same code repeats its log bit for bit). The criteria were
 fixed before the runs (issue #12), here:
 
@@ -19,17 +19,31 @@ that seed), i.e. how far rounding alone moves a run; passed with --null-<preset>
 """
 import argparse
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import utils  # noqa: E402
-from config import PRESETS  # noqa: E402
-from train import MetricsRow, read_metrics  # noqa: E402
+import matplotlib.pyplot as plt
+
+import utils
+from config import PRESETS
+from experiments import FIG, REF
+from train import MetricsRow, read_metrics
 
 LOSS_TOL = 0.02  # nats/token, issue #12
+
+# fp32 against bf16, two seeds, at the presets' budgets of the time (the 5.6M preset then ran 6,000 steps), and the
+# 5.6M preset at its 16,000 steps now (its fp32 run of seed 1337 is the reference model itself)
+RUNS = {f"{m}-{p}-seed{s}": ["--preset", m, "--precision", p, "--seed", str(s), "--max-steps", str(steps)]
+        for m, steps in (("2M", 10000), ("5.6M", 6000)) for s in (1337, 1) for p in ("fp32", "bf16")}
+RUNS |= {f"16k/5.6M-{p}-seed{s}": ["--preset", "5.6M", "--precision", p, "--seed", str(s)]
+         for p, s in (("fp32", 1), ("bf16", 1337), ("bf16", 1))}
+# The nulls (fp32 runs of seed 1337 that differ only in rounding): at 6,000 steps the 5.6M reference model as it was at
+# that budget (its metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run PRESET=5.6M).
+REPORTS = [[REF / "precision", "--null-2M", REF / "MiniGPT-2M", "--null-5.6M", REF / "precision/null-5.6M-6000-steps",
+            "--plot", FIG / "Precision_Quality.png"],
+           [REF / "precision-16k", "--also", f"5.6M-fp32-seed1337={REF / 'MiniGPT-5.6M'}", "--null-5.6M",
+            REF / "make-run/MiniGPT-5.6M", "--plot", FIG / "Precision_Quality_5.6M_16000_steps.png", "--title",
+            "5.6M at 16,000 steps: fp32 (solid) against bf16 autocast (dashed), same seeds and batches"]]
 RUN_NAME = re.compile(r"(?P<preset>.+)-(?P<precision>fp32|bf16)-seed(?P<seed>\d+)$")
 
 
@@ -146,6 +160,47 @@ def compare(runs: dict, preset: str, null_dir: Path | None) -> Comparison:
     return Comparison(preset, rows, gap, gap_step, null, null_formed)
 
 
+def plot_precision(runs: dict, path, threshold: float, nulls: dict | None = None, title: str | None = None):
+    """fp32 against bf16 training: {"<preset> <precision>, seed <s>": [MetricsRow, ...]}.
+
+    One row of panels per preset: validation loss, and the best head's Δ on the held-out text probes
+    (the formation criterion's score, with the line Δ = threshold), against tokens. Colour: seed;
+    line: precision (solid fp32, dashed bf16). nulls {preset: (label, metrics)}: an fp32 run that differs
+    only in float rounding, in grey.
+    """
+    presets = sorted({label.split()[0] for label in runs}, key=lambda p: float(p.rstrip("M")))
+    seeds = sorted({label.rsplit(" ", 1)[1] for label in runs})
+    fig, axes = plt.subplots(len(presets), 2, figsize=(12, 3.8 * len(presets)), layout="constrained", squeeze=False)
+
+    def draw(preset, metrics, **style):
+        ax_loss, ax_delta = axes[presets.index(preset)]
+        ax_loss.plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], **style)
+        rows = [m for m in metrics if m.probes]
+        ax_delta.plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].best_delta.value.mean for m in rows],
+                      **style)
+
+    for label, metrics in runs.items():
+        preset, precision = label.split(",")[0].split()
+        draw(preset, metrics, color=f"C{seeds.index(label.rsplit(' ', 1)[1])}",
+             ls="-" if precision == "fp32" else "--", label=label)
+    for preset, (label, metrics) in (nulls or {}).items():
+        if preset in presets:
+            draw(preset, metrics, color="grey", ls=":", label=label)
+    for i, preset in enumerate(presets):
+        ax_loss, ax_delta = axes[i]
+        ax_loss.set_ylabel("validation loss (nats/token)")
+        ax_loss.set_title(f"{preset}: validation loss")
+        ax_delta.axhline(threshold, color="grey", lw=0.8, ls="-.", label=f"Δ = {threshold} (formed, with CI > 0)")
+        ax_delta.set_ylabel("best head's Δ, held-out text probes")
+        ax_delta.set_title(f"{preset}: induction score of the best head")
+        for ax in axes[i]:
+            ax.set_xlabel("training tokens seen (millions)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(title or "fp32 (solid) against bf16 autocast (dashed) training, same seeds and batches")
+    return utils.save_figure(fig, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs_dir", help="directory of <preset>-<precision>-seed<seed>/metrics.json runs")
@@ -178,7 +233,7 @@ def main(argv=None):
     if args.plot:
         curves = {f"{p} {prec}, seed {s}": m for (p, prec, s), m in sorted(runs.items())}
         null_curves = {p: ("fp32 rerun, rounding only (the null)", read_metrics(d)) for p, d in nulls.items() if d}
-        print(f"figure: {utils.plot_precision(curves, args.plot, FORMED_DELTA, null_curves, args.title)}")
+        print(f"figure: {plot_precision(curves, args.plot, FORMED_DELTA, null_curves, args.title)}")
 
 
 if __name__ == "__main__":

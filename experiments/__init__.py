@@ -1,0 +1,44 @@
+"""The experiments, apart from the library: each module owns one experiment's runs, its criterion (fixed in the
+module, with its reason, before the runs), its figure and its report.
+
+    python -m experiments                   # the experiments, one line each
+    python -m experiments dose              # its report: verdict and figure from the committed runs (seconds)
+    python -m experiments dose run          # train its runs into runs/<experiment>/ (resumable: rerun to continue)
+    make exp NAME=dose [RUN=1]              # the same
+
+Each experiment module defines RUNS ({run name: train.py arguments}; trained one thread each, PARALLEL at a time, as
+every reported run was), REPORTS (the argument lists its `main` is called with, each a report over committed runs in
+checkpoints/reference/), and `main(argv)`. A finished run joins the committed results with `make promote`.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REF = ROOT / "checkpoints" / "reference"   # the committed runs the reports read
+FIG = ROOT / "results" / "figures"          # where the reports draw
+RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
+
+EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
+               "original")
+
+
+def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -> list[Path]:
+    """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time."""
+    out, names, failed = RUNS / experiment, list(runs), []
+    for start in range(0, len(names), parallel):
+        procs = {}
+        for name in names[start:start + parallel]:
+            log = out / f"{name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, str(ROOT / "train.py"), *runs[name], "--out-dir", str(out / name), "--resume",
+                   "--no-progress", "--plots-dir", str(out / "plots")]
+            print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")
+            procs[name] = subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
+                                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        failed += [name for name, p in procs.items() if p.wait() != 0]
+    if failed:
+        raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
+    print(f"done; to commit a run: make promote RUN={out}/<run> AS={experiment.replace('_', '-')}/<run>")
+    return [out / name for name in names]

@@ -1,0 +1,29 @@
+"""python -m experiments [NAME [report|run]]: list the experiments, report one, or train its runs."""
+import importlib
+import sys
+
+from experiments import EXPERIMENTS, train_runs
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        for name in EXPERIMENTS:
+            doc = (importlib.import_module(f"experiments.{name}").__doc__ or "").strip().splitlines()[0]
+            print(f"  {name:<13} {doc}")
+        return
+    name, action = argv[0], argv[1] if len(argv) > 1 else "report"
+    if name not in EXPERIMENTS or action not in ("report", "run"):
+        raise SystemExit(f"usage: python -m experiments NAME [report|run], NAME one of {', '.join(EXPERIMENTS)}")
+    module = importlib.import_module(f"experiments.{name}")
+    if action == "run":
+        if not module.RUNS:
+            raise SystemExit(f"error: {name} has no runs of its own to train (its report reads runs of others)")
+        train_runs(name, module.RUNS, getattr(module, "PARALLEL", 2))
+    else:
+        for args in module.REPORTS:
+            module.main([str(a) for a in args])
+
+
+if __name__ == "__main__":
+    main()
