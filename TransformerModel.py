@@ -36,6 +36,10 @@ import torch.nn.functional as F
 # Upper bounds on the architecture, far above this repo's 1-10M parameter models: a typo (or a crafted checkpoint)
 # is refused before anything is allocated, not after gigabytes.
 LIMITS = dict(vocab_size=2 ** 18, block_size=4096, n_layer=64, n_head=64, n_embd=8192)
+# Where the learned position embedding enters: the residual stream (GPT-2), or only the queries and keys of every
+# layer (Shortformer, Press et al. 2021; TransformerLens's "shortformer"), which leaves the values, the MLPs and the
+# stream without positions.
+POSITIONS = ("residual", "shortformer")
 
 
 @dataclass
@@ -48,6 +52,10 @@ class GPTConfig:
     n_embd: int
     dropout: float = 0.0
     bias: bool = True
+    # levers that may make induction heads form sooner (issue #26); the defaults are GPT-2's
+    positions: str = "residual"  # "shortformer": position embeddings enter queries and keys only, not the stream
+    attn_only: bool = False      # blocks of attention alone, no MLP (Olsson et al.'s canonical models)
+    init_std: float = 0.02       # std of the normal initialisation (GPT-2's 0.02)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -62,6 +70,12 @@ class GPTConfig:
                              f"try n_head in {[h for h in range(1, 17) if self.n_embd % h == 0]}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"GPTConfig.positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
+        if not isinstance(self.attn_only, bool):
+            raise ValueError(f"GPTConfig.attn_only must be True or False, got {self.attn_only!r}")
+        if isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float)) or not 0 < self.init_std <= 1:
+            raise ValueError(f"GPTConfig.init_std must be in (0, 1], got {self.init_std!r}")
 
     @property
     def d_head(self) -> int:
@@ -110,9 +124,15 @@ class CausalSelfAttention(nn.Module):
         # backward is slow at these sizes (bench/bench.py, "fused attention" rows).
         return x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
 
-    def forward(self, x):  # x: (B, T, C)
+    def forward(self, x, qk=None):  # x: (B, T, C); qk: the queries' and keys' input where it differs (shortformer)
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.d_head).unbind(2)  # each (B, T, H, D)
+        if qk is None:
+            q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.d_head).unbind(2)  # each (B, T, H, D)
+        else:
+            w, b = self.c_attn.weight, self.c_attn.bias  # (3C, C), (3C,): the same weights, two inputs
+            q, k = F.linear(qk, w[:2 * C], None if b is None else b[:2 * C]).view(B, T, 2, self.n_head,
+                                                                                   self.d_head).unbind(2)
+            v = F.linear(x, w[2 * C:], None if b is None else b[2 * C:]).view(B, T, self.n_head, self.d_head)
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         if self.explicit(x):
@@ -141,20 +161,28 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm residual block: x + attn(ln(x)), then + mlp(ln(x))."""
+    """Pre-LayerNorm residual block: x + attn(ln(x)), then + mlp(ln(x)) (attention alone with attn_only)."""
 
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.mlp = MLP(cfg)
-        for name in ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"):
+        self.attn_only = cfg.attn_only
+        names = ["hook_resid_pre", "hook_attn_out", "hook_resid_post"]
+        if not cfg.attn_only:
+            self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+            self.mlp = MLP(cfg)
+            names += ["hook_resid_mid", "hook_mlp_out"]
+        for name in names:
             setattr(self, name, HookPoint())
 
-    def forward(self, x):  # (B, T, C)
+    def forward(self, x, pos=None):  # x: (B, T, C); pos: (B, T, C) position embeddings for shortformer
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln_1(x))))
+        qk = None if pos is None else self.ln_1(x + pos)
+        x = x + self.hook_attn_out(self.attn(self.ln_1(x), qk))
+        if self.attn_only:
+            return self.hook_resid_post(x)
+        x = self.hook_resid_mid(x)
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln_2(x))))
 
 
@@ -184,19 +212,18 @@ class GPT(nn.Module):
         # does not grow with depth.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, mean=0.0, std=cfg.init_std / math.sqrt(2 * cfg.n_layer))
         for name, point in self.hook_points().items():
             point.name = name
             point.layer = int(name.split(".")[1]) if name.startswith("blocks.") else None
 
-    @staticmethod
-    def _init_weights(module):
+    def _init_weights(self, module):
         if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (the tied head is counted once); non_embedding drops wte and wpe."""
@@ -225,14 +252,20 @@ class GPT(nn.Module):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got "
                              f"[{int(idx.min())}, {int(idx.max())}]: was the input encoded with this model's tokenizer?")
-        pos = torch.arange(T, device=idx.device)
-        pos_embed = self.wpe(pos).expand(B, T, self.config.n_embd)  # a view: (B, T, C) as in TransformerLens
-        return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(pos_embed))
+        if self.config.positions == "shortformer":  # the stream holds the tokens alone (run_blocks adds positions)
+            return self.drop(self.hook_embed(self.wte(idx)))
+        return self.drop(self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.pos_embed(B, T, idx.device)))
 
-    def run_blocks(self, x):
-        """(B, T, C) residual stream entering block 0 -> after the last block."""
-        for block in self.blocks:
-            x = block(x)
+    def pos_embed(self, B: int, T: int, device):
+        """The position embeddings of T positions, (B, T, C): a view, as in TransformerLens."""
+        return self.wpe(torch.arange(T, device=device)).expand(B, T, self.config.n_embd)
+
+    def run_blocks(self, x, start: int = 0):
+        """(B, T, C) residual stream entering block `start` -> after the last block."""
+        B, T, _ = x.shape
+        pos = self.hook_pos_embed(self.pos_embed(B, T, x.device)) if self.config.positions == "shortformer" else None
+        for block in self.blocks[start:]:
+            x = block(x, pos)
         return x
 
     def unembed(self, x, targets=None, reduction="mean"):

@@ -94,6 +94,10 @@ class RunConfig:
     n_embd: int = doc("residual stream width")
     block_size: int = doc("context length in tokens")
     dropout: float = doc("dropout probability")
+    positions: str = doc("where the position embedding enters: residual (GPT-2), or shortformer (only the queries' and "
+                         "keys' inputs of every layer)")
+    attn_only: bool = doc("blocks of attention alone, without MLPs")
+    init_std: float = doc("std of the normal initialisation of the weights (GPT-2: 0.02)")
     # training recipe
     batch_size: int = doc("sequences per optimizer step")
     max_steps: int = doc("optimizer steps")
@@ -249,7 +253,8 @@ class RunConfig:
     def model_config(self, vocab_size: int):
         from TransformerModel import GPTConfig
         return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, n_layer=self.n_layer,
-                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout)
+                         n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout, positions=self.positions,
+                         attn_only=self.attn_only, init_std=self.init_std)
 
 
 def _same(v):
@@ -267,11 +272,13 @@ MAX_STEPS = 10 ** 8  # optimizer steps: years of this CPU; a larger count is a t
 MAX_EVAL_TOKENS = 2 ** 22  # tokens per evaluated split: 4.2M, 10x a novel, minutes of this CPU per evaluation
 
 # Fields added to RunConfig after checkpoints were first written, with the value every earlier run had.
-ADDED_FIELDS = dict(held_out=(), precision="fp32", repeat_end=None, probes_per_decade=0)
+ADDED_FIELDS = dict(held_out=(), precision="fp32", repeat_end=None, probes_per_decade=0, positions="residual",
+                    attn_only=False, init_std=0.02)
 
 # The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
 # (results/README.md, "The recipe").
-_WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, held_out=(), dropout=0.0)
+_WORD = dict(tokenizer="word", vocab_size=None, novels=DEFAULT_NOVELS, held_out=(), dropout=0.0, positions="residual",
+             attn_only=False, init_std=0.02)
 _CHAR = dict(_WORD, tokenizer="char")
 # Precision "auto": bf16 where it is native, fp32 elsewhere (config.pick_precision). bf16's gap to fp32 is within the
 # spread between fp32 runs that differ only in rounding or seed (results/README.md, "Precision"). The committed

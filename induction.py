@@ -541,8 +541,7 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
             hooks += [(nm, pattern_hook) for nm in pattern_names]
             x = resid[l0].repeat(K, 1, 1)  # (K*n, T', C)
             with model.hooks(hooks):
-                for block in model.blocks[l0:]:
-                    x = block(x)
+                x = model.run_blocks(x, start=l0)
             loss = model.unembed_loss(x[:, loss_from:T - 1], targets.repeat(K, 1), reduction="none")
             losses[ks] = loss.view(K, n, -1).float().cpu()
             for l, v in layer_scores.items():

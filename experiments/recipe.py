@@ -19,5 +19,6 @@ RUNS = {"2M-vocab2048-repeats": ["--preset", "2M", "--vocab-size", "2048", "--ma
                                      "--eval-interval", "200", "--probe-interval", "200"],
         "2M-batch16-repeats": ["--preset", "2M", "--batch-size", "16", "--max-steps", "6000"]}
 REPORTS = [["--out", FIG / "Induction_Formation.png", f"recipe (10k words)={REF}/MiniGPT-2M",
-            f"vocabulary 2,048={EXP}/2M-vocab2048-repeats", f"vocabulary 2,048, no repeats={EXP}/2M-vocab2048-no-repeats",
+            f"vocabulary 2,048={EXP}/2M-vocab2048-repeats",
+            f"vocabulary 2,048, no repeats={EXP}/2M-vocab2048-no-repeats",
             f"16 x 128, lr 1e-3={EXP}/2M-ctx128-lr1e-3-repeats", f"batch 16 x 64={EXP}/2M-batch16-repeats"]]

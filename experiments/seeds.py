@@ -8,7 +8,8 @@ A claim about a preset holds for three seeds, or says that it rests on one (issu
 from experiments import FIG, REF
 from experiments.formation import main  # noqa: F401  (the report)
 
-RUNS = {f"{m}-seed{s}": ["--preset", m, "--precision", "fp32", "--seed", str(s)] for m in ("2M", "5.6M") for s in (1, 2)}
+RUNS = {f"{m}-seed{s}": ["--preset", m, "--precision", "fp32", "--seed", str(s)]
+        for m in ("2M", "5.6M") for s in (1, 2)}
 REPORTS = [["--out", FIG / "Induction_Formation_Sizes_Seeds.png", "--title",
             "Induction-head formation across seeds and sizes (the recipe)",
             f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/MiniGPT-2M-seed1",

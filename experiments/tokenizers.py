@@ -13,5 +13,6 @@ RUNS = {"tokenizer-char-2M": ["--preset", "char-2M"],
         "tokenizer-bpe-2M": ["--preset", "2M", "--tokenizer", "bpe", "--vocab-size", "10050"]}
 REPORTS = [["--x", "chars", "--out", FIG / "Induction_Formation_Tokenizers.png", "--title",
             "Induction-head formation by tokenizer (2M parameters, same recipe)",
-            f"word (10,050)={REF}/MiniGPT-2M", f"char (80)={EXP}/tokenizer-char-2M", f"BPE (10,050)={EXP}/tokenizer-bpe-2M",
+            f"word (10,050)={REF}/MiniGPT-2M", f"char (80)={EXP}/tokenizer-char-2M",
+            f"BPE (10,050)={EXP}/tokenizer-bpe-2M",
             f"char (80), rerun={EXP}/char-2M-rerun"]]

@@ -138,10 +138,11 @@ def _manual_run(model, idx, layer, head, value, S=6):
     return loss, torch.stack([ind.induction_diag(cache[p], S) for p in patterns], 1)
 
 
-@pytest.mark.parametrize("mode", ["zero", "mean"])
-def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode):
+@pytest.mark.parametrize("mode, arch", [("zero", {}), ("mean", {}), ("mean", dict(positions="shortformer")),
+                                        ("zero", dict(attn_only=True))])
+def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode, arch):
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
+    model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24, **arch)).eval()
     idx = torch.randint(0, 30, (5, 24))
     means = ind.mean_head_outputs(model, idx)
     assert means.shape == (2, 3, 8)

@@ -203,3 +203,26 @@ def test_attention_path_under_cpu_autocast_is_the_explicit_one():
         assert attn.explicit(x)
         attn.attention = "fused"
         assert not attn.explicit(x)
+
+
+def test_the_levers_change_what_they_say_and_nothing_else():
+    """Shortformer positions reach the queries and keys only; attn_only drops the MLPs; init_std scales the init."""
+    idx = torch.tensor([[3, 7, 3, 9, 3, 1]])
+    sf = small(positions="shortformer")
+    _, cache = sf.run_with_cache(idx)
+    v, q, resid = cache["blocks.0.attn.hook_v"], cache["blocks.0.attn.hook_q"], cache["blocks.0.hook_resid_pre"]
+    assert torch.equal(resid[0, 0], resid[0, 2]) and torch.allclose(v[0, 0], v[0, 2])  # token 3 at positions 0 and 2
+    assert not torch.allclose(q[0, 0], q[0, 2])  # the queries see the positions
+    assert torch.allclose(sf.loss(idx, idx), sf(idx, idx)[1]) and sf.num_params() == small().num_params()
+    ao = small(attn_only=True)
+    assert not any("mlp" in n or "ln_2" in n for n, _ in ao.named_parameters())
+    assert "blocks.0.hook_mlp_out" not in ao.hook_points() and "blocks.1.hook_resid_post" in ao.hook_points()
+    assert ao.num_params() < small().num_params() and torch.isfinite(ao(idx, idx)[1])
+    std = lambda m: m.blocks[0].attn.c_attn.weight.std().item()  # noqa: E731
+    assert std(small(init_std=0.005)) == pytest.approx(0.005, rel=0.1) and std(small()) == pytest.approx(0.02, rel=0.1)
+    with pytest.raises(ValueError, match="positions must be one of residual, shortformer"):
+        small(positions="rotary")
+    for lever in (dict(positions="shortformer"), dict(attn_only=True), dict(init_std=0.01)):
+        cfg = run_config("tiny", **lever)
+        assert cfg.name == "MiniGPT-tiny-" + "-".join(f"{k}={v}" for k, v in lever.items())  # off by default
+        assert all(getattr(cfg.model_config(80), k) == v for k, v in lever.items())

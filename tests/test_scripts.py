@@ -169,6 +169,9 @@ def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
                     assert (Path(a.split("=", 1)[1]) / "metrics.json").exists(), (name, a)
     import utils
     assert not [f for f in dir(utils) if f.startswith("plot_") and any(k in f for k in ("formation", "dose", "precision"))]
+    # study.py keeps no single experiment's constants
+    import study
+    assert not hasattr(study, "ORIGINAL_FIGURES")
 
 
 def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):

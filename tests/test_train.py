@@ -17,7 +17,7 @@ import torch
 import train as train_mod
 from checkpoint import CheckpointError, load_checkpoint, load_model
 from corpus import load_corpus
-from config import ConfigError, run_config
+from config import ConfigError, RunConfig, run_config
 from train import TrainingError, lr_at, read_metrics, train
 from TransformerModel import GPT
 
@@ -311,6 +311,16 @@ def test_a_run_is_named_by_what_differs_from_its_preset_and_stays_in_that_folder
     assert res.latest == CHECKPOINTS / cfg.name / "latest.pt" and res.config.name == cfg.name
     assert res.loss_curve == PLOTS / cfg.name / f"Loss_Curve_{cfg.name}.png" and res.loss_curve.exists()
     assert LAST_RUN.read_text().strip() == cfg.name  # what InductionHeads.ipynb studies by default
+
+
+@pytest.mark.parametrize("lever", [dict(positions="shortformer"), dict(attn_only=True)])
+def test_a_lever_trains_resumes_and_loads_back(tmp_path, lever):
+    cfg = run_config(**TINY, max_steps=4, eval_interval=2, out_dir=str(tmp_path), **lever)
+    train(dataclasses.replace(cfg, max_steps=2), progress=False, sample_prompt=None, plots_dir=None)
+    res = train(cfg, resume=True, progress=False, sample_prompt=None, plots_dir=None)
+    model, _, ckpt = load_model(res.best)
+    assert all(getattr(model.config, k) == v for k, v in lever.items())
+    assert all(getattr(RunConfig.from_checkpoint(ckpt), k) == v for k, v in lever.items())
 
 
 def test_the_bench_times_bf16_only_where_it_is_native(monkeypatch):
