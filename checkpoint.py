@@ -15,9 +15,10 @@ plain containers, so a checkpoint can never execute code. Saving writes a temp f
 in the same directory, fsyncs it, then renames it over the target: a crash mid-save
 leaves the previous checkpoint intact.
 
-JSON records (metrics.json, study summaries) are written the same way. `to_plain` turns a
-typed result (nested dataclasses, arrays) into JSON data and `from_plain` reads it back
-into the same types, so every caller reads fields, never string keys.
+JSON records (metrics.json, study summaries) are written the same way, each in an envelope that names its kind and
+version: {"format": "minigpt-metrics", "version": 2, "record": ...}. `upgrade` is the one place that knows how older
+versions differ; every reader gets the current shape. `to_plain` turns a typed result (nested dataclasses, arrays) into
+JSON data and `from_plain` reads it back into the same types, so every caller reads fields, never string keys.
 """
 import dataclasses
 import errno
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from induction import ProbeLog
 from tokenizer import Tokenizer, TokenizerError, from_state
 from TransformerModel import GPT, GPTConfig
 
@@ -118,7 +120,7 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
         "model": model.state_dict(),
         "train_config": dict(train_config or {}),
         "step": int(step),
-        "metrics": json.dumps(to_plain(metrics or [])),
+        "metrics": json.dumps(envelope("metrics", metrics or [])),
     }
     if optimizer is not None:
         ckpt["optimizer"] = optimizer.state_dict()
@@ -284,7 +286,7 @@ def export_weights(src, dst) -> Path:
     ckpt = load_checkpoint(src)
     model, tok, _ = load_model(src)
     return save_checkpoint(dst, model, tok, train_config=ckpt.get("train_config"), step=ckpt.get("step", 0),
-                           metrics=json.loads(ckpt.get("metrics", "[]")))
+                           metrics=metrics_of(ckpt))
 
 
 # ---- JSON records of typed results -------------------------------------------------------------
@@ -345,16 +347,99 @@ def write_file(path, data: bytes, what: str = "file") -> Path:
 
 
 def write_json(path, obj) -> Path:
-    """Write a record atomically (write_file); NaN or infinity is an error, not invalid JSON."""
+    """Write JSON data atomically (write_file); NaN or infinity is an error, not invalid JSON."""
     return write_file(path, (json.dumps(to_plain(obj), indent=1, allow_nan=False) + "\n").encode(), "record")
 
 
-def read_json(path, tp=None):
-    """Read a record; with `tp`, as that type (e.g. list[MetricsRow]). A file that is not one is a CheckpointError."""
+def read_json(path):
+    """Read JSON data; a file that is not JSON is a CheckpointError."""
     try:
-        data = json.loads(Path(path).read_text())
-        return data if tp is None else from_plain(tp, data)
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        return json.loads(Path(path).read_text())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path} is not JSON ({type(e).__name__}: {str(e)[:200]}); regenerate it") from None
+
+
+# ---- versioned records ----------------------------------------------------------------------------
+
+# The current version of each kind of record. A record is {"format": "minigpt-<kind>", "version": N, "record": data};
+# version 1 of both kinds was the bare data, without the envelope.
+RECORDS = {"metrics": 2, "study": 2}
+
+
+@dataclasses.dataclass
+class MetricsRow:
+    """One evaluation, as logged to metrics.json."""
+    step: int
+    tokens: int
+    train_loss: float      # nats/token on fixed training windows
+    val_loss: float        # nats/token on fixed validation windows
+    val_bpc: float         # bits per character of the validation text
+    lr: float
+    elapsed_s: float       # wall time of the run so far, evaluations included
+    train_s: float         # time in optimizer steps alone
+    probes: dict[str, ProbeLog] = dataclasses.field(default_factory=dict)  # by probe set, at train.probe_steps
+    precision: str = "fp32"  # the training step's precision ("auto" resolved; logs before the field were fp32)
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.val_loss / (self.val_bpc * np.log(2))
+
+    def __str__(self):
+        return (f"step {self.step:>6,}: train {self.train_loss:.3f}  val {self.val_loss:.3f} nats/token "
+                f"({self.val_bpc:.3f} bits/char)")
+
+
+def envelope(kind: str, obj) -> dict:
+    return {"format": f"minigpt-{kind}", "version": RECORDS[kind], "record": to_plain(obj)}
+
+
+def upgrade(kind: str, version: int, data):
+    """An older version's data in the current version's shape: the one place that knows the records' history."""
+    if kind == "metrics" and version < 2:
+        # v1 logged each probe set's in-context gain twice: G (a float) and, from 2026-11-26 on, gain (G with its CI).
+        # v2 keeps gain alone; a log from before gain has G as a gain without its CI.
+        for row in data if isinstance(data, list) else []:
+            for log in (row.get("probes") or {}).values() if isinstance(row, dict) else []:
+                if isinstance(log, dict):
+                    g = log.pop("G", None)
+                    if log.get("gain") is None:
+                        log["gain"] = {"mean": g, "lo": None, "hi": None}
+    return data  # study v1 -> v2: the envelope alone
+
+
+def unwrap(kind: str, data, where) -> tuple[int, object]:
+    """(version, data) of a record as read: an envelope of this kind, or a bare version 1."""
+    if isinstance(data, dict) and "format" in data:
+        if data.get("format") != f"minigpt-{kind}" or not isinstance(data.get("version"), int) or "record" not in data:
+            raise CheckpointError(f"{where} is a {data.get('format')!r} record, not minigpt-{kind}")
+        if data["version"] > RECORDS[kind]:
+            raise CheckpointError(f"{where} is version {data['version']} of minigpt-{kind}, newer than this code's "
+                                  f"{RECORDS[kind]}; update the code")
+        return data["version"], data["record"]
+    return 1, data
+
+
+def read_record(path, kind: str, tp):
+    """Read a record of `kind` as type `tp` (e.g. list[MetricsRow]), upgraded to the current version."""
+    try:
+        version, data = unwrap(kind, read_json(path), path)
+        return from_plain(tp, upgrade(kind, version, data))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
         what = getattr(tp, "__name__", str(tp))
         raise CheckpointError(f"{path} is not a {what} record ({type(e).__name__}: {str(e)[:200]}); regenerate "
                               f"it") from None
+
+
+def write_record(path, kind: str, obj) -> Path:
+    return write_json(path, envelope(kind, obj))
+
+
+def read_metrics(run_dir) -> list[MetricsRow]:
+    """A run's training log, <run_dir>/metrics.json."""
+    return read_record(Path(run_dir) / "metrics.json", "metrics", list[MetricsRow])
+
+
+def metrics_of(ckpt: dict) -> list[MetricsRow]:
+    """The training log a checkpoint holds (as JSON text), in the current version."""
+    version, data = unwrap("metrics", json.loads(ckpt.get("metrics", "[]")), "the checkpoint's metrics")
+    return from_plain(list[MetricsRow], upgrade("metrics", version, data))

@@ -167,17 +167,17 @@ def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its 95% bootstrap CI."""
+    """A mean with its 95% bootstrap CI (lo and hi None in training logs that recorded the mean alone)."""
     mean: float
-    lo: float
-    hi: float
+    lo: float | None
+    hi: float | None
 
     def __str__(self):
-        return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+        return f"{self.mean:.3f} " + ("(no CI logged)" if self.lo is None else f"[{self.lo:.3f}, {self.hi:.3f}]")
 
     def clears(self, threshold: float) -> bool:
-        """The lower bound of the 95% CI is at or above the threshold (CRITERIA)."""
-        return self.lo >= threshold
+        """The lower bound of the 95% CI is at or above the threshold (CRITERIA); never without a CI."""
+        return self.lo is not None and self.lo >= threshold
 
 
 @dataclass(frozen=True)
@@ -633,13 +633,12 @@ class ProbeLog:
     best_delta: HeadValue
     best_prefix_match: HeadValue | None   # None in logs written before the score existed
     max_prev_token: float
-    G: float
+    gain: Estimate                        # the in-context gain G with its CI (without one in logs before 2026-11-26)
     delta: np.ndarray                     # (L, H) every head's mean Δ
-    # logs from 2026-11-26 on (issue #13); None in older ones
+    # logs from 2026-11-26 on (issue #13); None in older ones (checkpoint.upgrade reads every version)
     prefix_match: HeadScores | None = None
     copying: HeadScores | None = None
     best_prev_token: HeadValue | None = None
-    gain: Estimate | None = None          # G with its CI
     original_delta: Estimate | None = None  # the original study's δ with its CI (logs from 2026-11-29 on)
 
     def best(self, score: str = "delta") -> HeadValue | None:
@@ -671,9 +670,9 @@ class TrainingProbe:
         for kind, p in self.sets.items():
             s = head_scores(self.model, p, n_boot=200)
             logs[kind] = ProbeLog(best_delta=s.delta.best(), best_prefix_match=s.prefix_match.best(),
-                                  max_prev_token=float(s.prev_token.mean.max()), G=s.G.mean, delta=s.delta.mean,
+                                  max_prev_token=float(s.prev_token.mean.max()), gain=s.G, delta=s.delta.mean,
                                   prefix_match=s.prefix_match, copying=s.copying, best_prev_token=s.prev_token.best(),
-                                  gain=s.G, original_delta=s.original_delta)
+                                  original_delta=s.original_delta)
         self.model.train(was_training)
         return logs
 

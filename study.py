@@ -30,7 +30,7 @@ import torch
 import induction as ind
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, is_reference, load_model,
-                        output_path, read_json, write_json)
+                        output_path, read_record, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
@@ -323,7 +323,7 @@ class StudyResult:
 
 
 def read_result(path) -> StudyResult:
-    return read_json(path, StudyResult)
+    return read_record(path, "study", StudyResult)
 
 
 # ---- the steps -------------------------------------------------------------------------------
@@ -652,7 +652,7 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
         tokens_seen=ctx.ckpt.get("step", 0) * ctx.run.tokens_per_step,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
         figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped)
-    write_json(ctx.target.out_json, result)
+    write_record(ctx.target.out_json, "study", result)
     return result
 
 

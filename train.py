@@ -28,7 +28,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too, a
 import argparse
 import dataclasses
 import fcntl
-import json
 import math
 import os
 import signal
@@ -43,8 +42,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable, from_plain,
-                        load_checkpoint, output_path, read_json, save_checkpoint, write_file, write_json)
+from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabulary, check_weights, check_writable,
+                        load_checkpoint, metrics_of, output_path, save_checkpoint, write_file, write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
                     pick_precision, run_config)
 from corpus import CorpusError, load_corpus
@@ -55,33 +54,6 @@ from TransformerModel import GPT
 
 class TrainingError(RuntimeError):
     pass
-
-
-@dataclass
-class MetricsRow:
-    """One evaluation, as logged to metrics.json."""
-    step: int
-    tokens: int
-    train_loss: float      # nats/token on fixed training windows
-    val_loss: float        # nats/token on fixed validation windows
-    val_bpc: float         # bits per character of the validation text
-    lr: float
-    elapsed_s: float       # wall time of the run so far, evaluations included
-    train_s: float         # time in optimizer steps alone
-    probes: dict[str, ProbeLog] = field(default_factory=dict)  # by probe set, at the steps of probe_steps
-    precision: str = "fp32"  # the training step's precision ("auto" resolved; logs before the field were fp32)
-
-    @property
-    def chars_per_token(self) -> float:
-        return self.val_loss / (self.val_bpc * math.log(2))
-
-    def __str__(self):
-        return (f"step {self.step:>6,}: train {self.train_loss:.3f}  val {self.val_loss:.3f} nats/token "
-                f"({self.val_bpc:.3f} bits/char)")
-
-
-def read_metrics(run_dir) -> list[MetricsRow]:
-    return read_json(Path(run_dir) / "metrics.json", list[MetricsRow])
 
 
 @dataclass(frozen=True)
@@ -280,15 +252,18 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
             if "optimizer" not in ckpt or "rng" not in ckpt:
                 raise CheckpointError(f"{latest} holds weights only (no optimizer or RNG state), so it cannot be "
                                       f"resumed; start a new run with another --out-dir")
-            old = {"precision": "fp32", **ckpt.get("train_config", {})}  # runs before the field were fp32
-            if auto and cfg.precision != old["precision"]:  # a run keeps the precision it began in, on any machine
-                cfg = dataclasses.replace(cfg, precision=old["precision"])
+            try:
+                old = RunConfig.from_checkpoint(ckpt)
+            except ConfigError as e:
+                raise CheckpointError(f"{latest}: {e}") from None
+            if auto and cfg.precision != old.precision:  # a run keeps the precision it began in, on any machine
+                cfg = dataclasses.replace(cfg, precision=old.precision)
                 if proc.main:
                     print(f"note: this run began in {cfg.precision}, which it keeps, though auto would pick "
                           f"{pick_precision('auto', device)} on this machine"
                           + (" (bf16 is emulated here, about 15x slower)" if cfg.precision == "bf16" else ""))
-            diff = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in cfg.identity().items()
-                    if k in old and _same(old[k]) != _same(v)]
+            theirs = old.identity()
+            diff = [f"{k}: {theirs[k]!r} -> {v!r}" for k, v in cfg.identity().items() if _same(theirs[k]) != _same(v)]
             if diff:
                 raise CheckpointError(f"cannot resume {latest}: the run's settings differ ({'; '.join(diff)}); "
                                       f"use the same settings or a new --out-dir")
@@ -360,7 +335,7 @@ def restore(run: Run, ckpt: dict, path: Path):
         raise CheckpointError(f"{path}: its RNG state is not a generator state, so the run cannot continue exactly; "
                               f"{damaged}")
     try:
-        metrics = from_plain(list[MetricsRow], json.loads(ckpt.get("metrics", "[]")))
+        metrics = metrics_of(ckpt)
         steps_ok = all(isinstance(m.step, int) and 0 <= m.step <= ckpt["step"] for m in metrics)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         steps_ok = False
@@ -503,7 +478,7 @@ def log_eval(run: Run, elapsed_s: float, train_s: float) -> MetricsRow:
                      cfg.precision)
     is_best = all(row.val_loss < m.val_loss for m in run.metrics)
     run.metrics.append(row)
-    write_json(cfg.run_dir / "metrics.json", run.metrics)
+    write_record(cfg.run_dir / "metrics.json", "metrics", run.metrics)
     if is_best:
         save(run, run.best, resumable=False)
     return row

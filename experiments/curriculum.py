@@ -27,7 +27,7 @@ from checkpoint import load_model
 from corpus import load_corpus
 from study import heads_str, read_result
 from experiments import REF
-from train import read_metrics
+from checkpoint import read_metrics
 
 RUNS = {"2M-curriculum": ["--preset", "2M", "--repeat-frac", "1.0", "--repeat-end", "0.6"],
         "2M-control": ["--preset", "2M", "--repeat-frac", "0"]}

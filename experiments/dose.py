@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import utils
 from induction import CRITERIA, first_formed
 from experiments import FIG, REF
-from train import read_metrics
+from checkpoint import read_metrics
 
 PROBE_SETS = ("random-known", "text-val")
 FRACTIONS = (0.1, 0.25, 0.5)

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA, first_formed
-from train import read_metrics
+from checkpoint import read_metrics
 
 
 FORMATION_X = {"tokens": "training tokens seen (millions)",
@@ -48,8 +48,8 @@ def plot_formation(runs: dict, path, title, threshold: float, formed_at: dict | 
         axes[1].fill_between(t, [p.best_delta.value.lo for p in rnd], [p.best_delta.value.hi for p in rnd],
                              color=c, alpha=0.2)
         axes[1].plot(t, [p.best_delta.value.mean for p in txt], color=c, ls="--", label=f"{label}: text probes")
-        axes[2].plot(t, [p.G for p in rnd], color=c, label=f"{label}: random probes")
-        axes[2].plot(t, [p.G for p in txt], color=c, ls="--", label=f"{label}: text probes")
+        axes[2].plot(t, [p.gain.mean for p in rnd], color=c, label=f"{label}: random probes")
+        axes[2].plot(t, [p.gain.mean for p in txt], color=c, ls="--", label=f"{label}: text probes")
         if formed_at and formed_at.get(label) is not None:
             for ax in axes[1:]:
                 ax.axvline(pos(formed_at[label]), color=c, ls=":", lw=1.2)

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import utils
 from induction import CRITERIA, INDUCTION_SCORES, first_formed
 from experiments import FIG, REF
-from train import read_metrics
+from checkpoint import read_metrics
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
 # training tokens (B sequences per batch, T context), independent of model size.

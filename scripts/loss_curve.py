@@ -9,8 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import utils  # noqa: E402
-from checkpoint import load_checkpoint  # noqa: E402
-from train import read_metrics  # noqa: E402
+from checkpoint import load_model, read_metrics  # noqa: E402
+from config import RunConfig  # noqa: E402
 
 
 def main():
@@ -18,11 +18,10 @@ def main():
     ap.add_argument("run_dir", help="a run's directory: metrics.json and best.pt")
     ap.add_argument("out", help="the figure's path")
     a = ap.parse_args()
-    ckpt = load_checkpoint(Path(a.run_dir) / "best.pt")
-    name = f"MiniGPT-{ckpt['train_config']['preset']}"
-    params = sum(t.numel() for k, t in ckpt["model"].items() if k != "lm_head.weight")  # the tied head once
-    print(utils.plot_loss_curve(read_metrics(a.run_dir), a.out, f"{name} ({params / 1e6:.2f}M params, "
-                                f"{ckpt['train_config']['tokenizer']} tokens)"))
+    model, _, ckpt = load_model(Path(a.run_dir) / "best.pt")
+    run = RunConfig.from_checkpoint(ckpt)
+    print(utils.plot_loss_curve(read_metrics(a.run_dir), a.out, f"{Path(a.run_dir).resolve().name} "
+                                f"({model.num_params() / 1e6:.2f}M params, {run.tokenizer} tokens)"))
 
 
 if __name__ == "__main__":

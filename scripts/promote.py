@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checkpoint import CheckpointError, export_weights, load_checkpoint, output_path  # noqa: E402
+from config import RunConfig  # noqa: E402
 
 REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
@@ -30,7 +31,7 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
     latest = run / "latest.pt"
     if latest.exists() and not unfinished:
         ckpt = load_checkpoint(latest)
-        step, max_steps = ckpt.get("step"), (ckpt.get("train_config") or {}).get("max_steps")
+        step, max_steps = ckpt.get("step"), RunConfig.from_checkpoint(ckpt).max_steps
         if step != max_steps:
             raise CheckpointError(f"{run} is at step {step:,} of {max_steps:,}: finish it (train.py --resume), or "
                                   f"pass --unfinished to promote it as it is")

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 from induction import CRITERIA, first_formed  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
 from study import heads_str, read_result  # noqa: E402
-from train import read_metrics  # noqa: E402
+from checkpoint import read_metrics  # noqa: E402
 
 
 def formation(metrics, kind: str) -> str:

@@ -132,3 +132,30 @@ def test_typed_records_round_trip_and_refuse_nan(tmp_path):
     with pytest.raises(ValueError, match="Out of range float"):
         write_json(tmp_path / "nan.json", {"x": float("nan")})
     assert not (tmp_path / "nan.json").exists()
+
+
+def test_records_carry_their_version_and_old_versions_are_read_through_one_upgrade(tmp_path):
+    """metrics.json v1 (a bare list, G beside gain) reads as v2 (gain alone); a newer or foreign record is named."""
+    import json
+
+    from checkpoint import RECORDS, CheckpointError, read_metrics, read_record, write_record
+    from config import ROOT
+    old = read_metrics(ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats")  # v1, from before gain
+    raw = json.loads((ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats/metrics.json").read_text())
+    log, raw_log = old[-1].probes["random"], raw[-1]["probes"]["random"]
+    assert log.gain.mean == raw_log["G"] and log.gain.lo is None and "(no CI logged)" in str(log.gain)
+    assert not log.gain.clears(-1e9) and not hasattr(log, "G")
+    new = read_metrics(ROOT / "checkpoints/reference/seeds/2M-seed2")  # v1 with gain's CI: kept
+    assert new[-1].probes["text-val"].gain.lo <= new[-1].probes["text-val"].gain.mean
+    path = write_record(tmp_path / "metrics.json", "metrics", old)
+    stored = json.loads(path.read_text())
+    assert stored["format"] == "minigpt-metrics" and stored["version"] == RECORDS["metrics"] == 2
+    back = read_metrics(tmp_path)
+    assert [(r.step, r.val_loss, r.probes["random"].gain) for r in back] == [(r.step, r.val_loss, r.probes["random"].gain)
+                                                                            for r in old]
+    path.write_text(json.dumps({**stored, "version": 3}))
+    with pytest.raises(CheckpointError, match="is version 3 of minigpt-metrics, newer than this code's 2"):
+        read_metrics(tmp_path)
+    path.write_text(json.dumps({**stored, "format": "minigpt-study"}))
+    with pytest.raises(CheckpointError, match="is a 'minigpt-study' record, not minigpt-metrics"):
+        read_record(path, "metrics", list)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from checkpoint import load_checkpoint
-from train import Batches, TrainingError, read_metrics
+from checkpoint import read_metrics
+from train import Batches, TrainingError
 
 ROOT = Path(__file__).resolve().parent.parent
 

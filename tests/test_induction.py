@@ -255,7 +255,8 @@ def test_formation_needs_both_lower_bounds_to_clear_and_old_logs_never_qualify()
     def log(pm_lo, cp_lo, with_copying=True):
         one = lambda lo: ind.HeadScores(np.full((1, 1), lo + 0.1), np.full((1, 1), lo), np.full((1, 1), lo + 0.2))  # noqa: E731
         best = ind.HeadValue(0, 0, ind.Estimate(pm_lo + 0.1, pm_lo, pm_lo + 0.2))
-        return ind.ProbeLog(best, best, 0.0, 0.0, np.zeros((1, 1)), one(pm_lo) if with_copying else None,
+        return ind.ProbeLog(best, best, 0.0, ind.Estimate(0.0, None, None), np.zeros((1, 1)),
+                            one(pm_lo) if with_copying else None,
                             one(cp_lo) if with_copying else None)
 
     rows = [SimpleNamespace(step=s, probes={"text-val": lg}) for s, lg in enumerate(

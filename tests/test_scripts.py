@@ -10,7 +10,7 @@ import pytest
 import induction as ind
 from checkpoint import write_json
 from config import ROOT
-from train import MetricsRow
+from checkpoint import MetricsRow
 
 from experiments import dose as dose_response
 from experiments import natural_text, precision
@@ -22,7 +22,7 @@ def _log(pm: float, cp: float) -> ind.ProbeLog:
     """A probe log whose one head has prefix matching pm and copying cp, each with a CI of ± 0.05, and Δ = pm."""
     one = lambda v: ind.HeadScores(np.full((1, 1), v), np.full((1, 1), v - 0.05), np.full((1, 1), v + 0.05))  # noqa: E731
     hv = one(pm).at(0, 0)
-    return ind.ProbeLog(hv, hv, 0.1, 0.0, np.zeros((1, 1)), one(pm), one(cp), hv, ind.Estimate(0, 0, 0))
+    return ind.ProbeLog(hv, hv, 0.1, ind.Estimate(0, 0, 0), np.zeros((1, 1)), one(pm), one(cp), hv)
 
 
 def _run(scores, tokens_per_step=512, losses=None):

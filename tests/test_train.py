@@ -18,7 +18,8 @@ import train as train_mod
 from checkpoint import CheckpointError, load_checkpoint, load_model
 from corpus import load_corpus
 from config import ConfigError, RunConfig, run_config
-from train import TrainingError, lr_at, read_metrics, train
+from checkpoint import read_metrics
+from train import TrainingError, lr_at, train
 from TransformerModel import GPT
 
 ROOT = Path(__file__).resolve().parent.parent
