@@ -18,7 +18,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 import argparse
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field

@@ -47,7 +47,7 @@ from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabular
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
                     pick_precision, run_config)
 from corpus import CorpusError, load_corpus
-from induction import ProbeError, ProbeLog, TrainingProbe, split_windows
+from induction import ProbeError, TrainingProbe, split_windows
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer
 from TransformerModel import GPT
 

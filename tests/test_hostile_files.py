@@ -2,7 +2,6 @@
 are read-only, real faults give their messages, resume checks what it resumes, inputs are checked before the work."""
 import hashlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -18,7 +17,7 @@ import checkpoint
 import config
 import study
 import train as train_mod
-from checkpoint import CheckpointError, OutputError, load_checkpoint, load_model, write_json
+from checkpoint import CheckpointError, OutputError, load_model, write_json
 from config import ConfigError, run_config
 from tokenizer import TokenizerError
 from train import TrainingError, generate_text, train

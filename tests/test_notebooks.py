@@ -1,7 +1,6 @@
 """Execute both notebooks headlessly with tiny parameters, as a user would (papermill), and check the sources."""
 import ast
 import hashlib
-import json
 import re
 import time
 from pathlib import Path
@@ -117,6 +116,29 @@ def test_deleting_a_parameter_line_gives_the_presets_value_again(tmp_path):
         assert layers(deleted) == ["n_layer", "2", "MiniGPT-tiny"]  # the preset's, not the stale 1
 
 
+def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
+    plots = tmp_path / "plots"
+    seconds = run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT=str(tiny_run.best), N_PROMPTS=40,
+                           N_ABLATE=16, PLOTS_DIR=str(plots), OUT_JSON=str(tmp_path / "summary.json"))
+    expected = ["Attention_HeatMap_full", "Attention_HeatMap_zoom", "InductionScore_Delta", "PrevTokenScore",
+                "HeadAblation_HeatMap", "HeadAblation_Loss", "HeadAblation_DeltaMatrix", "LossByPosition",
+                "Candidates_vs_Random"]
+    name = tiny_run.best.parent.name  # a run's name is its folder's
+    for stem in expected:
+        assert (plots / f"{stem}_{name}.png").exists(), stem
+    page = (plots / f"Attention_Page_{name}.html").read_text()
+    assert "Plotly.newPlot" in page and not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inlined: offline
+    assert "<iframe" in (tmp_path / "InductionHeads.ipynb").read_text()  # shown inline
+    import study
+    result = study.read_result(tmp_path / "summary.json")
+    assert set(result.scores) == {"text-val", "text-train", "random", "random-known"}
+    assert result.scores["random"].delta.mean.shape == (2, 2)  # layers x heads
+    assert result.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40
+    assert result.figures["page"] == str(plots / f"Attention_Page_{name}.html")
+    assert 0 <= result.validation.zero.tested.hi or result.validation.zero.tested.hi < 0  # typed, read back
+    print(f"InductionHeads.ipynb (tiny) ran in {seconds:.1f} s")
+
+
 def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run):
     """A user edits cell 1 and runs all (no papermill parameters): the edit, not a stale value, is analysed."""
     nb = nbformat.read(ROOT / "InductionHeads.ipynb", as_version=4)
@@ -128,8 +150,9 @@ def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run
     edited.parent.mkdir()
     nbformat.write(nb, edited)
     run_notebook(edited, tmp_path)
-    summary = json.loads((tmp_path / "edited.json").read_text())
-    assert summary["checkpoint"] == str(tiny_run.best) and summary["config"]["n_prompts"] == 12
+    import study
+    summary = study.read_result(tmp_path / "edited.json")
+    assert summary.checkpoint == str(tiny_run.best) and summary.config.n_prompts == 12
 
 
 def test_a_misspelt_parameter_is_an_error_not_a_silent_default(tmp_path):
