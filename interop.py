@@ -37,6 +37,9 @@ from TransformerModel import GPT
 def transformer_lens_config(model: GPT) -> dict:
     """The TransformerLens config fields of the architecture (TransformerBridgeConfig / HookedTransformerConfig)."""
     c = model.config
+    if c.positions != "residual" or c.attn_only:  # the levers of issue #26: not mapped, and not tested against TL
+        raise ValueError(f"the TransformerLens export covers the standard architecture; this model has positions="
+                         f"{c.positions!r}, attn_only={c.attn_only}")
     return dict(n_layers=c.n_layer, n_heads=c.n_head, d_model=c.n_embd, d_head=c.d_head, d_mlp=4 * c.n_embd,
                 n_ctx=c.block_size, d_vocab=c.vocab_size, act_fn="gelu", normalization_type="LN", eps=1e-5,
                 positional_embedding_type="standard", attn_only=False)

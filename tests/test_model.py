@@ -222,6 +222,11 @@ def test_the_levers_change_what_they_say_and_nothing_else():
     assert std(small(init_std=0.005)) == pytest.approx(0.005, rel=0.1) and std(small()) == pytest.approx(0.02, rel=0.1)
     with pytest.raises(ValueError, match="positions must be one of residual, shortformer"):
         small(positions="rotary")
+    from interop import transformer_lens_config
+    assert transformer_lens_config(small())["positional_embedding_type"] == "standard"
+    for lever in (dict(positions="shortformer"), dict(attn_only=True)):  # not mapped: refused, never exported wrong
+        with pytest.raises(ValueError, match="the TransformerLens export covers the standard architecture"):
+            transformer_lens_config(small(**lever))
     for lever in (dict(positions="shortformer"), dict(attn_only=True), dict(init_std=0.01)):
         cfg = run_config("tiny", **lever)
         assert cfg.name == "MiniGPT-tiny-" + "-".join(f"{k}={v}" for k, v in lever.items())  # off by default
