@@ -419,11 +419,16 @@ def unwrap(kind: str, data, where) -> tuple[int, object]:
     return 1, data
 
 
+def from_record(kind: str, data, tp, where):
+    """Record data as read (an envelope, or a bare version 1) as type `tp`, upgraded to the current version."""
+    version, data = unwrap(kind, data, where)
+    return from_plain(tp, upgrade(kind, version, data))
+
+
 def read_record(path, kind: str, tp):
     """Read a record of `kind` as type `tp` (e.g. list[MetricsRow]), upgraded to the current version."""
     try:
-        version, data = unwrap(kind, read_json(path), path)
-        return from_plain(tp, upgrade(kind, version, data))
+        return from_record(kind, read_json(path), tp, path)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
         what = getattr(tp, "__name__", str(tp))
         raise CheckpointError(f"{path} is not a {what} record ({type(e).__name__}: {str(e)[:200]}); regenerate "
@@ -441,5 +446,4 @@ def read_metrics(run_dir) -> list[MetricsRow]:
 
 def metrics_of(ckpt: dict) -> list[MetricsRow]:
     """The training log a checkpoint holds (as JSON text), in the current version."""
-    version, data = unwrap("metrics", json.loads(ckpt.get("metrics", "[]")), "the checkpoint's metrics")
-    return from_plain(list[MetricsRow], upgrade("metrics", version, data))
+    return from_record("metrics", json.loads(ckpt.get("metrics", "[]")), list[MetricsRow], "the checkpoint's metrics")
