@@ -25,7 +25,25 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
   prompt, the token after the previous copy of q's token: the one an induction head attends to and
   should copy), through the final LayerNorm at its actual scale, against the mean unembedding,
   repeat minus control (copying_effect); its null is 0.
+* Relative copying (copying_z): the same direct effect on every token's logit (q's head output through the final
+  LayerNorm and the unembedding), as the attended token's z-score over the vocabulary, repeat minus control; null 0.
+  A ratio of one head's own logits: comparable across widths, unlike the copying score in logits.
 * An induction head does both (Olsson et al. 2022): CRITERIA below holds every threshold and why.
+* Matched prompts for patching: clean = [base, base], corrupted = [c1, base] (c1 as in the control prompts), measured
+  on chunk 2 (the loss of predicting each next token of base from positions S .. 2S-2): the same tokens at the measured
+  positions, with and without an earlier copy. Normalised gain of a patched run: (loss_corrupted - loss_patched) /
+  (loss_corrupted - loss_clean), 0 = corrupted, 1 = clean (ratio of means over prompts, paired bootstrap CI).
+  - noising (necessity): the clean run with a head set's hook_z taken from the corrupted run; share removed =
+    1 - its normalised gain;
+  - denoising (sufficiency): the corrupted run with the set's hook_z taken from the clean run; share restored = its
+    normalised gain;
+  - a set's patching score: min(share removed, share restored); specificity: the share of the other head sets of the
+    same size (all, or a sample stratified by the layers they hold) whose score is below the tested set's.
+* Path patching (Wang et al. 2022): the previous-token heads' outputs from the corrupted run reach only the tested
+  heads' keys (their direct path: clean residual + the senders' output difference, through the receivers' LayerNorm);
+  every other input of the tested heads stays clean, everything downstream runs. Reported: the share of the tested
+  heads' prefix matching removed ((clean - patched) / (clean - corrupted), chunk 2's queries) and of the normalised
+  gain; the same into the queries and into the values as controls.
 * Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
 * In-context gain G: mean over positions q in [S, 4S-1) of loss_control(q) - loss_repeat(q),
   where loss(q) is the cross-entropy of predicting token q+1 from position q. Unlike the
@@ -75,9 +93,37 @@ CRITERIA = {
                             "the formation criterion of the logs written before copying was logged"),
     "prev_token": Criterion(0.3, "5x the chance level of uniform attention to the previous token (0.059 for S = 16): "
                                  "a large share of the head's attention goes to the previous token"),
+    # Fixed on 2026-11-29 before any model was recomputed with them (issue #25): a copying score that compares across
+    # widths, and the verdict from activation patching on matched prompts (definitions above).
+    "copying_z": Criterion(2.0, "the head's direct effect puts the attended token's logit at least 2 standard "
+                                "deviations of that effect over the vocabulary above its mean, more on repeat than on "
+                                "control prompts: the head singles that token out (a normally spread effect puts a "
+                                "given token this high 2% of the time). A ratio of the head's own logits, it does not "
+                                "grow with the model's width as `copying` (in logits) does"),
+    "patch_noising": Criterion(0.5, "taking the tested heads' outputs from the matched corrupted run (the same tokens "
+                                    "without an earlier copy) removes at least half of the clean run's in-context "
+                                    "gain: most of the gain needs them (necessity)"),
+    "patch_denoising": Criterion(0.5, "putting the tested heads' clean outputs into the corrupted run restores at least "
+                                      "half of the gain: they carry most of it to the output by themselves "
+                                      "(sufficiency)"),
+    "specificity": Criterion(0.95, "the tested set's patching score (the smaller of noising's share removed and "
+                                   "denoising's share restored) is above that of at least 95% of the other head sets "
+                                   "of its size (all of them, or a sample stratified by layer): few sets would do as "
+                                   "well. Unlike a median over random draws it does not depend on the set's size, and "
+                                   "heads the model cannot do without (large under noising alone) do not pass it"),
+    "path_key": Criterion(0.5, "patching the previous-token heads' outputs from the corrupted run into only the tested "
+                               "heads' keys removes at least half of their prefix matching: their matching works "
+                               "through the keys, as in the K-composition circuit (the same patch into the queries and "
+                               "the values is the control, expected near 0)"),
 }
-# An induction head (Olsson et al. 2022) does prefix matching *and* copying: both lower CI bounds clear.
+# An induction head (Olsson et al. 2022) does prefix matching *and* copying: both lower CI bounds clear. The training
+# logs judge copying in logits (`copying`, as they were logged); the study judges it by `copying_z`, which compares
+# across widths (issue #25).
 INDUCTION_SCORES = ("prefix_match", "copying")
+STUDY_INDUCTION_SCORES = ("prefix_match", "copying_z")
+# The verdict: the tested heads clear each of these (the study's Verdict). Zero, mean and resample ablation and the
+# random-head draws are secondary views (the original study's and most tutorials' measurements).
+VERDICT = ("patch_noising", "patch_denoising", "specificity")
 
 
 class ProbeError(ValueError):

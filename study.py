@@ -39,10 +39,17 @@ from tokenizer import TokenizerError, build_tokenizer
 PROBE_SETS = ("text-val", "text-train", "random", "random-known")
 ABLATIONS = ("zero", "mean", "resample")  # what a head's output is replaced with (induction.py's docstring)
 
-# The validation criterion (issue #13), fixed on 2026-11-26 before the studies it judges: ablating the tested heads
-# together removes at least CANDIDATES_REMOVE of G (the lower bound of its CI) under every ablation in ABLATIONS, and
-# the same number of random other heads (zero ablation) remove at most RANDOM_REMOVE (the median of the draws). Every
-# mode must pass because each replaces the head's output differently and none is privileged; the study reports each.
+# The verdict (issue #25), fixed on 2026-11-29 before any model was recomputed: the candidates are the heads whose
+# prefix matching and relative copying clear induction.CRITERIA (STUDY_INDUCTION_SCORES), and they are validated by
+# activation patching on matched prompts: noising removes and denoising restores at least half of the in-context gain,
+# and their patching score beats 95% of the head sets of their size (induction.VERDICT). The circuit claim (their
+# prefix matching reads the previous-token heads through the keys) is judged by path patching (CRITERIA["path_key"]).
+#
+# The ablation criterion (issue #13, 2026-11-26), now a secondary view: ablating the tested heads together removes at
+# least CANDIDATES_REMOVE of G (the lower bound of its CI) under every ablation in ABLATIONS, and the same number of
+# random other heads (zero ablation) remove at most RANDOM_REMOVE (the median of the draws). Its flaws (issue #25):
+# the random draws' median tracks the number of candidates, zero ablation is off-distribution, and resampling from
+# another repeat prompt injected a wrong copy; resample ablation now draws from the control prompts.
 CANDIDATES_REMOVE = 0.8
 RANDOM_REMOVE = 0.2
 # Upper bounds on the study's sizes: the patterns of n_prompts prompts are held in memory ((N, L, H, 4S, 4S) floats,
