@@ -40,8 +40,9 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
   - a set's patching score: min(share removed, share restored); specificity: the share of the other head sets of the
     same size (all, or a sample stratified by the layers they hold) whose score is below the tested set's.
 * Path patching (Wang et al. 2022): the previous-token heads' outputs from the corrupted run reach only the tested
-  heads' keys (their direct path: clean residual + the senders' output difference, through the receivers' LayerNorm);
-  every other input of the tested heads stays clean, everything downstream runs. Reported: the share of the tested
+  heads' keys: their input is recomputed with every other head frozen at its clean output and the MLPs recomputed
+  (a path through an MLP counts as direct); every other input of the tested heads stays clean, everything downstream
+  of them runs. Also reported: the keys' direct path alone (the MLPs frozen too). Reported: the share of the tested
   heads' prefix matching removed ((clean - patched) / (clean - corrupted), chunk 2's queries) and of the normalised
   gain; the same into the queries and into the values as controls.
 * Previous-token score: mean attention from q to q - 1 over q >= 1 (repeat prompts).
@@ -298,28 +299,48 @@ class ProbeScores:
     loss_control: Curve
     copying: HeadScores | None = None  # None in summaries written before the score existed
     original_delta: Estimate | None = None  # the original study's δ on these prompts; None in older summaries
+    copying_z: HeadScores | None = None     # relative copying (z over the vocabulary); None in older summaries
     mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
     mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
     example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
 
     def induction_heads(self) -> list[HeadValue]:
-        return induction_heads(self.prefix_match, self.copying)
+        return study_induction_heads(self.prefix_match, self.copying, self.copying_z)
 
     def __str__(self):
         heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
-        return (f"{self.kind:>10}: induction heads (prefix matching and copying clear CRITERIA): {heads}; best "
-                f"prefix matching {self.prefix_match.best()} (null 0); best copying "
-                f"{self.copying.best() if self.copying else 'not measured'} (null 0); best Δ {self.delta.best()} "
+        return (f"{self.kind:>10}: induction heads (prefix matching and relative copying clear CRITERIA): {heads}; "
+                f"best prefix matching {self.prefix_match.best()} (null 0); best copying "
+                f"{self.copying_z.best() if self.copying_z else 'not measured'} z, "
+                f"{self.copying.best() if self.copying else 'not measured'} logits (null 0); best Δ {self.delta.best()} "
                 f"(null 0); G {self.G} nats/token (null 0); best previous-token {self.prev_token.best()} "
                 f"(chance {self.chance.prev_token:.3f})")
 
 
-def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None) -> list[HeadValue]:
-    """Heads whose prefix matching and copying both clear CRITERIA, by prefix matching, strongest first."""
+def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None,
+                    copying_score: str = "copying") -> list[HeadValue]:
+    """Heads whose prefix matching and copying (by CRITERIA[copying_score]) both clear CRITERIA, by prefix matching,
+    strongest first."""
     if prefix_match is None or copying is None:
         return []
-    pm, cp = (CRITERIA[k].threshold for k in INDUCTION_SCORES)
+    pm, cp = CRITERIA["prefix_match"].threshold, CRITERIA[copying_score].threshold
     return [hv for hv in prefix_match.passing(pm) if copying.at(hv.layer, hv.head).value.clears(cp)]
+
+
+def study_induction_heads(prefix_match, copying, copying_z) -> list[HeadValue]:
+    """The study's induction heads (STUDY_INDUCTION_SCORES); a summary written before relative copying existed is
+    judged by copying in logits, as it was then."""
+    if copying_z is None:
+        return induction_heads(prefix_match, copying)
+    return induction_heads(prefix_match, copying_z, "copying_z")
+
+
+def sensitivity(prefix_match: HeadScores, copying: HeadScores, copying_score: str,
+                factors=(0.5, 1.0, 2.0)) -> dict[float, int]:
+    """How many heads pass with both thresholds scaled by each factor: how much the head count hangs on them."""
+    pm, cp = CRITERIA["prefix_match"].threshold, CRITERIA[copying_score].threshold
+    return {f: sum(copying.at(hv.layer, hv.head).value.clears(f * cp) for hv in prefix_match.passing(f * pm))
+            for f in factors}
 
 
 # ---- scores ----------------------------------------------------------------------------
@@ -348,14 +369,17 @@ def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256, first: int | None = None) -> torch.Tensor:
-    """(N, 4S) prompts -> (N, L, H): each head's direct effect on the logit of the token at q - S + 1, the token
+def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256,
+                   first: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 4S) prompts -> two (N, L, H): each head's direct effect on the logit of the token at q - S + 1, the token
     after the previous copy of q's token on a repeat prompt (the correct next token), mean over q in [first, 4S)
-    (first: S).
+    (first: S); and the same as a z-score over the vocabulary (relative copying).
 
     Direct effect: the head's output (hook_z times its rows of W_O) through the final LayerNorm with its scale frozen
     at the actual one, dotted with that token's unembedding minus the mean unembedding, so a shift of every logit
-    alike counts as no copying. Computed in fp32 also under autocast.
+    alike counts as no copying. Its standard deviation over the vocabulary is sqrt(a Σ aᵀ), a the head's normalised
+    output and Σ the covariance of the unembedding's rows, so no (V,) logit vector is formed per head and query.
+    Computed in fp32 also under autocast.
     """
     L, H, D = model.config.n_layer, model.config.n_head, model.config.d_head
     first = S if first is None else first
@@ -363,7 +387,10 @@ def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256, first: in
     device = next(model.parameters()).device
     ln, W_U = model.ln_final, model.lm_head.weight.float()                           # W_U: (V, C)
     W_O = [b.attn.c_proj.weight.float().view(-1, H, D).permute(1, 2, 0) for b in model.blocks]  # each (H, D, C)
-    out = []
+    with torch.autocast(device.type, enabled=False):
+        U = (W_U - W_U.mean(0)) * ln.weight.float()                                 # (V, C) centred, LN-scaled
+        cov = U.T @ U / len(U)                                                       # (C, C) covariance of the logits
+    out, out_z = [], []
     for chunk in idx.split(batch):
         chunk = chunk.to(device)
         T = chunk.shape[1]
@@ -372,13 +399,17 @@ def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256, first: in
             x = cache[names[-1]].float()[:, first:]                                  # (n, Q, C), Q = T - first
             sigma = (x.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()       # (n, Q, 1)
             u = (W_U[chunk[:, first - S + 1:T - S + 1]] - W_U.mean(0)) * ln.weight.float()  # (n, Q, C)
-            per_layer = []
+            per_layer, per_layer_z = [], []
             for l in range(L):
                 o = torch.einsum("nqhd,hdc->nqhc", cache[names[l]].float()[:, first:], W_O[l])  # (n, Q, H, C)
-                o = o - o.mean(-1, keepdim=True)                                     # LayerNorm centres it
-                per_layer.append((torch.einsum("nqhc,nqc->nqh", o, u) / sigma).mean(1))   # (n, H)
+                o = (o - o.mean(-1, keepdim=True)) / sigma[..., None]               # LayerNorm centres and scales
+                effect = torch.einsum("nqhc,nqc->nqh", o, u)                         # (n, Q, H)
+                spread = torch.einsum("nqhc,cd,nqhd->nqh", o, cov, o).clamp(min=1e-20).sqrt()  # std over the vocab
+                per_layer.append(effect.mean(1))                                     # (n, H)
+                per_layer_z.append((effect / spread).mean(1))
         out.append(torch.stack(per_layer, 1).cpu())
-    return torch.cat(out)
+        out_z.append(torch.stack(per_layer_z, 1).cpu())
+    return torch.cat(out), torch.cat(out_z)
 
 
 def chance_levels(S: int) -> Chance:
@@ -447,7 +478,7 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
     a_r, a_c = induction_diag(pr, probes.S), induction_diag(pc, probes.S)  # (N, L, H)
     rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
-    copying = copying_effect(model, probes.repeat, probes.S) - copying_effect(model, probes.control, probes.S)
+    (cr, zr), (cc, zc) = copying_effect(model, probes.repeat, probes.S), copying_effect(model, probes.control, probes.S)
     per_head = lambda v: HeadScores(*bootstrap(v, n_boot, seed))  # noqa: E731
     curve = lambda v: Curve(*bootstrap(v, n_boot, seed))  # noqa: E731
     return ProbeScores(
@@ -456,7 +487,7 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
         prefix_match=per_head(prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
         prev_token=per_head(prev_token_diag(pr)),
         G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
-        loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(copying),
+        loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(cr - cc), copying_z=per_head(zr - zc),
         original_delta=Estimate(*map(float, bootstrap(original_delta(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
 
@@ -471,28 +502,30 @@ class GappedScores:
     prefix_match: HeadScores
     copying: HeadScores
     G: Estimate
+    copying_z: HeadScores | None = None  # None in summaries written before it existed
 
     def induction_heads(self) -> list[HeadValue]:
-        return induction_heads(self.prefix_match, self.copying)
+        return study_induction_heads(self.prefix_match, self.copying, self.copying_z)
 
     def __str__(self):
         heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
         return (f"gapped repeats [c1, base, c2, base] ({self.kind}, {self.n} prompts): induction heads {heads}; best "
-                f"prefix matching {self.prefix_match.best()}; best copying {self.copying.best()}; G over chunk 4 "
+                f"prefix matching {self.prefix_match.best()}; best copying {self.copying.best()} logits, "
+                f"{self.copying_z.best() if self.copying_z else 'not measured'} z; G over chunk 4 "
                 f"{self.G} nats/token (every null 0)")
 
 
 def gapped_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> GappedScores:
     lag, first = 2 * probes.S, 3 * probes.S
     pr, pc = attention_patterns(model, probes.repeat), attention_patterns(model, probes.control)
-    copying = (copying_effect(model, probes.repeat, lag, first=first) -
-               copying_effect(model, probes.control, lag, first=first))
+    (cr, zr), (cc, zc) = (copying_effect(model, probes.repeat, lag, first=first),
+                          copying_effect(model, probes.control, lag, first=first))
     rep_loss, ctl_loss = position_losses(model, probes.repeat), position_losses(model, probes.control)
     per_head = lambda v: HeadScores(*bootstrap(v, n_boot, seed))  # noqa: E731
     return GappedScores(probes.kind, probes.S, probes.n,
-                        per_head(induction_diag(pr, lag, first) - induction_diag(pc, lag, first)), per_head(copying),
+                        per_head(induction_diag(pr, lag, first) - induction_diag(pc, lag, first)), per_head(cr - cc),
                         Estimate(*map(float, bootstrap((ctl_loss[:, first:] - rep_loss[:, first:]).mean(-1),
-                                                       n_boot, seed))))
+                                                       n_boot, seed))), per_head(zr - zc))
 
 
 # ---- ablations ---------------------------------------------------------------------------
@@ -525,17 +558,29 @@ def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
     return torch.stack([cache[n].mean((0, 1)) for n in names]).cpu()
 
 
-RESAMPLE = "resample"  # a fill: each head's own output on another prompt of the same kind (resample ablation)
+RESAMPLE = "resample"  # a fill: each head's own output on another prompt (resample ablation)
+
+
+@torch.no_grad()
+def head_outputs(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(n, T) -> (L, n, T, H, D): every head's hook_z output, the values patching and resampling put in."""
+    names = _layer_names(model, "hook_z")
+    device = next(model.parameters()).device
+    out = []
+    for chunk in idx.split(batch):
+        _, cache = model.run_with_cache(chunk.to(device), names)
+        out.append(torch.stack([cache[nm] for nm in names]))
+    return torch.cat(out, 1)
 
 
 @torch.no_grad()
 def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | None = None,
-                loss_from: int = 0, max_tokens: int = 16384, groups: int = 1):
+                loss_from: int = 0, max_tokens: int = 16384):
     """Run idx (n, T) once per ablation config, in batched forward passes.
 
-    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill: (L, H, D) values (zero, mean ablation), or
-    RESAMPLE: the head's own output on the next prompt of idx, cyclically within each of `groups` equal blocks of
-    prompts (ablate passes the repeat and the control prompts as two groups), position by position.
+    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill: (L, H, D) values (zero, mean ablation),
+    (L, n, T', H, D) values per prompt and position (patching, resampling from other prompts; T' = T if S is given,
+    else T - 1), or RESAMPLE: the head's own output on the next prompt of idx, cyclically, position by position.
     An ablation in layer l changes nothing before it, so each config restarts from the clean
     residual stream entering its first ablated layer, and the (10k-word) unembedding runs only
     for the targets from position loss_from on.
@@ -553,10 +598,10 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
     z_names = _layer_names(model, "hook_z") if isinstance(fill, str) else []
     _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names)
     resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
-    if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs (within its group)
+    if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs
         if fill != RESAMPLE:
             raise ValueError(f"fill must be (L, H, D) values or {RESAMPLE!r}, got {fill!r}")
-        fill = torch.stack([clean[nm].unflatten(0, (groups, -1)).roll(-1, dims=1).flatten(0, 1) for nm in z_names])
+        fill = torch.stack([clean[nm].roll(-1, dims=0) for nm in z_names])
     per_prompt = fill.dim() == 5
     layer_ablated = (keep == 0).any(-1)  # (K, L)
     first = torch.where(layer_ablated.any(-1), layer_ablated.float().argmax(-1), L).tolist()
@@ -621,21 +666,188 @@ def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: in
 
 def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None) -> dict:
     """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation); fill as in ablated_run.
+    RESAMPLE takes every prompt's (repeat and control) head outputs from the next *control* prompt: resampling from
+    the corrupted distribution, so no copy of another prompt is injected and the share of G removed stays near or
+    below 1 (resampling from repeat prompts had injected a wrong copy: shares of 142-169%).
 
     Returns per config: G and the original study's δ per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
     mean validation loss (K,) if val windows are given.
     """
     keep = head_mask(model, configs)
     both = torch.cat([probes.repeat, probes.control])
-    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S, groups=2)
+    resample_val = isinstance(fill, str) and fill == RESAMPLE
+    if resample_val:
+        fill = head_outputs(model, probes.control).roll(-1, dims=1).repeat(1, 2, 1, 1, 1)  # (L, 2n, T, H, D)
+    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S)
     n = probes.n
     out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], 0),  # the losses already start at q = S
            "delta_original": original_delta(loss[:, :n], loss[:, n:], probes.S, first=probes.S),
            "delta": sc[:, :n] - sc[:, n:]}
     if val is not None:
-        vloss, _ = ablated_run(model, val, keep, fill)
+        vloss, _ = ablated_run(model, val, keep, RESAMPLE if resample_val else fill)
         out["val_loss"] = vloss.mean((1, 2))
     return out
+
+
+# ---- activation patching -----------------------------------------------------------------
+
+@dataclass
+class Matched:
+    """Matched prompts for patching: clean = [base, base], corrupt = [c1, base], both (N, 2S); measured on chunk 2."""
+    clean: torch.Tensor
+    corrupt: torch.Tensor
+    S: int
+    kind: str
+
+    @property
+    def n(self) -> int:
+        return len(self.clean)
+
+
+def matched_probes(p: Probes) -> Matched:
+    """From a probe set: clean [base, base] and corrupt [c1, base] (c1: the control prompts' second chunk)."""
+    S = p.S
+    return Matched(p.repeat[:, :2 * S].clone(), torch.cat([p.control[:, S:2 * S], p.repeat[:, :S]], 1), S, p.kind)
+
+
+def ratio_of_means(num: torch.Tensor, den: torch.Tensor, n_boot: int = 1000, seed: int = 0):
+    """num (K, n), den (n,) per prompt -> mean, lo, hi (K,) of sum(num) / sum(den), paired bootstrap over prompts."""
+    num, den = num.double(), den.double()
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.zeros(n_boot, len(den), dtype=torch.float64)
+    counts.scatter_add_(1, torch.randint(0, len(den), (n_boot, len(den)), generator=g),
+                        torch.ones(n_boot, len(den), dtype=torch.float64))  # (B, n): each resample's prompt counts
+    boots = (num @ counts.T) / (counts @ den)  # (K, B)
+    lo, hi = torch.quantile(boots, torch.tensor([0.025, 0.975], dtype=torch.float64), dim=1)
+    return (num.sum(1) / den.sum()).numpy(), lo.numpy(), hi.numpy()
+
+
+def chunk2_losses(model, idx: torch.Tensor, S: int) -> torch.Tensor:
+    """(n, 2S) -> (n,): mean loss of predicting chunk 2's tokens from positions S .. 2S-2."""
+    return position_losses(model, idx)[:, S:].mean(-1)
+
+
+@torch.no_grad()
+def patch(model, m: Matched, sets, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Noise and denoise each head set [[(l, h), ...], ...] on matched prompts (definitions in the docstring).
+
+    Returns "removed" (noising: share of the normalised gain removed) and "restored" (denoising: share restored),
+    each (mean, lo, hi) arrays of (K,), and the clean and corrupted chunk-2 losses (n,)."""
+    keep = head_mask(model, sets)
+    S = m.S
+    clean_loss, corrupt_loss = chunk2_losses(model, m.clean, S), chunk2_losses(model, m.corrupt, S)
+    gain = corrupt_loss - clean_loss  # (n,) the normalisation: 1 = clean, 0 = corrupted
+    out = {"loss_clean": clean_loss, "loss_corrupt": corrupt_loss}
+    for direction, run_on, source in (("removed", m.clean, m.corrupt), ("restored", m.corrupt, m.clean)):
+        fill = head_outputs(model, source[:, :-1])  # (L, n, 2S-1, H, D)
+        loss, _ = ablated_run(model, run_on, keep, fill, loss_from=S)
+        normalised = corrupt_loss - loss.mean(-1)  # (K, n): the gain the patched run keeps, per prompt
+        mean, lo, hi = ratio_of_means(normalised, gain, n_boot, seed)
+        out[direction] = (1 - mean, 1 - hi, 1 - lo) if direction == "removed" else (mean, lo, hi)
+    return out
+
+
+def head_sets(L: int, H: int, k: int, max_sets: int, seed: int = 0) -> tuple[list[list[tuple[int, int]]], np.ndarray, int]:
+    """Every set of k heads if there are at most max_sets, else a sample stratified by layer: the sets are grouped by
+    how many heads they hold in each layer, and each group gets samples in proportion to its size (at least one).
+    Returns the sets, each set's weight (the number of sets it stands for) and the total number of sets."""
+    from itertools import combinations, product
+    from math import comb
+    heads = [(l, h) for l in range(L) for h in range(H)]
+    total = comb(L * H, k)
+    if total <= max_sets:
+        return [list(c) for c in combinations(heads, k)], np.ones(total), total
+    groups = [c for c in product(range(min(H, k) + 1), repeat=L) if sum(c) == k]  # heads per layer
+    sizes = np.array([np.prod([comb(H, c) for c in g]) for g in groups], dtype=float)
+    quota = np.maximum(1, np.floor(max_sets * sizes / total)).astype(int)
+    rng = np.random.default_rng(seed)
+    sets, weights = [], []
+    for g, size, q in zip(groups, sizes, quota):
+        q = int(min(q, size))
+        drawn = set()
+        while len(drawn) < q:
+            drawn.add(tuple((l, int(h)) for l, c in enumerate(g) for h in sorted(rng.choice(H, c, replace=False))))
+        sets += [list(d) for d in sorted(drawn)]
+        weights += [size / q] * q
+    return sets, np.array(weights), total
+
+
+def percentile(scores: np.ndarray, weights: np.ndarray, value: float) -> float:
+    """The weighted share of scores strictly below value."""
+    return float(weights[scores < value].sum() / weights.sum())
+
+
+@torch.no_grad()
+def path_patch(model, m: Matched, senders, receivers, into: str,
+               freeze_mlps: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Path patching: the senders' outputs from the corrupted run reach only the receivers' `into` input ("q", "k" or
+    "v"); the receivers' other inputs stay clean and everything downstream of them runs. freeze_mlps: the MLPs
+    between them are frozen too, so only the direct path (through the residual stream alone) carries the change.
+
+    Returns the receivers' attention from chunk 2's queries to the token after the copy, (n, len(receivers)), and the
+    chunk-2 loss per prompt (n,), of the patched clean run."""
+    if into not in ("q", "k", "v"):
+        raise ValueError(f"into must be 'q', 'k' or 'v', got {into!r}")
+    L, H, D, C = model.config.n_layer, model.config.n_head, model.config.d_head, model.config.n_embd
+    S, device = m.S, next(model.parameters()).device
+    inputs = m.clean[:, :-1].to(device)                                      # (n, 2S-1)
+    layers = sorted({l for l, _ in receivers})
+    mlp_names = [f"blocks.{l}.hook_mlp_out" for l in range(L)] if freeze_mlps and not model.config.attn_only else []
+    names = ([f"blocks.{l}.hook_resid_pre" for l in layers] + _layer_names(model, "hook_z") + mlp_names
+             + [f"blocks.{l}.attn.hook_{w}" for l in layers for w in "qkv"])
+    _, clean = model.run_with_cache(inputs, names)
+    corrupt_z = head_outputs(model, m.corrupt[:, :-1])                       # (L, n, T, H, D)
+    # The receivers' input along the path: every head frozen at its clean output but the senders, which take their
+    # corrupted one; the MLPs recompute (Wang et al.'s path patching), so a path through an MLP counts as direct.
+    fill = torch.stack([clean[nm] for nm in _layer_names(model, "hook_z")])   # (L, n, T, H, D)
+    for ls, hs in senders:
+        fill[ls, :, :, hs] = corrupt_z[ls, :, :, hs]
+    path_input = {}
+
+    def freeze(z, hook):
+        return fill[hook.layer]
+
+    def freeze_mlp(x, hook):
+        return clean[hook.name]
+
+    def keep_input(x, hook):
+        path_input[hook.layer] = x
+
+    with model.hooks([(nm, freeze) for nm in _layer_names(model, "hook_z")] + [(nm, freeze_mlp) for nm in mlp_names] +
+                     [(f"blocks.{l}.hook_resid_pre", keep_input) for l in layers]):
+        model(inputs)
+    W = {w: i for i, w in enumerate("qkv")}
+    patched = {}                                                             # layer -> (n, T, H, D) for `into`
+    for lr in layers:
+        x = path_input[lr]                                                   # (n, T, C)
+        block = model.blocks[lr]
+        if model.config.positions == "shortformer" and into != "v":
+            x = x + model.pos_embed(*x.shape[:2], device)
+        w = block.attn.c_attn.weight[W[into] * C:(W[into] + 1) * C]
+        b = None if block.attn.c_attn.bias is None else block.attn.c_attn.bias[W[into] * C:(W[into] + 1) * C]
+        patched[lr] = torch.nn.functional.linear(block.ln_1(x), w, b).view(*x.shape[:2], H, D)
+    heads_at = {l: [h for lr, h in receivers if lr == l] for l in layers}
+
+    def input_hook(act, hook):  # act: (n, T, H, D); the receivers' inputs: patched for `into`, clean otherwise
+        w, l = hook.name.rsplit("_", 1)[1], hook.layer
+        act = act.clone()
+        src = patched[l] if w == into else clean[hook.name]
+        act[:, :, heads_at[l]] = src[:, :, heads_at[l]]
+        return act
+
+    scores = {}
+
+    def pattern_hook(p, hook):  # (n, H, T, T)
+        scores[hook.layer] = induction_diag(p, S)[:, heads_at[hook.layer]]   # (n, receivers in this layer)
+
+    hooks = [(f"blocks.{l}.attn.hook_{w}", input_hook) for l in layers for w in "qkv"]
+    hooks += [(f"blocks.{l}.attn.hook_pattern", pattern_hook) for l in layers]
+    with model.hooks(hooks):
+        x = model.run_blocks(clean[f"blocks.{layers[0]}.hook_resid_pre"], start=layers[0])
+    loss = model.unembed_loss(x[:, S:], m.clean[:, S + 1:].to(device), reduction="none").float().mean(-1).cpu()
+    order = [(l, i) for l in layers for i in range(len(heads_at[l]))]
+    pm = torch.stack([scores[l][:, i] for l, i in order], 1).float().cpu()
+    return pm, loss
 
 
 # ---- composition ------------------------------------------------------------------------

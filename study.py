@@ -56,6 +56,7 @@ RANDOM_REMOVE = 0.2
 # 270 MB for 4,096 prompts of the 2M model), and every draw is an ablated forward pass.
 MAX_PROMPTS = 4096
 MAX_DRAWS = 1000
+MAX_SETS = 5000  # each compared head set is two patched forward passes and one on validation windows
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class StudyConfig:
     seed: int = doc("seed of the probes and the random head draws", 0)
     primary: str = doc("probe set that defines the induction heads (induction.CRITERIA): text-val, random or "
                        "random-known", "text-val")
-    n_random_draws: int = doc("random head sets the induction heads are compared with", 20)
+    n_random_draws: int = doc("random head sets the induction heads are compared with under zero ablation (a "
+                              "secondary view)", 20)
+    n_sets: int = doc("head sets of the tested set's size whose patching is compared with it (all of them when there "
+                      "are at most this many, else a sample stratified by layer)", 300)
     plots_dir: str | None = doc("where the figures go (None: Plots/<name>/)", None)
     page_prompt: str | None = doc("the prompt of the interactive attention page (None: the first repeat probe)", None)
     out_json: str | None = doc("the summary's path (None: induction_<name>.json in the run's folder)", None)
@@ -87,6 +91,8 @@ class StudyConfig:
                               f"{self.n_ablate}")
         if not 0 <= self.n_random_draws <= MAX_DRAWS:
             raise ConfigError(f"n_random_draws must be in [0, {MAX_DRAWS:,}], got {self.n_random_draws}")
+        if not 1 <= self.n_sets <= MAX_SETS:
+            raise ConfigError(f"n_sets must be in [1, {MAX_SETS:,}], got {self.n_sets}")
         if not 0 <= self.seed < 2 ** 32:
             raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
         if self.name is not None:
@@ -211,6 +217,101 @@ def heads_str(heads) -> str:
     return ", ".join(f"L{l}H{h}" for l, h in heads) or "none"
 
 
+def _pct(e: ind.Estimate) -> str:
+    return f"{100 * e.mean:.0f}% [{100 * e.lo:.0f}, {100 * e.hi:.0f}]"
+
+
+@dataclass(frozen=True)
+class SetPatching:
+    """One head set patched on matched prompts: noising's share of the normalised gain removed and denoising's share
+    restored (null 0 for both), and the set's cost on validation text (resample ablation, nats/token)."""
+    heads: list[tuple[int, int]]
+    removed: ind.Estimate
+    restored: ind.Estimate
+    val_loss_change: float
+
+    @property
+    def score(self) -> float:
+        """The patching score: the smaller of the two means (induction.py's docstring)."""
+        return min(self.removed.mean, self.restored.mean)
+
+    def __str__(self):
+        return (f"{heads_str(self.heads)}: noising removes {_pct(self.removed)}, denoising restores "
+                f"{_pct(self.restored)} of the gain; validation loss {self.val_loss_change:+.3f} nats/token")
+
+
+@dataclass
+class Patching:
+    """Activation patching on matched prompts (clean [base, base], corrupted [c1, base], chunk 2): every head alone,
+    the tested set, and the other head sets of its size (specificity by enumeration)."""
+    probe: str
+    n_prompts: int
+    loss_clean: float              # chunk-2 loss, nats/token
+    loss_corrupt: float
+    removed: ind.HeadScores        # (L, H) noising each head alone: share of the gain removed
+    restored: ind.HeadScores       # (L, H) denoising each head alone: share restored
+    tested: SetPatching
+    sets: list[SetPatching]        # the other sets of the tested set's size that were compared
+    set_weights: list[float]       # how many sets each stands for (1 when all were compared)
+    sets_total: int                # how many other sets of that size exist
+    percentile: float              # weighted share of those sets whose score is below the tested set's (null 0.5)
+
+    def best(self) -> SetPatching:
+        return max(self.sets + [self.tested], key=lambda sp: sp.score)
+
+    def found(self) -> list[tuple[int, int]]:
+        """The heads that pass both patching criteria alone (lower CI bounds): found by patching, without scores."""
+        t_n, t_d = (ind.CRITERIA[k].threshold for k in ("patch_noising", "patch_denoising"))
+        L, H = self.removed.mean.shape
+        return [(l, h) for l in range(L) for h in range(H)
+                if self.removed.at(l, h).value.clears(t_n) and self.restored.at(l, h).value.clears(t_d)]
+
+    def __str__(self):
+        compared = (f"all {self.sets_total:,} compared" if len(self.sets) == self.sets_total else
+                    f"{len(self.sets):,} of {self.sets_total:,} compared, sampled by layer")
+        return "\n".join([
+            f"activation patching ({self.probe} probes, {self.n_prompts} matched prompts; chunk-2 loss clean "
+            f"{self.loss_clean:.3f}, corrupted {self.loss_corrupt:.3f} nats/token)",
+            f"  tested set {self.tested}",
+            f"  heads that pass noising and denoising alone: {heads_str(self.found())}",
+            f"  specificity: the tested set's patching score {self.tested.score:.3f} is above {100 * self.percentile:.1f}% "
+            f"of the other sets of {len(self.tested.heads)} heads ({compared}; null 50%); best set {self.best()}"])
+
+
+@dataclass(frozen=True)
+class PathShare:
+    """One path patched (the previous-token heads' corrupted outputs into the tested heads' queries, keys or values):
+    the share of their prefix matching and of the normalised gain removed (null 0)."""
+    prefix_match_removed: ind.Estimate
+    gain_removed: ind.Estimate
+
+
+# path -> (the receivers' input, MLPs frozen, its name); "k" is the one CRITERIA["path_key"] judges
+PATHS = {"k": ("k", False, "keys"), "q": ("q", False, "queries"), "v": ("v", False, "values"),
+         "k-direct": ("k", True, "keys, direct path")}  # direct: the MLPs frozen too
+
+
+@dataclass
+class Circuit:
+    """Path patching from the previous-token heads (senders) into the tested heads (receivers)."""
+    senders: list[tuple[int, int]]
+    receivers: list[tuple[int, int]]
+    why: str                       # how the senders were chosen
+    paths: dict[str, PathShare]    # "k", "q", "v"
+
+    @property
+    def through_keys(self) -> bool:
+        return self.paths["k"].prefix_match_removed.clears(ind.CRITERIA["path_key"].threshold)
+
+    def __str__(self):
+        lines = [f"path patching from {heads_str(self.senders)} ({self.why}) into {heads_str(self.receivers)}:"]
+        lines += [f"  into the {PATHS[w][2]}: removes {_pct(p.prefix_match_removed)} of their prefix matching and "
+                  f"{_pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
+        lines.append(f"  circuit through the keys (≥ {ind.CRITERIA['path_key'].threshold:.0%} of prefix matching, lower "
+                     f"CI bound): {'yes' if self.through_keys else 'no'}")
+        return "\n".join(lines)
+
+
 @dataclass
 class Validation:
     candidates: list[tuple[int, int]]
@@ -222,9 +323,24 @@ class Validation:
     k_composition: KComposition
     resample: JointAblation | None = None  # None in summaries written before it existed
     icl: InContextLearning | None = None
+    patching: Patching | None = None       # None in summaries written before issue #25
+    circuit: Circuit | None = None         # None where no previous-token head sits below the tested heads
 
     def verdicts(self) -> dict[str, bool]:
-        """Each part of the validation criterion (CANDIDATES_REMOVE, RANDOM_REMOVE), by name."""
+        """Each part of the verdict (induction.VERDICT), by name; the ablation criterion in summaries without
+        patching."""
+        if self.patching is None:
+            return self.ablation_verdicts()
+        p, c = self.patching, ind.CRITERIA
+        return {f"noising removes >= {c['patch_noising'].threshold:.0%} of the gain (lower CI bound)":
+                p.tested.removed.clears(c["patch_noising"].threshold),
+                f"denoising restores >= {c['patch_denoising'].threshold:.0%} (lower CI bound)":
+                p.tested.restored.clears(c["patch_denoising"].threshold),
+                f"patching score above >= {c['specificity'].threshold:.0%} of the sets of its size":
+                p.percentile >= c["specificity"].threshold}
+
+    def ablation_verdicts(self) -> dict[str, bool]:
+        """Each part of the ablation criterion (CANDIDATES_REMOVE, RANDOM_REMOVE; a secondary view), by name."""
         out = {f"{mode} ablation of the tested heads removes >= {CANDIDATES_REMOVE:.0%} of G (lower CI bound)":
                getattr(self, mode).tested.lo >= CANDIDATES_REMOVE for mode in ABLATIONS if getattr(self, mode)}
         if self.zero.random:
@@ -250,7 +366,13 @@ class Validation:
         lines.append(str(self.k_composition))
         if self.icl:
             lines.append(str(self.icl))
-        lines.append(f"validation criterion: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
+        if self.patching:
+            lines.append(str(self.patching))
+            lines.append("ablation criterion (secondary view): " + "; ".join(
+                f"{part}: {'yes' if ok else 'no'}" for part, ok in self.ablation_verdicts().items()))
+        if self.circuit:
+            lines.append(str(self.circuit))
+        lines.append(f"verdict: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
             f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts().items()) + ")")
         return "\n".join(lines)
 
@@ -299,28 +421,55 @@ class StudyResult:
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
         s, v = self.scores[self.config.primary], self.validation
+        relative = s.copying_z is not None
         lines = [f"{self.model}, {s.kind} probes: best prefix matching (attention to the token after every earlier "
                  f"copy, repeat − control) {s.prefix_match.best()}; best copying (direct effect on the attended "
-                 f"token's logit, repeat − control) {s.copying.best()}; best Δ {s.delta.best()}; G = {s.G} "
+                 f"token's logit, repeat − control) {s.copying_z.best() if relative else 'not measured'} standard "
+                 f"deviations over the vocabulary, {s.copying.best()} logits; best Δ {s.delta.best()}; G = {s.G} "
                  f"nats/token. Every null is 0."]
-        pm, cp = (ind.CRITERIA[k].threshold for k in ind.INDUCTION_SCORES)
+        cp_score = "copying_z" if relative else "copying"
+        pm, cp = ind.CRITERIA["prefix_match"].threshold, ind.CRITERIA[cp_score].threshold
+        crit = f"prefix matching ≥ {pm} and {'relative ' if relative else ''}copying ≥ {cp}, lower CI bounds"
         if v.candidates:
-            lines.append(f"Induction heads (prefix matching ≥ {pm} and copying ≥ {cp}, lower CI bounds): "
-                         f"{heads_str(v.candidates)}.")
+            lines.append(f"Induction heads ({crit}): {heads_str(v.candidates)}.")
         else:
-            lines.append(f"No head passes the induction-head criteria (prefix matching ≥ {pm} and copying ≥ {cp}, "
-                         f"lower CI bounds); the top head by prefix matching is tested instead.")
+            lines.append(f"No head passes the induction-head criteria ({crit}); the top head by prefix matching is "
+                         f"tested instead.")
+        if relative:
+            counts = ind.sensitivity(s.prefix_match, s.copying_z, "copying_z")
+            lines.append("Heads passing with both thresholds scaled by " + ", ".join(
+                f"{f:g}×: {n}" for f, n in counts.items()) + ".")
+        if v.patching:
+            p = v.patching
+            lines.append(f"Activation patching ({p.n_prompts} matched prompts): noising {heads_str(v.tested)} removes "
+                         f"{_pct(p.tested.removed)} of the in-context gain, denoising restores {_pct(p.tested.restored)} "
+                         f"(nulls 0); their patching score is above {100 * p.percentile:.1f}% of the other "
+                         f"{p.sets_total:,} sets of {len(v.tested)} heads (null 50%).")
+        if v.circuit:
+            c = v.circuit
+            lines.append(f"Path patching from {heads_str(c.senders)}: through the keys it removes "
+                         f"{_pct(c.paths['k'].prefix_match_removed)} of their prefix matching (queries "
+                         f"{_pct(c.paths['q'].prefix_match_removed)}, values {_pct(c.paths['v'].prefix_match_removed)}).")
         for mode in ABLATIONS:
             if getattr(v, mode) is not None:
-                lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G.")
+                lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G"
+                             f"{' (a secondary view)' if v.patching else ''}.")
         if v.zero.random:
             lines.append(f"{len(v.tested)} random other heads (zero ablation) remove a {v.zero.random}.")
         if v.previous_token_heads:
             lines.append(f"Previous-token heads: {heads_str(v.previous_token_heads)}.")
         if v.icl:
             lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
-        lines.append(f"Validation criterion (the tested heads remove >= {CANDIDATES_REMOVE:.0%} of G under every "
-                     f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
+        if v.patching:
+            c = ind.CRITERIA
+            lines.append(f"Verdict (patching: noising ≥ {c['patch_noising'].threshold:.0%} and denoising ≥ "
+                         f"{c['patch_denoising'].threshold:.0%}, lower CI bounds, and specificity ≥ "
+                         f"{c['specificity'].threshold:.0%}): "
+                         f"{'PASS' if v.validated else 'FAIL'}; the ablation criterion (secondary): "
+                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'}.")
+        else:
+            lines.append(f"Validation criterion (the tested heads remove >= {CANDIDATES_REMOVE:.0%} of G under every "
+                         f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
         if self.gapped:
             lines.append(f"{str(self.gapped)[0].upper()}{str(self.gapped)[1:]}.")
         if self.original:
@@ -499,22 +648,100 @@ def single_head_ablations(ctx: Context, probes: dict, cfg: StudyConfig, val_wind
 
 
 def candidates(scores: dict, cfg: StudyConfig) -> list[tuple[int, int]]:
-    """The induction heads of the primary probe set (induction.CRITERIA: prefix matching and copying)."""
+    """The induction heads of the primary probe set (induction.STUDY_INDUCTION_SCORES: prefix matching and relative
+    copying)."""
     return [(hv.layer, hv.head) for hv in scores[cfg.primary].induction_heads()]
 
 
-def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations, cfg: StudyConfig) -> Validation:
-    """Joint ablation of the candidates vs random head sets; previous-token circuit; K-composition."""
-    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+def tested_heads(scores: dict, cfg: StudyConfig) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The candidates, and the heads tested: the candidates, or the top head by prefix matching if there are none."""
     cands = candidates(scores, cfg)
     best = scores[cfg.primary].prefix_match.best()
-    tested = cands or [(best.layer, best.head)]
+    return cands, cands or [(best.layer, best.head)]
+
+
+def previous_token_heads(scores: dict, cfg: StudyConfig, tested) -> list[tuple[int, int]]:
+    """Heads whose previous-token score clears CRITERIA, in layers below the last tested head."""
+    passing = scores[cfg.primary].prev_token.passing(ind.CRITERIA["prev_token"].threshold)
+    return [(hv.layer, hv.head) for hv in passing if hv.layer < max(lt for lt, _ in tested)]
+
+
+def _estimate(mean, lo, hi, i=0) -> ind.Estimate:
+    return ind.Estimate(float(mean[i]), float(lo[i]), float(hi[i]))
+
+
+def patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig, val_windows: int = 16) -> Patching:
+    """Noise and denoise every head alone, the tested set, and the other head sets of its size on matched prompts
+    of the primary probe set; each set's cost on validation text under resample ablation (another window's output)."""
+    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+    _, tested = tested_heads(scores, cfg)
+    m = ind.matched_probes(_subset(probes[cfg.primary], cfg.n_ablate))
+    sets, weights, total = ind.head_sets(L, H, len(tested), cfg.n_sets + 1, cfg.seed)
+    key = sorted(tested)
+    others = [(st, w) for st, w in zip(sets, weights) if sorted(st) != key]
+    heads = [(l, h) for l in range(L) for h in range(H)]
+    configs = [[hd] for hd in heads] + [tested] + [st for st, _ in others]
+    val = ind.val_windows(ctx.val_tokens, model.config.block_size, val_windows, cfg.seed)
+    with ctx.step("patching"):
+        r = ind.patch(model, m, configs, seed=cfg.seed)
+        vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[]] + configs[L * H:]), ind.RESAMPLE)
+    cost = (vloss.mean((1, 2)) - vloss[0].mean()).tolist()[1:]  # per set from the tested one on
+    per_head = lambda v: ind.HeadScores(*(a[:L * H].reshape(L, H) for a in v))  # noqa: E731
+    set_patch = [SetPatching(st, _estimate(*r["removed"], L * H + i), _estimate(*r["restored"], L * H + i), cost[i])
+                 for i, st in enumerate(configs[L * H:])]
+    t, rest = set_patch[0], set_patch[1:]
+    w = np.array([w for _, w in others])
+    w = w * (total - 1) / w.sum() if len(w) else w  # the sample stands for every other set
+    pct = ind.percentile(np.array([sp.score for sp in rest]), w, t.score) if rest else float("nan")
+    return Patching(m.kind, m.n, float(r["loss_clean"].mean()), float(r["loss_corrupt"].mean()),
+                    per_head(r["removed"]), per_head(r["restored"]), t, rest, w.tolist(), total - 1, pct)
+
+
+def path_patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig) -> Circuit | None:
+    """The circuit: the previous-token heads' corrupted outputs into only the tested heads' keys (and, as controls,
+    queries and values); None if no head sits in a layer below the tested heads."""
+    model, H = ctx.model, ctx.model.config.n_head
+    _, tested = tested_heads(scores, cfg)
+    senders = previous_token_heads(scores, cfg, tested)
+    why = f"previous-token score ≥ {ind.CRITERIA['prev_token'].threshold}, lower CI bound"
+    if not senders:
+        below = [(l, h) for l in range(min(lt for lt, _ in tested)) for h in range(H)]
+        if not below:
+            return None
+        prev = scores[cfg.primary].prev_token.mean
+        senders = [max(below, key=lambda lh: prev[lh])]
+        why = "the best previous-token head below the tested heads; none clears the criterion"
+    m = ind.matched_probes(_subset(probes[cfg.primary], cfg.n_ablate))
+    S, rows, cols = m.S, [l for l, _ in tested], [h for _, h in tested]
+
+    def prefix_matching(idx):  # (n,) the tested heads' mean attention from chunk 2 to the token after the copy
+        return ind.induction_diag(ind.attention_patterns(model, idx[:, :-1]), S)[:, rows, cols].mean(1)
+
+    with ctx.step("path_patching"):
+        pm = {"clean": prefix_matching(m.clean), "corrupt": prefix_matching(m.corrupt)}
+        loss_clean, loss_corrupt = ind.chunk2_losses(model, m.clean, S), ind.chunk2_losses(model, m.corrupt, S)
+        paths = {}
+        for path, (into, frozen, _) in PATHS.items():
+            pm_patched, loss = ind.path_patch(model, m, senders, tested, into, frozen)
+            pm_removed = ind.ratio_of_means((pm["clean"] - pm_patched.mean(1))[None], pm["clean"] - pm["corrupt"],
+                                            seed=cfg.seed)
+            kept = ind.ratio_of_means((loss_corrupt - loss)[None], loss_corrupt - loss_clean, seed=cfg.seed)
+            paths[path] = PathShare(_estimate(*pm_removed), ind.Estimate(1 - float(kept[0][0]), 1 - float(kept[2][0]),
+                                                                         1 - float(kept[1][0])))
+    return Circuit(senders, tested, why, paths)
+
+
+def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations, cfg: StudyConfig,
+             patching: Patching | None = None, circuit: Circuit | None = None) -> Validation:
+    """The verdict from patching (given), and the secondary views: joint ablation of the candidates vs random head
+    sets, the previous-token heads' ablation, K-composition, in-context learning on validation text."""
+    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+    cands, tested = tested_heads(scores, cfg)
     others = [(l, h) for l in range(L) for h in range(H) if (l, h) not in tested]
     rng = np.random.default_rng(cfg.seed)
     draws = [[others[i] for i in rng.choice(len(others), size=min(len(tested), len(others)), replace=False)]
              for _ in range(cfg.n_random_draws)] if others else []
-    prev_heads = [(hv.layer, hv.head) for hv in scores[cfg.primary].prev_token.passing(ind.CRITERIA["prev_token"].threshold)
-                  if hv.layer < max(lt for lt, _ in tested)]
+    prev_heads = previous_token_heads(scores, cfg, tested)
     p = _subset(probes[cfg.primary], cfg.n_ablate)
     joint = {}
     with ctx.step("validation"):
@@ -547,7 +774,7 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
                          {f"L{la}H{ha}->L{lb}H{hb}": float(kc["scores"][la, ha, lb, hb])
                           for lb, hb in tested for la in range(lb) for ha in range(H)}, kc["scores"])
     return Validation(cands, tested, bool(cands), prev_heads, joint["zero"], joint["mean"], kcomp, joint["resample"],
-                      icl)
+                      icl, patching, circuit)
 
 
 def compare_with_original(ctx: Context, probes: dict, scores: dict) -> OriginalComparison:
@@ -615,6 +842,30 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         [b[4] for b in bars], d / f"Candidates_vs_Random_{name}.png",
         f"{label}: share of G removed by ablating {heads_str(val.tested)}\nvs {len(val.tested)} random other heads "
         f"({cfg.n_random_draws} draws: median, 5–95th pct; {tested}: 95% CI)", "share of G removed")
+    if val.patching:
+        p = val.patching
+        figs["patching"] = utils.plot_head_grids(
+            {"noising: share of the gain removed": p.removed.mean, "denoising: share restored": p.restored.mean},
+            d / f"Patching_{name}.png", f"{label}: activation patching of each head alone\n({kind} probes, "
+            f"clean [base, base] vs corrupted [c1, base], {p.n_prompts} prompts; null 0)", "share of the gain")
+        figs["specificity"] = utils.plot_specificity(
+            [sp.score for sp in p.sets], p.set_weights, [sp.val_loss_change for sp in p.sets], p.tested.score,
+            p.tested.val_loss_change, d / f"Specificity_{name}.png",
+            f"{label}: {heads_str(p.tested.heads)} against the other {p.sets_total:,} sets of {len(p.tested.heads)} "
+            f"heads\n(" + ("all compared" if len(p.sets) == p.sets_total else
+                           f"{len(p.sets)} compared, stratified by layer") +
+            f"; the tested set is above {100 * p.percentile:.1f}% of them)")
+    if val.circuit:
+        c = val.circuit
+        bars = [(f"{PATHS[w][2]}: {what}", getattr(ps, attr)) for what, attr in (
+            ("prefix matching", "prefix_match_removed"), ("gain", "gain_removed")) for w, ps in c.paths.items()]
+        figs["paths"] = utils.plot_ablation_bars(
+            [b[0] for b in bars], [b[1].mean for b in bars],
+            np.array([[b[1].mean - b[1].lo, b[1].hi - b[1].mean] for b in bars]).T,
+            ["tested" if b[0].startswith("keys") else "random" for b in bars], d / f"PathPatching_{name}.png",
+            f"{label}: path patching from {heads_str(c.senders)} into {heads_str(c.receivers)}\n(the senders' "
+            f"corrupted outputs into only the keys, queries or values, through the MLPs or (direct) not; 95% CI; "
+            f"null 0)", "share removed")
     ctx.timings["figures"] = time.perf_counter() - t0
     return figs
 
@@ -669,7 +920,9 @@ def run(cfg: StudyConfig) -> StudyResult:
     scores = score_heads(ctx, probes)
     gapped = score_gapped(ctx, cfg)
     singles = single_head_ablations(ctx, probes, cfg)
-    val = validate(ctx, probes, scores, singles, cfg)
+    patched = patching(ctx, probes, scores, cfg)
+    circuit = path_patching(ctx, probes, scores, cfg)
+    val = validate(ctx, probes, scores, singles, cfg, patched, circuit)
     original = compare_with_original(ctx, probes, scores)
     figs = figures(ctx, cfg, scores, singles, val)
     figs["page"] = attention_page(ctx, cfg, probes, scores)

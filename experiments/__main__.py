@@ -1,6 +1,8 @@
-"""python -m experiments [NAME [report|run]]: list the experiments, report one, or train its runs."""
+"""python -m experiments [NAME [report|run|study]]: list the experiments, report one, train its runs, or study their
+weights (an experiment with STUDIES: study.py's arguments, one list per study)."""
 import importlib
 import sys
+from pathlib import Path
 
 from experiments import EXPERIMENTS, train_runs
 
@@ -13,10 +15,19 @@ def main(argv=None):
             print(f"  {name:<13} {doc}")
         return
     name, action = argv[0], argv[1] if len(argv) > 1 else "report"
-    if name not in EXPERIMENTS or action not in ("report", "run"):
-        raise SystemExit(f"usage: python -m experiments NAME [report|run], NAME one of {', '.join(EXPERIMENTS)}")
+    if name not in EXPERIMENTS or action not in ("report", "run", "study"):
+        raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}")
     module = importlib.import_module(f"experiments.{name}")
-    if action == "run":
+    if action == "study":
+        if not getattr(module, "STUDIES", None):
+            raise SystemExit(f"error: {name} has no studies of its own")
+        import study
+        for args in module.STUDIES:
+            if not Path(args[0]).exists():  # study.py's first argument: the checkpoint
+                print(f"skipping {args[0]}: no weights yet (train and promote the run first)")
+                continue
+            study.main(args)
+    elif action == "run":
         if not module.RUNS:
             raise SystemExit(f"error: {name} has no runs of its own to train (its report reads runs of others)")
         train_runs(name, module.RUNS, getattr(module, "PARALLEL", 2))

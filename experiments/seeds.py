@@ -1,12 +1,16 @@
 """Seeds: the 2M and 5.6M presets at seeds 1 and 2 beside seed 1337, the reference models.
 
-    python -m experiments seeds        # the formation figure across seeds and sizes, from the committed logs
-    python -m experiments seeds run    # train the four runs with weights, fp32, one thread each (hours)
+    python -m experiments seeds          # the formation figure across seeds and sizes, and each seed's verdict
+    python -m experiments seeds run      # train the four runs with weights, fp32, one thread each (hours)
+    python -m experiments seeds study    # study each seed's weights (study.py, fp32; minutes each)
 
-A claim about a preset holds for three seeds, or says that it rests on one (issue #25).
+A claim about a preset holds for three seeds, or says that it rests on one (issue #25). The verdict of each seed is the
+study's (induction.VERDICT, from activation patching), read from its committed summary.
 """
-from experiments import FIG, REF
-from experiments.formation import main  # noqa: F401  (the report)
+from pathlib import Path
+
+from experiments import FIG, REF, ROOT
+from experiments import formation
 
 RUNS = {f"{m}-seed{s}": ["--preset", m, "--precision", "fp32", "--seed", str(s)]
         for m in ("2M", "5.6M") for s in (1, 2)}
@@ -15,3 +19,50 @@ REPORTS = [["--out", FIG / "Induction_Formation_Sizes_Seeds.png", "--title",
             f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/MiniGPT-2M-seed1",
             f"2M, seed 2={REF}/seeds/MiniGPT-2M-seed2", f"5.6M, seed 1337 (reference)={REF}/MiniGPT-5.6M",
             f"5.6M, seed 1337, 2 threads (make run)={REF}/make-run/MiniGPT-5.6M"]]
+
+# Each seed's weights and the summary of its study. Seed 1337's studies are the reference ones (make reference).
+RESULTS = ROOT / "results"
+SEEDS = {"2M": {1337: (REF / "MiniGPT-2M", RESULTS / "induction_MiniGPT-2M.json"),
+                1: (REF / "seeds" / "2M-seed1", RESULTS / "seeds" / "induction_MiniGPT-2M-seed1.json"),
+                2: (REF / "seeds" / "2M-seed2", RESULTS / "seeds" / "induction_MiniGPT-2M-seed2.json")},
+         "5.6M": {1337: (REF / "MiniGPT-5.6M", RESULTS / "induction_MiniGPT-5.6M.json"),
+                  1: (REF / "seeds" / "5.6M-seed1", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed1.json"),
+                  2: (REF / "seeds" / "5.6M-seed2", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed2.json")}}
+STUDIES = [[str(run / "best.pt"), "--name", out.stem.removeprefix("induction_"), "--out-json", str(out),
+            "--plots-dir", str(ROOT / "runs" / "seeds" / "plots"), "--precision", "fp32"]
+           for seeds in SEEDS.values() for seed, (run, out) in seeds.items() if seed != 1337]
+
+
+def _pct(e) -> str:
+    return f"{100 * e.mean:.0f}% [{100 * e.lo:.0f}, {100 * e.hi:.0f}]"
+
+
+def verdicts() -> list[str]:
+    """One row per model and seed: its candidates, the patching verdict's parts and the old ablation criterion."""
+    from study import heads_str, read_result
+    rows = ["| model | seed | induction heads | noising removes | denoising restores | specificity (null 50%) | "
+            "keys path: prefix matching removed | verdict (patching) | ablation criterion (old) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for model, seeds in SEEDS.items():
+        for seed, (run, out) in seeds.items():
+            if not Path(out).exists():
+                why = "no weights yet" if not (Path(run) / "best.pt").exists() else "not studied yet"
+                rows.append(f"| {model} | {seed} | {why} | | | | | | |")
+                continue
+            v = read_result(out).validation
+            if v.patching is None:
+                rows.append(f"| {model} | {seed} | {heads_str(v.candidates)} | summary predates patching "
+                            f"(`make reference`) | | | | | {'PASS' if v.validated else 'FAIL'} |")
+                continue
+            p, c = v.patching, v.circuit
+            keys = _pct(c.paths["k"].prefix_match_removed) if c else "no earlier head"
+            rows.append(f"| {model} | {seed} | {heads_str(v.candidates) if v.tested_are_candidates else 'none'} | "
+                        f"{_pct(p.tested.removed)} | {_pct(p.tested.restored)} | {100 * p.percentile:.1f}% | {keys} | "
+                        f"**{'PASS' if v.validated else 'FAIL'}** | "
+                        f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'} |")
+    return rows
+
+
+def main(argv):
+    formation.main(argv)
+    print("\n".join(verdicts()))

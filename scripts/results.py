@@ -43,30 +43,47 @@ def model_rows(run_dir: Path, study_json: Path):
            f"(step {best.step:,}; the study uses this checkpoint) |")
     for kind in ("random", "text-val"):
         yield f"| first induction head formed during training, {kind} probes | {formation(metrics, kind)} |"
-    pm, cp = CRITERIA["prefix_match"].threshold, CRITERIA["copying"].threshold
     for kind, s in study.scores.items():
         heads = ", ".join(str(hv) for hv in s.induction_heads()) or "none"
-        yield (f"| {kind} probes: induction heads (prefix matching ≥ {pm} and copying ≥ {cp}, lower CI bounds) | "
-               f"{heads} |")
-        yield (f"| {kind} probes: best prefix matching / copying / Δ (null 0) | {s.prefix_match.best()} / "
+        cp_score = "copying_z" if s.copying_z is not None else "copying"
+        crit = (f"prefix matching ≥ {CRITERIA['prefix_match'].threshold} and {'relative ' * (cp_score == 'copying_z')}"
+                f"copying ≥ {CRITERIA[cp_score].threshold}, lower CI bounds")
+        yield f"| {kind} probes: induction heads ({crit}) | {heads} |"
+        yield (f"| {kind} probes: best prefix matching / relative copying (z) / copying (logits) / Δ (null 0) | "
+               f"{s.prefix_match.best()} / {s.copying_z.best() if s.copying_z else 'not measured'} / "
                f"{s.copying.best()} / {s.delta.best()}; G {s.G} nats/token |")
     if study.gapped:
         g = study.gapped
         yield (f"| gapped repeats [c1, base, c2, base] (outside the training format): induction heads | "
                f"{', '.join(str(hv) for hv in g.induction_heads()) or 'none'}; best prefix matching "
                f"{g.prefix_match.best()}, copying {g.copying.best()}; G over chunk 4 {g.G} |")
-    yield (f"| heads tested by ablation | {heads_str(v.tested)} "
+    yield (f"| heads tested | {heads_str(v.tested)} "
            f"({'the induction heads' if v.tested_are_candidates else 'no induction head: the top head by prefix matching'}) |")
     yield (f"| previous-token heads (score ≥ {CRITERIA['prev_token'].threshold}, lower CI bound) | "
            f"{heads_str(v.previous_token_heads)} |")
+    if v.patching:
+        p = v.patching
+        yield (f"| activation patching ({p.n_prompts} matched prompts) | noising removes {p.tested.removed.mean:.0%} "
+               f"[{p.tested.removed.lo:.0%}, {p.tested.removed.hi:.0%}], denoising restores "
+               f"{p.tested.restored.mean:.0%} [{p.tested.restored.lo:.0%}, {p.tested.restored.hi:.0%}] of the gain "
+               f"(nulls 0) |")
+        yield (f"| specificity: the tested set's patching score against the other {p.sets_total:,} sets of "
+               f"{len(v.tested)} heads | above {100 * p.percentile:.1f}% (null 50%); best set {heads_str(p.best().heads)} |")
+    if v.circuit:
+        c = v.circuit
+        yield (f"| path patching from {heads_str(c.senders)}: share of prefix matching removed through the keys / "
+               f"queries / values / keys' direct path (null 0) | " + " / ".join(
+                   f"{ps.prefix_match_removed.mean:.0%}" for ps in c.paths.values()) + " |")
     for mode in ("zero", "mean", "resample"):
-        yield f"| share of G removed, {mode} ablation | {heads_str(v.tested)} together: {getattr(v, mode).tested} |"
+        yield (f"| share of G removed, {mode} ablation (secondary) | {heads_str(v.tested)} together: "
+               f"{getattr(v, mode).tested} |")
     if v.zero.random:
-        yield f"| share of G removed by {len(v.tested)} random other heads, zero ablation | {v.zero.random} |"
+        yield (f"| share of G removed by {len(v.tested)} random other heads, zero ablation (secondary) | "
+               f"{v.zero.random} |")
     yield f"| single-head zero ablations | {study.single_head_ablations.zero} |"
-    yield "| validation criterion | " + "; ".join(f"{part}: {'yes' if ok else 'no'}"
-                                                 for part, ok in v.verdicts().items()) + \
-        f" → **{'PASS' if v.validated else 'FAIL'}** |"
+    yield ("| verdict" + (" (patching)" if v.patching else " (ablation criterion)") + " | " + "; ".join(
+        f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts().items()) +
+        f" → **{'PASS' if v.validated else 'FAIL'}** |")
 
 
 def original_table(studies: dict) -> list[str]:

@@ -73,7 +73,22 @@ def test_scores_find_exactly_the_handbuilt_heads(model, probes):
     assert pm[1, 0] > 0.9 and np.abs(pm[mask]).max() < 0.02
     cp = s.copying.mean  # only L1H0 writes the attended token into the logits
     assert s.copying.lo[1, 0] > ind.CRITERIA["copying"].threshold and np.abs(cp[mask]).max() < 1e-3
+    z = s.copying_z.mean  # in standard deviations of the head's own effect over the vocabulary
+    assert s.copying_z.lo[1, 0] > ind.CRITERIA["copying_z"].threshold and np.abs(z[mask]).max() < 1e-3
     assert [hv.label for hv in s.induction_heads()] == ["L1H0"]
+    # at 2x, prefix matching would need a lower bound of 1.0, all attention on the copies: no head passes
+    assert ind.sensitivity(s.prefix_match, s.copying_z, "copying_z") == {0.5: 1, 1.0: 1, 2.0: 0}
+
+
+def test_relative_copying_does_not_grow_with_the_heads_scale(probes):
+    """Scaling what L1H0 writes changes copying in logits (less than the scale: the final LayerNorm rescales the
+    residual stream it dominates), not copying in standard deviations over the vocabulary."""
+    base, scaled = handbuilt.build(), handbuilt.build()
+    with torch.no_grad():
+        scaled.blocks[1].attn.c_proj.weight.mul_(0.5)
+    (c1, z1), (c2, z2) = (ind.copying_effect(m, probes.repeat, S) for m in (base, scaled))
+    assert c2[:, 1, 0].mean() < 0.8 * c1[:, 1, 0].mean()
+    assert torch.allclose(z1[:, 1, 0], z2[:, 1, 0], rtol=0.05)
 
 
 def test_a_head_that_attends_but_does_not_copy_is_no_induction_head(probes):
@@ -166,13 +181,13 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode, arch):
     assert all(not hp._forward_hooks for hp in model.hook_points().values())
 
 
-def test_resample_ablation_takes_the_heads_output_on_the_next_prompt_of_its_group():
+def test_resample_ablation_takes_the_heads_output_on_the_next_prompt():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
     idx = torch.randint(0, 30, (6, 24))
     _, cache = model.run_with_cache(idx[:, :-1], ["blocks.1.attn.hook_z"])
     z = cache["blocks.1.attn.hook_z"]  # (6, T-1, H, D)
-    donor = z[[1, 2, 0, 4, 5, 3], :, 2]  # two groups of three prompts, each takes the next one's output
+    donor = z[[1, 2, 3, 4, 5, 0], :, 2]  # each prompt takes the next one's output, cyclically
 
     def hook(t, hook):
         t = t.clone()
@@ -182,8 +197,88 @@ def test_resample_ablation_takes_the_heads_output_on_the_next_prompt_of_its_grou
     with model.hooks([("blocks.1.attn.hook_z", hook)]):
         logits, _ = model(idx[:, :-1])
     manual = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
-    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE, groups=2)
+    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE)
     assert torch.allclose(loss[1], manual, atol=1e-6) and not torch.allclose(loss[0], loss[1])
+
+
+def test_resample_ablation_of_probes_draws_from_the_control_prompts_and_injects_no_copy(model, probes):
+    """Resampling the induction head from another *repeat* prompt would copy that prompt's tokens: G below 0, a
+    "share removed" above 100%. From the control prompts it carries no copy: G falls to about 0."""
+    g = ind.ablate(model, probes, [[], [(1, 0)]], ind.RESAMPLE)["G"].mean(1)
+    assert g[0] > 5 and abs(g[1]) < 0.1 * g[0]
+    rolled = [ind.head_outputs(model, idx).roll(-1, dims=1) for idx in (probes.repeat, probes.control)]
+    wrong_copy = torch.cat(rolled, 1)  # the old resampling: each kind of prompt from another of its kind
+    assert ind.ablate(model, probes, [[], [(1, 0)]], wrong_copy)["G"].mean(1)[1] < -0.1 * g[0]  # > 110% "removed"
+
+
+# ---- activation patching on the hand-built model ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def matched(probes):
+    return ind.matched_probes(probes)
+
+
+def test_matched_prompts_differ_only_before_the_measured_chunk(matched, probes):
+    assert matched.clean.shape == matched.corrupt.shape == (64, 2 * S)
+    assert torch.equal(matched.clean[:, S:], matched.corrupt[:, S:])          # the measured chunk: the same tokens
+    assert torch.equal(matched.clean[:, :S], matched.clean[:, S:])            # clean: an earlier copy
+    assert not (matched.corrupt[:, :S, None] == matched.corrupt[:, None, S:]).any()  # corrupted: none
+
+
+def test_patching_finds_exactly_the_induction_head(model, matched):
+    heads = [(l, h) for l in range(2) for h in range(2)]
+    r = ind.patch(model, matched, [[hd] for hd in heads])
+    assert r["loss_corrupt"].mean() - r["loss_clean"].mean() > 5
+    removed, restored = (dict(zip(heads, zip(*r[k]))) for k in ("removed", "restored"))  # head -> (mean, lo, hi)
+    t_n, t_d = (ind.CRITERIA[k].threshold for k in ("patch_noising", "patch_denoising"))
+    found = [hd for hd in heads if removed[hd][1] >= t_n and restored[hd][1] >= t_d]
+    assert found == [(1, 0)]
+    # the previous-token head is necessary (noising it breaks the circuit) but not sufficient: its clean output
+    # in the corrupted run points the induction head at the corrupted chunk
+    assert removed[(0, 0)][0] > 0.9 and restored[(0, 0)][0] < 0.1
+    assert abs(removed[(0, 1)][0]) < 1e-3 and abs(restored[(1, 1)][0]) < 1e-3  # inert heads do nothing
+
+
+def test_enumeration_ranks_the_induction_heads_set_first(model, matched):
+    for k in (1, 2):
+        sets, weights, total = ind.head_sets(2, 2, k, max_sets=100)
+        assert total == len(sets) == {1: 4, 2: 6}[k] and (weights == 1).all()  # few enough: every set
+        r = ind.patch(model, matched, sets)
+        score = np.minimum(r["removed"][0], r["restored"][0])
+        top = [st for st, sc in zip(sets, score) if sc > 0.9]
+        assert top == ([[(1, 0)]] if k == 1 else [st for st in sets if (1, 0) in st])  # exactly the sets with L1H0
+    assert ind.percentile(np.array([0.0, 0.2, 1.0]), np.array([1.0, 2.0, 1.0]), 0.5) == 0.75  # weighted, strictly below
+
+
+def test_sets_are_sampled_by_layer_when_there_are_too_many():
+    sets, weights, total = ind.head_sets(4, 4, 4, max_sets=300, seed=0)
+    assert total == 1820 and len(sets) <= 300 and weights.sum() == pytest.approx(1820)
+    assert len({tuple(st) for st in sets}) == len(sets) and all(len(set(st)) == 4 for st in sets)
+    profiles = {tuple(sum(l == layer for l, _ in st) for layer in range(4)) for st in sets}
+    assert len(profiles) == 35  # every way of spreading 4 heads over 4 layers is represented
+
+
+def test_path_patching_attributes_prefix_matching_to_the_keys(model, matched):
+    clean = ind.induction_diag(ind.attention_patterns(model, matched.clean[:, :-1]), S)[:, 1, 0].mean()
+    assert clean > 0.9
+    pm = {into: ind.path_patch(model, matched, [(0, 0)], [(1, 0)], into)[0].mean() for into in "qkv"}
+    assert pm["k"] < 0.05 * clean                                 # the keys carry the match
+    assert abs(pm["q"] - clean) < 1e-4 and abs(pm["v"] - clean) < 1e-4   # the queries and values do not
+    _, loss = ind.path_patch(model, matched, [(0, 0)], [(1, 0)], "k")
+    assert loss.mean() > 5                                        # and the gain goes with it
+    direct, _ = ind.path_patch(model, matched, [(0, 0)], [(1, 0)], "k", freeze_mlps=True)
+    assert direct.mean() < 0.05 * clean                           # here the path is direct: MLPs are inert
+    with pytest.raises(ValueError, match="into must be 'q', 'k' or 'v'"):
+        ind.path_patch(model, matched, [(0, 0)], [(1, 0)], "o")
+
+
+def test_ratio_of_means_ci_covers_the_ratio():
+    torch.manual_seed(0)
+    den = torch.rand(200) + 1
+    num = torch.stack([0.5 * den + 0.05 * torch.randn(200), den])
+    mean, lo, hi = ind.ratio_of_means(num, den)
+    assert mean[1] == pytest.approx(1.0) and lo[1] == pytest.approx(1.0) and hi[1] == pytest.approx(1.0)
+    assert lo[0] < mean[0] < hi[0] and abs(mean[0] - 0.5) < 0.02 and hi[0] - lo[0] < 0.05
 
 
 def test_ablating_a_missing_head_is_an_error(model):
@@ -280,7 +375,8 @@ def test_original_delta_skips_each_chunks_first_and_last_position_and_the_ablati
     assert r["delta_original"][0].mean() > 5 and abs(r["delta_original"][1].mean()) < 0.5
 
 
-def test_validation_needs_every_ablation_to_remove_80_percent_and_random_heads_at_most_20():
+def test_ablation_criterion_needs_every_ablation_to_remove_80_percent_and_random_heads_at_most_20():
+    """The ablation criterion: the verdict of summaries without patching, a secondary view in the others."""
     import study
     share = lambda lo: study.ShareRemoved(lo + 0.05, lo, lo + 0.1, 0.0, 1.0)  # noqa: E731
     rnd = lambda med: study.RandomHeads(med, med, 0.0, med + 0.1, [med], [[(0, 0)]])  # noqa: E731
@@ -296,7 +392,32 @@ def test_validation_needs_every_ablation_to_remove_80_percent_and_random_heads_a
     assert not validation(0.9, 0.9, 0.7, 0.1).validated           # so does resample's
     assert not validation(0.9, 0.9, 0.9, 0.21).validated          # random heads remove too much
     assert not validation(0.9, 0.9, 0.9, 0.1, are_candidates=False).validated  # the top head is no induction head
-    assert "validation criterion: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
+    assert "verdict: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
+
+
+def test_the_verdict_comes_from_patching():
+    import study
+    est = lambda lo: ind.Estimate(lo + 0.05, lo, lo + 0.1)  # noqa: E731
+    share = study.ShareRemoved(0.1, 0.0, 0.2, 0.0, 1.0)    # the ablations fail: they no longer decide
+    grid = ind.HeadScores(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+    def validation(removed, restored, pct, are_candidates=True):
+        tested = study.SetPatching([(1, 0)], est(removed), est(restored), 0.1)
+        other = study.SetPatching([(0, 0)], est(0.0), est(0.0), 2.0)
+        p = study.Patching("random", 64, 0.1, 5.0, grid, grid, tested, [other], [3.0], 3, pct)
+        return study.Validation([(1, 0)] if are_candidates else [], [(1, 0)], are_candidates, [],
+                                study.JointAblation(share, study.RandomHeads(0.9, 0.9, 0, 1, [0.9], [[(0, 0)]])),
+                                study.JointAblation(share), study.KComposition(0.1, 0.01, {}), study.JointAblation(share),
+                                None, p)
+
+    assert validation(0.5, 0.5, 0.95).validated
+    assert not validation(0.49, 0.9, 1.0).validated        # noising's lower bound falls short
+    assert not validation(0.9, 0.49, 1.0).validated        # denoising's
+    assert not validation(0.9, 0.9, 0.94).validated        # other sets of its size do as well
+    assert not validation(0.9, 0.9, 1.0, are_candidates=False).validated
+    text = str(validation(0.9, 0.9, 1.0))
+    assert "verdict: PASS" in text and "ablation criterion (secondary view)" in text
+    assert "above 100.0% of the other sets of 1 heads (1 of 3 compared, sampled by layer; null 50%)" in text
 
 
 def test_gapped_probes_repeat_base_once_after_a_gap_and_the_handbuilt_head_still_copies_it(model):
