@@ -37,8 +37,9 @@ train: $(VENV)/.installed  ## train PRESET into checkpoints/<run>/ (resumes it i
 study: $(VENV)/.installed  ## study the run trained last, or RUN=<name or checkpoint path>
 	$(BIN)/python scripts/study_notebook.py $(RUN)
 
+# One pytest worker per core, one thread each; an idle worker takes tests queued for a busy one (worksteal).
 test: $(VENV)/.installed  ## the test suite (CPU, minutes)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 # TransformerLens export and the attention page in a real browser (tests marked interop). The extras are large
 # (requirements-interop.txt); the default pins are their constraints, so torch stays the CPU build.
@@ -96,9 +97,9 @@ reference-models: $(VENV)/.installed  ## retrain the 2M and 5.6M reference model
 # Each experiment lives in experiments/<name>.py with its runs, criterion, figure and report (python -m experiments
 # lists them). Its report reads the committed runs in checkpoints/reference/ and draws into results/figures/ (seconds
 # to a minute); RUN=1 trains its runs into runs/<name>/ instead (one thread each; hours), for make promote.
-exp: $(VENV)/.installed  ## an experiment's report (NAME=<experiment>), or with RUN=1 its training runs
-	@test -n "$(NAME)" || { $(BIN)/python -m experiments; echo "usage: make exp NAME=<experiment> [RUN=1]"; exit 2; }
-	$(BIN)/python -m experiments $(NAME) $(if $(RUN),run,report)
+exp: $(VENV)/.installed  ## an experiment's report (NAME=<experiment>), with RUN=1 its training runs, STUDY=1 its studies
+	@test -n "$(NAME)" || { $(BIN)/python -m experiments; echo "usage: make exp NAME=<experiment> [RUN=1 | STUDY=1]"; exit 2; }
+	$(BIN)/python -m experiments $(NAME) $(if $(RUN),run,$(if $(STUDY),study,report))
 
 # The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~16 min).
 notebooks: $(VENV)/.installed  ## the executed copy of MiniGPT.ipynb in results/ (the 2M preset, ~16 min)

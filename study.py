@@ -7,9 +7,11 @@ Figures and the attention page go to Plots/<run>/; the summary to the run's fold
 reference checkpoint, which is read-only: checkpoints/reference-<run>/).
 
 Steps: load -> probes -> per-head scores (and on gapped repeats) -> single-head ablations (zero, mean and resample) ->
-validate the induction heads (joint vs random ablations, previous-token circuit, K-composition, in-context learning)
--> the original study's δ and single-head δ drops, measured its way -> figures -> the attention page -> a typed
-StudyResult, saved as JSON. Definitions: induction.py's docstring.
+activation patching on matched prompts (every head, the tested set, and every head set of its size) -> path patching
+(the previous-token heads into the tested heads' keys, queries and values) -> the verdict, with the secondary views
+(joint vs random ablations, previous-token circuit, K-composition, in-context learning) -> the original study's δ and
+single-head δ drops, measured its way -> figures -> the attention page -> a typed StudyResult, saved as JSON.
+Definitions: induction.py's docstring; criteria: induction.CRITERIA.
 Every flag is a field of StudyConfig, with its default.
 """
 if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too
@@ -624,27 +626,29 @@ def _removed(g_base: torch.Tensor, g_abl: torch.Tensor, n_boot=1000, seed=0) -> 
                         float(g_base.mean()))
 
 
-def single_head_ablations(ctx: Context, probes: dict, cfg: StudyConfig, val_windows: int = 16) -> SingleAblations:
-    """Zero- and mean-ablate every head alone; G, Δ of every head and val loss for each."""
+def single_head_ablations(ctx: Context, probes: dict, cfg: StudyConfig, val_windows: int = 16,
+                          modes=ABLATIONS) -> SingleAblations:
+    """Ablate every head alone with each fill in `modes` (zero and mean at least); G, Δ of every head and val loss."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
     p = _subset(probes[cfg.primary], cfg.n_ablate)
     heads = [(l, h) for l in range(L) for h in range(H)]
     val = ind.val_windows(ctx.val_tokens, model.config.block_size, val_windows, cfg.seed)
     fills = {"zero": torch.zeros(L, H, model.config.d_head),
              "mean": ind.mean_head_outputs(model, torch.cat([p.repeat, p.control])), "resample": ind.RESAMPLE}
-    modes = {}
+    fills = {mode: fill for mode, fill in fills.items() if mode in modes}
+    out = {}
     with ctx.step("single_head_ablations"):
         for mode, fill in fills.items():
             r = ind.ablate(model, p, [[]] + [[hd] for hd in heads], fill, val)
             g_base = r["G"][0]
-            modes[mode] = SingleAblation(
+            out[mode] = SingleAblation(
                 G_base=float(g_base.mean()), val_loss_base=float(r["val_loss"][0]),
                 G_drop=(g_base.mean() - r["G"][1:].mean(1)).view(L, H).numpy(),
                 G_removed=[_removed(g_base, r["G"][k + 1]) for k in range(len(heads))],
                 delta_change=(r["delta"][1:].mean(1) - r["delta"][0].mean(0)).view(L, H, L, H).numpy(),
                 val_loss_change=(r["val_loss"][1:] - r["val_loss"][0]).view(L, H).numpy())
-    return SingleAblations(heads, p.n, p.kind, int(val[:, 1:].numel()), modes["zero"], modes["mean"],
-                           modes["resample"], fills)
+    return SingleAblations(heads, p.n, p.kind, int(val[:, 1:].numel()), out["zero"], out["mean"],
+                           out.get("resample"), fills)
 
 
 def candidates(scores: dict, cfg: StudyConfig) -> list[tuple[int, int]]:

@@ -165,7 +165,7 @@ def plot_ablation_bars(labels, values, errors, groups, path, title, ylabel):
 def plot_specificity(scores, weights, costs, tested_score, tested_cost, path, title):
     """The patching score of every compared head set (a histogram weighted by how many sets each stands for) and
     against its cost on validation loss, with the tested set marked."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
     ax1.hist(scores, bins=30, weights=weights, color=BAR_COLORS["random"])
     ax1.axvline(tested_score, color=BAR_COLORS["tested"], lw=2, label="tested set")
     ax1.set_xlabel("patching score: min(noising share removed, denoising share restored)")
@@ -174,7 +174,7 @@ def plot_specificity(scores, weights, costs, tested_score, tested_cost, path, ti
     ax2.scatter(scores, costs, s=10, color=BAR_COLORS["random"], label="other sets")
     ax2.scatter([tested_score], [tested_cost], s=60, color=BAR_COLORS["tested"], marker="*", label="tested set")
     ax2.set_xlabel("patching score")
-    ax2.set_ylabel("validation loss change (nats/token, resample ablation)")
+    ax2.set_ylabel("Δ validation loss (nats/token)\nthe set resample-ablated")
     ax2.legend()
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

@@ -242,6 +242,30 @@ def plan(quick: bool) -> tuple[tuple[str, ...], list]:
     return ("2M", "5.6M"), [(variants[0][0], {**variants[0][1], "eval": True})] + variants[1:]
 
 
+def trainer_step(spec: dict, preset: str) -> tuple:
+    """What a row's training step runs on this machine: precision (auto resolved), loss path, attention kernel,
+    optimizer, compile, threads, batch and context. Two rows with the same step are one code path: their ratio is
+    the noise of the measurement."""
+    from config import PRESETS, pick_precision
+    precision = pick_precision(spec.get("precision", PRESETS[preset].precision), "cpu")
+    loss = spec.get("loss") or ("logits" if precision == "fp32" else "chunked")  # GPT.unembed_loss's choice
+    attention = spec.get("attention", "auto")
+    if attention == "auto":  # CausalSelfAttention.explicit: the explicit path under CPU autocast, fused otherwise
+        attention = "explicit" if precision == "bf16" else "fused"
+    return (precision, loss, attention, spec.get("optimizer", "fused"), bool(spec.get("compile")), spec.get("threads"),
+            spec.get("batch"), spec.get("block"))
+
+
+def default_speedup(runs: dict, preset: str, variants) -> tuple[float, str]:
+    """The default step's speedup over fp32 eager, and a note: 1.00x where they are the same step here (their two
+    timings then differ by noise alone, which the note gives)."""
+    measured = speedup(runs, preset)
+    if trainer_step(variants[0][1], preset) == trainer_step(BASELINE, preset):
+        return 1.0, (f"the default is fp32 eager's own step on this machine (one code path): 1.00x; its two timings in "
+                     f"this run differ by {measured:.2f}x, the noise of the measurement")
+    return measured, ""
+
+
 def machine_line() -> str:
     import torch
 
@@ -345,8 +369,9 @@ def main():
         print(f"\ngoals ({'native' if 'bf16' in timed else 'no native'} bf16): the default step >= "
               + ", ".join(f"{g:.1f}x ({k})" for k, g in goals.items()) + " fp32 eager's tokens/s")
         for r in evals:
-            p, s = r["precision"], speedup(runs, r["preset"])
+            p, (s, note) = r["precision"], default_speedup(runs, r["preset"], variants)
             print(f"  {r['preset']}: default ({p}) {s:.2f}x fp32 eager: {'met' if s >= goals[r['preset']] else 'NOT met'}"
+                  + (f" ({note})" if note else "")
                   + (f"; bf16 {speedup(runs, r['preset'], bf16_row):.2f}x" if bf16_row is not None else "")
                   + f"; MFU {100 * r['mfu']:.0f}% ({p} peak), ablations {r['ablations_s_' + p]:.1f} s ({p}), "
                   f"RSS {r['rss_mb']:,.0f} MB, batching {100 * r['batch_share']:.2f}% of a step")
@@ -358,7 +383,10 @@ def main():
         print(profile("2M", PRESETS["2M"].batch_size, vocab))
     if bf16_row is not None:
         print(f"2M, bf16 autocast vs fp32 eager: {speedup(runs, '2M', bf16_row):.2f}×")
-    print(f"speedup vs fp32 eager: {speedup(runs, '2M'):.2f}×")
+    s, note = default_speedup(runs, "2M", variants)
+    if note:
+        print(f"2M: {note}")
+    print(f"speedup vs fp32 eager: {s:.2f}×")
 
 
 if __name__ == "__main__":

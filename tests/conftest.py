@@ -17,7 +17,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Two threads, this project's machines; OMP_NUM_THREADS=1 where another job holds a core (an oversubscribed OpenMP
-# team spins at every barrier: tiny models then run 100x slower).
+# team spins at every barrier: tiny models then run 100x slower). Under pytest-xdist (make test: one worker per core)
+# each worker, and every process a test starts, gets one thread.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
 
 

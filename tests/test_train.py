@@ -334,6 +334,10 @@ def test_the_bench_times_bf16_only_where_it_is_native(monkeypatch):
             timed = {spec.get("precision") for _, spec in variants} - {None}
             assert ("bf16" in timed) == native and bench.precisions() == (("fp32", "bf16") if native else ("fp32",))
             assert variants[0][0].startswith("default") and variants[1][1] == bench.BASELINE
+            # without native bf16 the default step is fp32 eager's own (one code path, 1.00x); with it, bf16's
+            same = bench.trainer_step(variants[0][1], "2M") == bench.trainer_step(bench.BASELINE, "2M")
+            assert same != native
+            assert bench.trainer_step({"precision": "bf16"}, "2M")[:3] == ("bf16", "chunked", "explicit")
 
 
 def test_bf16_training_step_keeps_fp32_weights_and_optimizer_state():
