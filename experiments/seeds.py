@@ -41,7 +41,7 @@ def verdicts() -> list[str]:
     """One row per model and seed: its candidates, the patching verdict's parts and the old ablation criterion."""
     from study import heads_str, read_result
     rows = ["| model | seed | induction heads | noising removes | denoising restores | specificity (null 50%) | "
-            "keys path: prefix matching removed | verdict (patching) | ablation criterion (old) |",
+            "keys path: prefix matching removed | verdict (patching) | ablation criterion (issue #13, secondary) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for model, seeds in SEEDS.items():
         for seed, (run, out) in seeds.items():
