@@ -193,8 +193,8 @@ def locked(out_dir: Path):
         try:
             (out_dir / ".write-test").write_bytes(b"ok")
             (out_dir / ".write-test").unlink()
-            for stale in out_dir.glob(".*.pt.*.tmp"):
-                stale.unlink()
+            for stale in out_dir.glob(".*.tmp"):  # half-written by a killed run (checkpoints, metrics, plots); the
+                stale.unlink()                  # lock says no other writer is here
         except OSError as e:
             raise unwritable(e) from None
         yield  # the lock goes with the file when it closes, also if this process is killed

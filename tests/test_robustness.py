@@ -52,14 +52,16 @@ def test_a_second_run_on_a_locked_directory_is_refused_and_touches_nothing(tmp_p
     tmp_path.mkdir(exist_ok=True)
     temp = tmp_path / ".latest.pt.4242.tmp"  # the running run's checkpoint, half written
     temp.write_bytes(b"in progress")
+    metrics_temp = tmp_path / ".metrics.json.x7q2ab9c.tmp"  # as write_file names its temp file
+    metrics_temp.write_bytes(b"[")
     with open(tmp_path / ".lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the running run holds it
         for resume in (False, True):
             with pytest.raises(TrainingError, match="is in use by another training run"):
                 train(run_config(**TINY, max_steps=5, out_dir=str(tmp_path)), resume=resume, **QUIET)
-    assert temp.read_bytes() == b"in progress" and not (tmp_path / "metrics.json").exists()
+    assert temp.read_bytes() == b"in progress" and metrics_temp.exists() and not (tmp_path / "metrics.json").exists()
     train(run_config(**TINY, max_steps=5, out_dir=str(tmp_path)), **QUIET)  # released: the directory works again
-    assert not temp.exists()  # a stale temp file of a dead run is cleaned up by the next run
+    assert not temp.exists() and not metrics_temp.exists()  # a dead run's temp files are cleaned up by the next run
 
 
 def test_a_killed_run_releases_its_lock(tmp_path):
