@@ -293,7 +293,8 @@ _ORIGINAL = dict(_WORD, novels=("prideprejudice", "sensesensibility", "emma[:245
                  eval_batches=None, save_interval=250, probe_interval=0, probes_per_decade=10)
 
 PRESETS = {
-    "tiny": RunConfig("tiny", **_CHAR, n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,
+    # the tests' and a first try's model: one novel, so that its corpus, evaluations and studies take seconds
+    "tiny": RunConfig("tiny", **dict(_CHAR, novels=("emma",)), n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,
                       max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=100, repeat_frac=0.0, eval_interval=100,
                       probe_interval=0),
     # the original study's two models (d_model 128 / 256, 4 blocks, 4 heads)

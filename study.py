@@ -842,8 +842,7 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         r = val.zero.random
         bars.append(("random heads (zero)", r.median, r.p05, r.p95, "random"))
     figs["bars"] = utils.plot_ablation_bars(
-        [b[0] for b in bars], [b[1] for b in bars], np.array([[b[1] - b[2], b[3] - b[1]] for b in bars]).T,
-        [b[4] for b in bars], d / f"Candidates_vs_Random_{name}.png",
+        *zip(*bars), d / f"Candidates_vs_Random_{name}.png",
         f"{label}: share of G removed by ablating {heads_str(val.tested)}\nvs {len(val.tested)} random other heads "
         f"({cfg.n_random_draws} draws: median, 5–95th pct; {tested}: 95% CI)", "share of G removed")
     if val.patching:
@@ -864,8 +863,7 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         bars = [(f"{PATHS[w][2]}: {what}", getattr(ps, attr)) for what, attr in (
             ("prefix matching", "prefix_match_removed"), ("gain", "gain_removed")) for w, ps in c.paths.items()]
         figs["paths"] = utils.plot_ablation_bars(
-            [b[0] for b in bars], [b[1].mean for b in bars],
-            np.array([[b[1].mean - b[1].lo, b[1].hi - b[1].mean] for b in bars]).T,
+            [b[0] for b in bars], [b[1].mean for b in bars], [b[1].lo for b in bars], [b[1].hi for b in bars],
             ["tested" if b[0].startswith("keys") else "random" for b in bars], d / f"PathPatching_{name}.png",
             f"{label}: path patching from {heads_str(c.senders)} into {heads_str(c.receivers)}\n(the senders' "
             f"corrupted outputs into only the keys, queries or values, through the MLPs or (direct) not; 95% CI; "

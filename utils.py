@@ -149,12 +149,15 @@ def plot_head_matrix(change, path, title, L: int, H: int):
 BAR_COLORS = {"tested": "C3", "random": "C7"}
 
 
-def plot_ablation_bars(labels, values, errors, groups, path, title, ylabel):
-    """Bars with error bars; groups[i] ("tested" or "random") picks bar i's colour."""
+def plot_ablation_bars(labels, values, lo, hi, groups, path, title, ylabel):
+    """Bars with their intervals [lo, hi]; groups[i] ("tested" or "random") picks bar i's colour. An interval is drawn
+    as it is, also where it excludes its bar's value (a percentile bootstrap of a ratio whose denominator is near 0)."""
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
     colors = [BAR_COLORS[g] for g in groups]
-    ax.bar(range(len(labels)), values, yerr=errors, color=colors, capsize=4)
-    ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right")
+    x, lo, hi = np.arange(len(labels)), np.asarray(lo, float), np.asarray(hi, float)
+    ax.bar(x, values, color=colors)
+    ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="k", capsize=4)
+    ax.set_xticks(x, labels, rotation=15, ha="right")
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -24,6 +24,12 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: an idle worker then steals quick tests from the end of the other's queue, instead of
+    waiting for a long test that started last (a stable sort keeps each file's order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny char model trained for 300 steps; shared by the study and notebook tests."""

@@ -27,7 +27,7 @@ def torchrun(*args, nproc=2):
             str(ROOT / "train.py"), *args]
 
 
-STEPS = 150
+STEPS = 100
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def two_processes(tmp_path_factory):
     return out, log.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_at_half_the_batch_follow_the_one_process_loss_curve(tmp_path, two_processes):
     one, (two, out) = tmp_path / "one", two_processes
     subprocess.run([sys.executable, str(ROOT / "train.py"), *_args(one, STEPS)], check=True, capture_output=True)
@@ -52,6 +53,7 @@ def test_two_processes_at_half_the_batch_follow_the_one_process_loss_curve(tmp_p
     # differences in coordinates whose gradient is near 0, without changing the loss)
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_torchrun_saves_once_and_the_resumed_run_matches_an_uninterrupted_one(tmp_path, two_processes):
     (ref, _), run = two_processes, tmp_path / "run"
     proc = subprocess.Popen(torchrun(*_args(run, STEPS, save_interval=10)), stdout=subprocess.PIPE,

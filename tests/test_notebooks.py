@@ -57,6 +57,7 @@ def tree_hashes(folder: Path) -> dict:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_the_notebook_loop_trains_another_size_and_studies_it_without_touching_other_runs(tmp_path, monkeypatch):
     """Change N_EMBD in MiniGPT.ipynb, train, then open InductionHeads.ipynb with its defaults: the study follows the
     new run, into its own folders; the preset's run and the committed reference results are untouched."""
@@ -64,7 +65,7 @@ def test_the_notebook_loop_trains_another_size_and_studies_it_without_touching_o
     home = tmp_path / "home"  # a user's repository as the kernels see it: checkpoints/ and Plots/ (config.HOME)
     monkeypatch.setenv("MINIGPT_HOME", str(home))
     CHECKPOINTS, PLOTS = home / "checkpoints", home / "Plots"
-    small = dict(MAX_STEPS=40, EVAL_INTERVAL=20)  # logging only: not part of the run's name
+    small = dict(MAX_STEPS=20, EVAL_INTERVAL=10)  # logging only: not part of the run's name
     seconds = run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", **small)  # the preset's own run
     text = (tmp_path / "MiniGPT.ipynb").read_text()
     assert "parameters: " in text and "bits/char" in text and "run MiniGPT-tiny: checkpoints in" in text
@@ -94,6 +95,7 @@ def read_params(path) -> int:
     return load_model(path)[0].num_params()
 
 
+@pytest.mark.slow
 def test_deleting_a_parameter_line_gives_the_presets_value_again(tmp_path):
     """In one kernel, as a user re-executes cells: set N_LAYER = 1, run; delete the line, run again."""
     from nbclient import NotebookClient
@@ -116,10 +118,20 @@ def test_deleting_a_parameter_line_gives_the_presets_value_again(tmp_path):
         assert layers(deleted) == ["n_layer", "2", "MiniGPT-tiny"]  # the preset's, not the stale 1
 
 
-def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
+@pytest.mark.slow
+def test_the_induction_notebook_runs_what_its_edited_parameters_cell_says(tmp_path, tiny_run):
+    """A user edits cell 1 and runs all (no papermill parameters; the loop test passes them): the edit, not a stale
+    value, is analysed, and every figure, the offline attention page and the typed summary come out."""
+    nb = nbformat.read(ROOT / "InductionHeads.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     plots = tmp_path / "plots"
-    seconds = run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT=str(tiny_run.best), N_PROMPTS=40,
-                           N_ABLATE=16, PLOTS_DIR=str(plots), OUT_JSON=str(tmp_path / "summary.json"))
+    edits = {"CHECKPOINT": str(tiny_run.best), "N_PROMPTS": 40, "N_ABLATE": 16, "PLOTS_DIR": str(plots),
+             "OUT_JSON": str(tmp_path / "summary.json")}
+    cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in edits.items())
+    edited = tmp_path / "src" / "InductionHeads.ipynb"
+    edited.parent.mkdir()
+    nbformat.write(nb, edited)
+    seconds = run_notebook(edited, tmp_path)
     expected = ["Attention_HeatMap_full", "Attention_HeatMap_zoom", "InductionScore_Delta", "PrevTokenScore",
                 "HeadAblation_HeatMap", "HeadAblation_Loss", "HeadAblation_DeltaMatrix", "LossByPosition",
                 "Candidates_vs_Random"]
@@ -133,28 +145,13 @@ def test_induction_notebook_runs_on_a_tiny_checkpoint(tmp_path, tiny_run):
     result = study.read_result(tmp_path / "summary.json")
     assert set(result.scores) == {"text-val", "text-train", "random", "random-known"}
     assert result.scores["random"].delta.mean.shape == (2, 2)  # layers x heads
-    assert result.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40
+    assert result.checkpoint == str(tiny_run.best) and result.config.n_prompts == 40 and result.config.n_ablate == 16
     assert result.figures["page"] == str(plots / f"Attention_Page_{name}.html")
     assert 0 <= result.validation.zero.tested.hi or result.validation.zero.tested.hi < 0  # typed, read back
     print(f"InductionHeads.ipynb (tiny) ran in {seconds:.1f} s")
 
 
-def test_editing_the_parameters_cell_changes_what_is_analysed(tmp_path, tiny_run):
-    """A user edits cell 1 and runs all (no papermill parameters): the edit, not a stale value, is analysed."""
-    nb = nbformat.read(ROOT / "InductionHeads.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    edits = {"CHECKPOINT": str(tiny_run.best), "N_PROMPTS": 12, "N_ABLATE": 4, "PLOTS_DIR": str(tmp_path / "p"),
-             "OUT_JSON": str(tmp_path / "edited.json")}
-    cell.source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in edits.items())
-    edited = tmp_path / "src" / "InductionHeads.ipynb"
-    edited.parent.mkdir()
-    nbformat.write(nb, edited)
-    run_notebook(edited, tmp_path)
-    import study
-    summary = study.read_result(tmp_path / "edited.json")
-    assert summary.checkpoint == str(tiny_run.best) and summary.config.n_prompts == 12
-
-
+@pytest.mark.slow
 def test_a_misspelt_parameter_is_an_error_not_a_silent_default(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.* N_PROMTPS; the parameters are"):
         run_notebook(ROOT / "InductionHeads.ipynb", tmp_path, CHECKPOINT="x.pt", N_PROMTPS=5)
@@ -162,6 +159,7 @@ def test_a_misspelt_parameter_is_an_error_not_a_silent_default(tmp_path):
         run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", MAX_STEP=5)
 
 
+@pytest.mark.slow
 def test_wrong_parameter_type_is_explained(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="RunConfig.max_steps must be int, got '100' \\(str\\)"):
         run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", MAX_STEPS="100", OUT_DIR=str(tmp_path / "c"))

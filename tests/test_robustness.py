@@ -64,6 +64,7 @@ def test_a_second_run_on_a_locked_directory_is_refused_and_touches_nothing(tmp_p
     assert not temp.exists() and not metrics_temp.exists()  # a dead run's temp files are cleaned up by the next run
 
 
+@pytest.mark.slow
 def test_a_killed_run_releases_its_lock(tmp_path):
     proc = subprocess.Popen([os.sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--novels", "emma",
                              "--max-steps", "100000", "--out-dir", str(tmp_path), "--no-progress"],
@@ -231,6 +232,7 @@ def test_a_malformed_manifest_is_named(tmp_path, manifest, match):
         read_novel("emma", tmp_path)
 
 
+@pytest.mark.slow
 def test_a_notebook_parameter_of_the_wrong_type_is_named(tmp_path):
     import papermill as pm
     with pytest.raises(pm.PapermillExecutionError, match=r"StudyConfig.checkpoint must be str or None, got 5 \(int\)"):
@@ -238,6 +240,7 @@ def test_a_notebook_parameter_of_the_wrong_type_is_named(tmp_path):
                             parameters={"CHECKPOINT": 5}, cwd=str(ROOT), kernel_name="python3", progress_bar=False)
 
 
+@pytest.mark.slow
 def test_the_cli_prints_errors_without_a_traceback(tmp_path):
     r = subprocess.run([os.sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--grad-clip", "-1",
                         "--out-dir", str(tmp_path)], capture_output=True, text=True)

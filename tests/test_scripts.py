@@ -142,6 +142,7 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
         promote.promote(run, tmp_path / "elsewhere")
 
 
+@pytest.mark.slow
 def test_study_follows_the_run_trained_last_and_says_so_when_there_is_none(tmp_path, monkeypatch):
     import subprocess
     env = {**__import__("os").environ, "MINIGPT_HOME": str(tmp_path)}
@@ -174,6 +175,7 @@ def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
     assert not hasattr(study, "ORIGINAL_FIGURES")
 
 
+@pytest.mark.slow
 def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):
     import experiments
     monkeypatch.setattr(experiments, "RUNS", tmp_path)
