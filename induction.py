@@ -434,15 +434,21 @@ def _layer_names(model, hook):
 
 
 @torch.no_grad()
-def attention_patterns(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """(N, T) -> (N, L, H, T, T) attention patterns."""
-    names = _layer_names(model, "hook_pattern")
+def layer_activations(model, idx: torch.Tensor, hook: str, batch: int = 256) -> torch.Tensor:
+    """(N, T) -> (L, N, ...): the activation at hook point `hook` ("hook_pattern", "hook_z") of every layer, run in
+    batches of prompts, on the model's device."""
+    names = _layer_names(model, hook)
     device = next(model.parameters()).device
     out = []
     for chunk in idx.split(batch):
         _, cache = model.run_with_cache(chunk.to(device), names)
-        out.append(torch.stack([cache[n] for n in names], 1).float().cpu())
-    return torch.cat(out)
+        out.append(torch.stack([cache[n] for n in names]))
+    return torch.cat(out, 1)
+
+
+def attention_patterns(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(N, T) -> (N, L, H, T, T) attention patterns."""
+    return layer_activations(model, idx, "hook_pattern", batch).float().cpu().movedim(0, 1)
 
 
 @torch.no_grad()
@@ -549,28 +555,17 @@ def head_mask(model, heads_per_config) -> torch.Tensor:
     return keep
 
 
-@torch.no_grad()
 def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
     """Mean of hook_z over prompts and positions: (L, H, D), the mean-ablation values."""
-    names = _layer_names(model, "hook_z")
-    device = next(model.parameters()).device
-    _, cache = model.run_with_cache(idx.to(device), names)
-    return torch.stack([cache[n].mean((0, 1)) for n in names]).cpu()
+    return layer_activations(model, idx, "hook_z").mean((1, 2)).cpu()
 
 
 RESAMPLE = "resample"  # a fill: each head's own output on another prompt (resample ablation)
 
 
-@torch.no_grad()
 def head_outputs(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """(n, T) -> (L, n, T, H, D): every head's hook_z output, the values patching and resampling put in."""
-    names = _layer_names(model, "hook_z")
-    device = next(model.parameters()).device
-    out = []
-    for chunk in idx.split(batch):
-        _, cache = model.run_with_cache(chunk.to(device), names)
-        out.append(torch.stack([cache[nm] for nm in names]))
-    return torch.cat(out, 1)
+    return layer_activations(model, idx, "hook_z", batch)
 
 
 @torch.no_grad()

@@ -219,7 +219,8 @@ def heads_str(heads) -> str:
     return ", ".join(f"L{l}H{h}" for l, h in heads) or "none"
 
 
-def _pct(e: ind.Estimate) -> str:
+def pct(e: ind.Estimate) -> str:
+    """A share with its CI, as every table and report prints one: 93% [92, 94]."""
     return f"{100 * e.mean:.0f}% [{100 * e.lo:.0f}, {100 * e.hi:.0f}]"
 
 
@@ -238,8 +239,8 @@ class SetPatching:
         return min(self.removed.mean, self.restored.mean)
 
     def __str__(self):
-        return (f"{heads_str(self.heads)}: noising removes {_pct(self.removed)}, denoising restores "
-                f"{_pct(self.restored)} of the gain; validation loss {self.val_loss_change:+.3f} nats/token")
+        return (f"{heads_str(self.heads)}: noising removes {pct(self.removed)}, denoising restores "
+                f"{pct(self.restored)} of the gain; validation loss {self.val_loss_change:+.3f} nats/token")
 
 
 @dataclass
@@ -307,8 +308,8 @@ class Circuit:
 
     def __str__(self):
         lines = [f"path patching from {heads_str(self.senders)} ({self.why}) into {heads_str(self.receivers)}:"]
-        lines += [f"  into the {PATHS[w][2]}: removes {_pct(p.prefix_match_removed)} of their prefix matching and "
-                  f"{_pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
+        lines += [f"  into the {PATHS[w][2]}: removes {pct(p.prefix_match_removed)} of their prefix matching and "
+                  f"{pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
         lines.append(f"  circuit through the keys (≥ {ind.CRITERIA['path_key'].threshold:.0%} of prefix matching, lower "
                      f"CI bound): {'yes' if self.through_keys else 'no'}")
         return "\n".join(lines)
@@ -444,14 +445,14 @@ class StudyResult:
         if v.patching:
             p = v.patching
             lines.append(f"Activation patching ({p.n_prompts} matched prompts): noising {heads_str(v.tested)} removes "
-                         f"{_pct(p.tested.removed)} of the in-context gain, denoising restores {_pct(p.tested.restored)} "
+                         f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
                          f"(nulls 0); their patching score is above {100 * p.percentile:.1f}% of the other "
                          f"{p.sets_total:,} sets of {len(v.tested)} heads (null 50%).")
         if v.circuit:
             c = v.circuit
             lines.append(f"Path patching from {heads_str(c.senders)}: through the keys it removes "
-                         f"{_pct(c.paths['k'].prefix_match_removed)} of their prefix matching (queries "
-                         f"{_pct(c.paths['q'].prefix_match_removed)}, values {_pct(c.paths['v'].prefix_match_removed)}).")
+                         f"{pct(c.paths['k'].prefix_match_removed)} of their prefix matching (queries "
+                         f"{pct(c.paths['q'].prefix_match_removed)}, values {pct(c.paths['v'].prefix_match_removed)}).")
         for mode in ABLATIONS:
             if getattr(v, mode) is not None:
                 lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G"

@@ -33,13 +33,9 @@ STUDIES = [[str(run / "best.pt"), "--name", out.stem.removeprefix("induction_"),
            for seeds in SEEDS.values() for seed, (run, out) in seeds.items() if seed != 1337]
 
 
-def _pct(e) -> str:
-    return f"{100 * e.mean:.0f}% [{100 * e.lo:.0f}, {100 * e.hi:.0f}]"
-
-
 def verdicts() -> list[str]:
     """One row per model and seed: its candidates, the patching verdict's parts and the old ablation criterion."""
-    from study import heads_str, read_result
+    from study import heads_str, pct, read_result
     rows = ["| model | seed | induction heads | noising removes | denoising restores | specificity (null 50%) | "
             "keys path: prefix matching removed | verdict (patching) | ablation criterion (issue #13, secondary) |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -55,9 +51,9 @@ def verdicts() -> list[str]:
                             f"(`make reference`) | | | | | {'PASS' if v.validated else 'FAIL'} |")
                 continue
             p, c = v.patching, v.circuit
-            keys = _pct(c.paths["k"].prefix_match_removed) if c else "no earlier head"
+            keys = pct(c.paths["k"].prefix_match_removed) if c else "no earlier head"
             rows.append(f"| {model} | {seed} | {heads_str(v.candidates) if v.tested_are_candidates else 'none'} | "
-                        f"{_pct(p.tested.removed)} | {_pct(p.tested.restored)} | {100 * p.percentile:.1f}% | {keys} | "
+                        f"{pct(p.tested.removed)} | {pct(p.tested.restored)} | {100 * p.percentile:.1f}% | {keys} | "
                         f"**{'PASS' if v.validated else 'FAIL'}** | "
                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'} |")
     return rows

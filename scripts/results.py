@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from induction import CRITERIA, first_formed  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
-from study import heads_str, read_result  # noqa: E402
+from study import heads_str, pct, read_result  # noqa: E402
 from checkpoint import read_metrics  # noqa: E402
 
 
@@ -63,10 +63,8 @@ def model_rows(run_dir: Path, study_json: Path):
            f"{heads_str(v.previous_token_heads)} |")
     if v.patching:
         p = v.patching
-        yield (f"| activation patching ({p.n_prompts} matched prompts) | noising removes {p.tested.removed.mean:.0%} "
-               f"[{p.tested.removed.lo:.0%}, {p.tested.removed.hi:.0%}], denoising restores "
-               f"{p.tested.restored.mean:.0%} [{p.tested.restored.lo:.0%}, {p.tested.restored.hi:.0%}] of the gain "
-               f"(nulls 0) |")
+        yield (f"| activation patching ({p.n_prompts} matched prompts) | noising removes {pct(p.tested.removed)}, "
+               f"denoising restores {pct(p.tested.restored)} of the gain (nulls 0) |")
         yield (f"| specificity: the tested set's patching score against the other {p.sets_total:,} sets of "
                f"{len(v.tested)} heads | above {100 * p.percentile:.1f}% (null 50%); best set {heads_str(p.best().heads)} |")
     if v.circuit:
