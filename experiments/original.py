@@ -8,8 +8,13 @@ logging probes 10 times per decade of steps. The answer it is to give, (a) a rea
 probes, (b) the original's δ without a head, or (c) neither, is judged at the end of the runs by natural_text's report
 (induction.CRITERIA) and the original's δ measured its way by the study.
 """
-from experiments import FIG, REF
-from experiments.natural_text import main  # noqa: F401  (the report: formation against the law)
+import argparse
+
+import matplotlib.pyplot as plt
+
+import utils
+from checkpoint import read_metrics
+from experiments import FIG, REF, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
@@ -23,6 +28,60 @@ ORIGINAL_FIGURES = {
 
 RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337"],
         "original-2M-seed1": ["--preset", "original-2M", "--seed", "1", "--max-steps", "12500"]}  # 51.2M tokens
-REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--title",
-            "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
+REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG / "Delta_Original_Recipe.png",
+            "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
             f"original-2M, seed 1337={REF}/original/original-2M-seed1337"]]
+# the probe sets the original's δ is drawn for: training text (where the original measured it), the unseen novel,
+# and random known words (where a memorised text cannot help)
+DELTA_PROBES = (("text-train", "-"), ("text-val", "--"), ("random-known", ":"))
+
+
+def logged_delta(metrics) -> list:
+    """The rows that logged the original's δ (runs from 2026-11-29 on)."""
+    return [m for m in metrics if m.step and m.probes and m.probes["text-train"].original_delta is not None]
+
+
+def plot_original_delta(runs: dict, predicted: dict, original: float, path, title: str):
+    """The original study's δ, measured its way on each probe set during training, against the figure it reported;
+    {label: [MetricsRow, ...]}, predicted {label: tokens}: the law's formation point, dotted in the run's colour."""
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+    for i, (label, metrics) in enumerate(runs.items()):
+        c, rows = f"C{i}", logged_delta(metrics)
+        t = [m.tokens / 1e6 for m in rows]
+        for kind, ls in DELTA_PROBES:
+            d = [m.probes[kind].original_delta for m in rows]
+            ax.plot(t, [e.mean for e in d], color=c, ls=ls, label=f"{label}: {kind} probes")
+            if kind == "text-train":
+                ax.fill_between(t, [e.lo for e in d], [e.hi for e in d], color=c, alpha=0.2, label="95% CI")
+        ax.axvline(predicted[label] / 1e6, color=c, ls=":", lw=1.2)
+    ax.axhline(original, color="k", lw=1, ls="-.", label=f"the original study's δ ({original}, its training text)")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("training tokens seen (millions; dotted vertical: the law's prediction)")
+    ax.set_ylabel("δ = control − repeat loss, chunks 2–4 (nats/token; null 0)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")
+    return utils.save_figure(fig, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
+    ap.add_argument("--out", required=True, help="the formation figure's path")
+    ap.add_argument("--delta-out", required=True, help="the original's δ figure's path")
+    ap.add_argument("--size", required=True, choices=list(ORIGINAL_FIGURES), help="the original model compared with")
+    ap.add_argument("--title", required=True)
+    args = ap.parse_args(argv)
+    natural_text.main([*args.runs, "--out", str(args.out), "--title", args.title])  # formation against the law
+    runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
+    original = ORIGINAL_FIGURES[args.size]["delta"]
+    for label, metrics in runs.items():
+        last = logged_delta(metrics)[-1]
+        print(f"{label}: the original's δ at {last.tokens / 1e6:.2f}M tokens (training probes; the study measures "
+              f"it on 2,000 prompts at the end): " + ", ".join(f"{kind} {last.probes[kind].original_delta}"
+                                                               for kind, _ in DELTA_PROBES)
+              + f"; the original reported {original} ({args.size}, its training text), null 0")
+    predicted = {label: natural_text.predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
+    print(plot_original_delta(runs, predicted, original, args.delta_out,
+                              f"The original's δ during training\n{args.title}"))

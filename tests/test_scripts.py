@@ -175,6 +175,19 @@ def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
     assert not hasattr(study, "ORIGINAL_FIGURES")
 
 
+def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_path, capsys):
+    from checkpoint import read_metrics
+    from experiments import original
+    run = ROOT / "checkpoints" / "reference" / "original" / "original-2M-seed1337"
+    original.main([f"seed 1337={run}", "--out", str(tmp_path / "f.png"), "--delta-out", str(tmp_path / "d.png"),
+                   "--size", "2M", "--title", "t"])
+    out = capsys.readouterr().out
+    last = original.logged_delta(read_metrics(run))[-1]
+    assert f"at {last.tokens / 1e6:.2f}M tokens" in out and f"text-train {last.probes['text-train'].original_delta}" in out
+    assert "the original reported 0.727 (2M" in out
+    assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "d.png").stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):
     import experiments
