@@ -59,9 +59,9 @@ bench: $(VENV)/.installed  ## the speed table (about 10 min; bench/bench.py --qu
 reference promote exp: export MINIGPT_WRITE_REFERENCE = 1
 
 # A finished run into checkpoints/reference/AS: weights (no optimizer state), config, vocabulary, metrics, sample.
-promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1)
+promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1, FINAL=1)
 	@test -n "$(RUN)" -a -n "$(AS)" || { echo "usage: make promote RUN=<run folder> AS=<folder under $(REF)/>"; exit 2; }
-	$(BIN)/python scripts/promote.py "$(RUN)" "$(AS)" $(if $(OVERWRITE),--overwrite)
+	$(BIN)/python scripts/promote.py "$(RUN)" "$(AS)" $(if $(OVERWRITE),--overwrite) $(if $(FINAL),--final)
 
 # Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
 # computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).

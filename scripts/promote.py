@@ -3,7 +3,8 @@
     make promote RUN=runs/seeds/5.6M-seed1 AS=seeds/5.6M-seed1    # -> checkpoints/reference/seeds/5.6M-seed1/
 
 What is copied: best.pt without optimizer or RNG state (weights, run config and vocabulary: checkpoint.export_weights),
-metrics.json and sample.txt. The run must have reached its max_steps (--unfinished to promote a run in progress), the
+metrics.json and sample.txt; with --final (FINAL=1) also the last step's weights as final.pt, for a run whose end, not
+its best validation loss, is what is studied (the original recipe, which memorises). The run must have reached its max_steps (--unfinished to promote a run in progress), the
 destination must not exist yet (--overwrite to replace it), and the weights must stay under 30 MB, the repository's
 limit for a committed file. Writing into checkpoints/reference/ needs MINIGPT_WRITE_REFERENCE=1, which `make promote`
 sets.
@@ -23,8 +24,9 @@ REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
 
 
-def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False) -> list[Path]:
-    """Copy the run's weights, metrics and sample into dest (a folder under checkpoints/reference/)."""
+def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False, final: bool = False) -> list[Path]:
+    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics and sample into dest (a
+    folder under checkpoints/reference/)."""
     missing = [f for f in ("best.pt", "metrics.json") if not (run / f).is_file()]
     if missing:
         raise CheckpointError(f"{run} holds no {' or '.join(missing)}: is it a run's folder (train.py --out-dir)?")
@@ -35,18 +37,23 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
         if step != max_steps:
             raise CheckpointError(f"{run} is at step {step:,} of {max_steps:,}: finish it (train.py --resume), or "
                                   f"pass --unfinished to promote it as it is")
+    if final and not latest.exists():
+        raise CheckpointError(f"{run} holds no latest.pt, so no final weights to promote")
     if not dest.resolve().is_relative_to(REFERENCE.resolve()):
         raise CheckpointError(f"promote writes under {REFERENCE}, not {dest}")
     if dest.exists() and any(dest.iterdir()) and not overwrite:
         raise CheckpointError(f"{dest} already holds a reference run; pass --overwrite to replace it")
     output_path(dest, what="reference run")  # refused unless MINIGPT_WRITE_REFERENCE=1 (make promote)
     dest.mkdir(parents=True, exist_ok=True)
-    written = [export_weights(run / "best.pt", dest / "best.pt")]
-    size = written[0].stat().st_size
-    if size > MAX_BYTES:
-        written[0].unlink()
-        raise CheckpointError(f"{run / 'best.pt'} exports to {size / 2**20:.0f} MB of weights, "
-                              f"above the {MAX_BYTES // 2**20} MB a committed file may hold; not promoted")
+    written = []
+    for src, name in [(run / "best.pt", "best.pt")] + ([(latest, "final.pt")] if final else []):
+        written.append(export_weights(src, dest / name))
+        size = written[-1].stat().st_size
+        if size > MAX_BYTES:
+            for path in written:
+                path.unlink()
+            raise CheckpointError(f"{src} exports to {size / 2**20:.0f} MB of weights, "
+                                  f"above the {MAX_BYTES // 2**20} MB a committed file may hold; not promoted")
     for name in ("metrics.json", "sample.txt"):
         if (run / name).is_file():
             written.append(Path(shutil.copyfile(run / name, dest / name)))
@@ -59,9 +66,10 @@ def main(argv=None):
     ap.add_argument("dest", help="the folder under checkpoints/reference/ to create, e.g. seeds/5.6M-seed1")
     ap.add_argument("--unfinished", action="store_true", help="promote a run that has not reached max_steps")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing reference run")
+    ap.add_argument("--final", action="store_true", help="also the last step's weights, as final.pt")
     a = ap.parse_args(argv)
     try:
-        for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite):
+        for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite, a.final):
             print(f"wrote {path}")
     except CheckpointError as e:
         raise SystemExit(f"error: {e}")

@@ -140,6 +140,10 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     assert promote.promote(run, dest, overwrite=True)
     with pytest.raises(CheckpointError, match="promote writes under"):
         promote.promote(run, tmp_path / "elsewhere")
+    final = promote.promote(run, dest, overwrite=True, final=True)
+    assert sorted(p.name for p in final) == ["best.pt", "final.pt", "metrics.json", "sample.txt"]
+    last = load_checkpoint(dest / "final.pt")
+    assert "optimizer" not in last and last["step"] == load_checkpoint(run / "latest.pt")["step"]
 
 
 @pytest.mark.slow
