@@ -143,7 +143,8 @@ def plot_formation_without_repeats(runs: dict, predicted: dict, path, title: str
     return utils.save_figure(fig, path)
 
 
-def main(argv=None):
+def main(argv=None) -> dict:
+    """The report and figure; returns the runs' logs {label: [MetricsRow, ...]} for a report built on this one."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
     ap.add_argument("--out", required=True, help="the figure's path")
@@ -163,6 +164,7 @@ def main(argv=None):
     predicted = {label: predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
     print(plot_formation_without_repeats(runs, predicted, args.out, args.title,
                                                {s: CRITERIA[s].threshold for s in INDUCTION_SCORES}))
+    return runs
 
 
 if __name__ == "__main__":

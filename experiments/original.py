@@ -13,7 +13,6 @@ import argparse
 import matplotlib.pyplot as plt
 
 import utils
-from checkpoint import read_metrics
 from experiments import FIG, REF, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
@@ -73,8 +72,7 @@ def main(argv=None):
     ap.add_argument("--size", required=True, choices=list(ORIGINAL_FIGURES), help="the original model compared with")
     ap.add_argument("--title", required=True)
     args = ap.parse_args(argv)
-    natural_text.main([*args.runs, "--out", str(args.out), "--title", args.title])  # formation against the law
-    runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
+    runs = natural_text.main([*args.runs, "--out", str(args.out), "--title", args.title])  # formation against the law
     original = ORIGINAL_FIGURES[args.size]["delta"]
     for label, metrics in runs.items():
         last = logged_delta(metrics)[-1]
