@@ -294,9 +294,9 @@ _ORIGINAL = dict(_WORD, novels=("prideprejudice", "sensesensibility", "emma[:245
 
 PRESETS = {
     # the tests' and a first try's model: one novel, so that its corpus, evaluations and studies take seconds
-    "tiny": RunConfig("tiny", **dict(_CHAR, novels=("emma",)), n_layer=2, n_head=2, n_embd=32, block_size=64, **_ADAMW, batch_size=16,
-                      max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=100, repeat_frac=0.0, eval_interval=100,
-                      probe_interval=0),
+    "tiny": RunConfig("tiny", **dict(_CHAR, novels=("emma",)), n_layer=2, n_head=2, n_embd=32, block_size=64,
+                      **_ADAMW, batch_size=16, max_steps=300, lr=3e-3, min_lr=3e-4, warmup_steps=100,
+                      repeat_frac=0.0, eval_interval=100, probe_interval=0),
     # the original study's two models (d_model 128 / 256, 4 blocks, 4 heads)
     "2M": RunConfig("2M", **_WORD, n_layer=4, n_head=4, n_embd=128, **_REPEATS, max_steps=10000),
     # 16,000 steps: within 6,000 it formed nothing; with 16,000 its first induction head formed at 5.6M tokens
