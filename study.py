@@ -369,12 +369,15 @@ class Validation:
         lines.append(str(self.k_composition))
         if self.icl:
             lines.append(str(self.icl))
-        if self.patching:
-            lines.append(str(self.patching))
+        if self.patching:  # patching and the circuit print in full as their own steps: here, what the verdict reads
+            p = self.patching
+            lines.append(f"activation patching ({p.n_prompts} matched prompts): tested set {p.tested}; its score is "
+                         f"above {100 * p.percentile:.1f}% of the other sets of {len(p.tested.heads)} heads (null 50%)")
             lines.append("ablation criterion (secondary view): " + "; ".join(
                 f"{part}: {'yes' if ok else 'no'}" for part, ok in self.ablation_verdicts().items()))
         if self.circuit:
-            lines.append(str(self.circuit))
+            lines.append(f"circuit through the keys of {heads_str(self.circuit.receivers)}: "
+                         f"{'yes' if self.circuit.through_keys else 'no'}")
         lines.append(f"verdict: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
             f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts().items()) + ")")
         return "\n".join(lines)

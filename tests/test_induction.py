@@ -419,7 +419,10 @@ def test_the_verdict_comes_from_patching():
     assert not validation(0.9, 0.9, 1.0, are_candidates=False).validated
     text = str(validation(0.9, 0.9, 1.0))
     assert "verdict: PASS" in text and "ablation criterion (secondary view)" in text
-    assert "above 100.0% of the other sets of 1 heads (1 of 3 compared, sampled by layer; null 50%)" in text
+    assert "its score is above 100.0% of the other sets of 1 heads (null 50%)" in text
+    assert "specificity" not in text  # the patching step's own block is not printed twice
+    assert ("above 100.0% of the other sets of 1 heads (1 of 3 compared, sampled by layer; null 50%)"
+            in str(validation(0.9, 0.9, 1.0).patching))
 
 
 def test_gapped_probes_repeat_base_once_after_a_gap_and_the_handbuilt_head_still_copies_it(model):
