@@ -5,15 +5,19 @@
 
 config.PRESETS["original-2M"] holds the recipe. Seed 1337 is to reach at least 100M tokens and seed 1 at least 50M,
 logging probes 10 times per decade of steps. The answer it is to give, (a) a real induction head on random-known
-probes, (b) the original's δ without a head, or (c) neither, is judged at the end of the runs by natural_text's report
-(induction.CRITERIA) and the original's δ measured its way by the study.
+probes, (b) the original's δ without a head, or (c) neither, is judged at the end of each run by `answer`, on the study
+of its final weights (STUDIES: 2,000 prompts a probe set, random-known probes primary):
+
+    make promote RUN=runs/original/<run> AS=original/<run> OVERWRITE=1 FINAL=1   # its last weights, as final.pt
+    make exp NAME=original STUDY=1                                              # results/original/induction_<run>.json
 """
 import argparse
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 import utils
-from experiments import FIG, REF, natural_text
+from experiments import FIG, REF, ROOT, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
@@ -30,6 +34,37 @@ RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337"],
 REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG / "Delta_Original_Recipe.png",
             "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
             f"original-2M, seed 1337={REF}/original/original-2M-seed1337"]]
+# Each run's final weights (promote --final) and the summary of their study: the original's δ its own way on 2,000
+# training-text prompts, and the induction-head criteria and the patching verdict on random known words, where a
+# memorised text cannot help.
+STUDIED = {run: (REF / "original" / run / "final.pt", ROOT / "results" / "original" / f"induction_{run}.json")
+           for run in RUNS}
+STUDIES = [[str(weights), "--name", run, "--primary", "random-known", "--n-prompts", "2000", "--precision", "fp32",
+            "--out-json", str(out), "--plots-dir", str(ROOT / "runs" / "original" / "plots")]
+           for run, (weights, out) in STUDIED.items()]
+
+
+def answer(result) -> str:
+    """The issue's answer for one run's study (a StudyResult), by a rule fixed on 2026-11-29 before any final study:
+    (a) a real induction head: heads pass induction.CRITERIA on the random-known probes (the study's candidates) and
+        the patching verdict passes (induction.VERDICT);
+    (b) δ without a head: not (a), and the original's δ on training text is above its null 0 (lower 95% CI bound);
+    (c) neither.
+    Where δ stands against the original's 0.727 is reported beside it, and decides nothing: the original gave no CI."""
+    if result.config.primary != "random-known":
+        raise ValueError(f"the answer reads a study with random-known probes primary, got {result.config.primary}")
+    v, d = result.validation, result.original.delta
+    where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
+             f"the original reported {ORIGINAL_FIGURES['2M']['delta']}, "
+             f"{'inside' if d.lo <= ORIGINAL_FIGURES['2M']['delta'] <= d.hi else 'outside'} this CI)")
+    if v.validated:
+        from study import heads_str
+        return f"(a) a real induction head: {heads_str(v.candidates)} pass on random known words; {where}"
+    if d.lo > 0:
+        return f"(b) δ without an induction head: {where}"
+    return f"(c) neither an induction head nor δ: {where}"
+
+
 # the probe sets the original's δ is drawn for: training text (where the original measured it), the unseen novel,
 # and random known words (where a memorised text cannot help)
 DELTA_PROBES = (("text-train", "-"), ("text-val", "--"), ("random-known", ":"))
@@ -83,3 +118,9 @@ def main(argv=None):
     predicted = {label: natural_text.predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
     print(plot_original_delta(runs, predicted, original, args.delta_out,
                               f"The original's δ during training\n{args.title}"))
+    from study import read_result
+    for label, run in zip(runs, args.runs):
+        name = Path(run.split("=", 1)[1]).name
+        out = STUDIED.get(name, (None, Path("-")))[1]
+        print(f"{label}: " + (answer(read_result(out)) if out.exists() else
+                              "no answer yet: its final weights are not studied (the module docstring says how)"))

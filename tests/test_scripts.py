@@ -192,6 +192,27 @@ def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_pat
     assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "d.png").stat().st_size > 1000
 
 
+def test_the_original_recipe_answers_a_b_or_c_by_its_fixed_rule():
+    from types import SimpleNamespace as NS
+
+    from experiments import original
+
+    def result(validated, delta_lo, primary="random-known"):
+        v = NS(validated=validated, candidates=[(1, 3)] if validated else [])
+        d = ind.Estimate(delta_lo + 0.1, delta_lo, delta_lo + 0.2)
+        return NS(config=NS(primary=primary), validation=v, original=NS(delta=d, n_prompts=2000))
+
+    assert original.answer(result(True, 0.5)).startswith("(a) a real induction head: L1H3")
+    assert original.answer(result(False, 0.01)).startswith("(b) δ without an induction head")
+    assert original.answer(result(False, -0.01)).startswith("(c) neither")
+    assert "inside this CI" in original.answer(result(False, 0.6))      # 0.727 in [0.6, 0.8]
+    assert "outside this CI" in original.answer(result(False, 0.3))     # 0.727 above [0.3, 0.5]
+    with pytest.raises(ValueError, match="random-known"):
+        original.answer(result(True, 0.5, primary="text-val"))  # a head on memorised text is not (a)
+    for args in original.STUDIES:  # the final weights, studied as the answer reads them
+        assert args[0].endswith("final.pt") and args[args.index("--n-prompts") + 1] == "2000"
+
+
 @pytest.mark.slow
 def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):
     import experiments
