@@ -92,6 +92,11 @@ def earlier(run, control) -> str:
     """The verdict of one lever against the control, by the rule in the module docstring."""
     r, c = first_formed(run, "text-val", "induction"), first_formed(control, "text-val", "induction")
     if r is None:
+        decided = run[-1].tokens >= (control[-1].tokens if c is None else c.tokens - probe_interval(control))
+        if not decided:  # a run still training may yet form one in time
+            return (f"not decided yet: no induction head within {run[-1].tokens / 1e6:.2f}M tokens so far (in "
+                    f"progress; the control {f'formed one at {c.tokens / 1e6:.2f}M' if c else 'formed none'} within "
+                    f"{control[-1].tokens / 1e6:.2f}M)")
         return f"not earlier: no induction head within {run[-1].tokens / 1e6:.2f}M tokens"
     if c is None:
         return (f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within "

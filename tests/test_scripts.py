@@ -56,6 +56,11 @@ def test_a_lever_moves_formation_earlier_only_by_more_than_one_probe_interval():
     assert natural_text.earlier(_run([no, yes, yes, yes]), control).startswith("not earlier: 1.02M")  # one interval
     assert natural_text.earlier(_run([no] * 4), control).startswith("not earlier: no induction head within 2.05M")
     assert natural_text.earlier(_run([no, no, no, yes]), _run([no] * 4)).startswith("EARLIER: an induction head at 2.05M")
+    # a run still short of the budget, or of the control's formation, is not judged yet
+    assert natural_text.earlier(_run([no] * 3), _run([no] * 4)).startswith("not decided yet: no induction head within "
+                                                                           "1.54M tokens so far")
+    assert natural_text.earlier(_run([no]), control).startswith("not decided yet")
+    assert natural_text.earlier(_run([no, no]), control).startswith("not earlier")  # past 1.54M - one interval
 
 
 def test_dose_response_measures_pace_and_cost_against_the_control():
