@@ -16,6 +16,10 @@ changes nothing else (issue #26). The values, fixed before the runs:
 The rule for "forms earlier" is natural_text.earlier's, fixed before the held-out-novel runs: a first induction head on
 the held-out text probes more than one probe interval before the control's, or any within the budget where the control
 forms none.
+The moonshot (fixed here before any lever run ended): a lever that forms earlier is retrained alone on both threads of
+the idle 2-core machine for 30 minutes of training (train_s); it succeeds if the study of those final weights (random
+probes primary, fp32) passes the verdict (induction.VERDICT: heads by induction.CRITERIA, then patching). Then it
+becomes a preset and, if its samples stay good, `make run`'s default.
 """
 from experiments import FIG, REF
 from experiments.natural_text import main  # noqa: F401  (the report, with --control)
