@@ -80,8 +80,9 @@ def report(label: str, metrics) -> list[str]:
         else:
             best = {s: max((getattr(m.probes[kind], s).best() for m in probed), key=lambda hv: hv.value.mean)
                     for s in INDUCTION_SCORES}
+            highest = "; ".join(f"{s} {hv} (criterion {CRITERIA[s].threshold})" for s, hv in best.items())
             lines.append(f"  {kind}: no induction head within {probed[-1].tokens / 1e6:.2f}M tokens (the last probe); "
-                         "highest best-head " + "; ".join(f"{s} {hv} (criterion {CRITERIA[s].threshold})" for s, hv in best.items()))
+                         f"highest best-head {highest}")
     prev = max((m.probes["text-val"].best_prev_token for m in probed), key=lambda hv: hv.value.mean)
     lines.append(f"  strongest previous-token head (text probes): {prev} "
                  f"(criterion {CRITERIA['prev_token'].threshold})")

@@ -120,7 +120,6 @@ def main(argv=None):
                               f"The original's δ during training\n{args.title}"))
     from study import read_result
     for label, run in zip(runs, args.runs):
-        name = Path(run.split("=", 1)[1]).name
-        out = STUDIED.get(name, (None, Path("-")))[1]
-        print(f"{label}: " + (answer(read_result(out)) if out.exists() else
+        studied = STUDIED.get(Path(run.split("=", 1)[1]).name)  # (weights, summary) of a run of RUNS
+        print(f"{label}: " + (answer(read_result(studied[1])) if studied and studied[1].exists() else
                               "no answer yet: its final weights are not studied (the module docstring says how)"))

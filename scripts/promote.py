@@ -25,7 +25,8 @@ REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
 
 
-def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False, final: bool = False) -> list[Path]:
+def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False,
+            final: bool = False) -> list[Path]:
     """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics and sample into dest (a
     folder under checkpoints/reference/)."""
     missing = [f for f in ("best.pt", "metrics.json") if not (run / f).is_file()]
