@@ -89,19 +89,25 @@ def report(label: str, metrics) -> list[str]:
     return lines
 
 
+def last_probe(metrics):
+    """The last row that probed: a run's "within" is the tokens its probes reach, not its last evaluation's."""
+    return [m for m in metrics if m.probes and m.step][-1]
+
+
 def earlier(run, control) -> str:
     """The verdict of one lever against the control, by the rule in the module docstring."""
     r, c = first_formed(run, "text-val", "induction"), first_formed(control, "text-val", "induction")
+    reached, control_reached = last_probe(run).tokens, last_probe(control).tokens
     if r is None:
-        decided = run[-1].tokens >= (control[-1].tokens if c is None else c.tokens - probe_interval(control))
+        decided = reached >= (control_reached if c is None else c.tokens - probe_interval(control))
         if not decided:  # a run still training may yet form one in time
-            return (f"not decided yet: no induction head within {run[-1].tokens / 1e6:.2f}M tokens so far (in "
+            return (f"not decided yet: no induction head within {reached / 1e6:.2f}M tokens so far (in "
                     f"progress; the control {f'formed one at {c.tokens / 1e6:.2f}M' if c else 'formed none'} within "
-                    f"{control[-1].tokens / 1e6:.2f}M)")
-        return f"not earlier: no induction head within {run[-1].tokens / 1e6:.2f}M tokens"
+                    f"{control_reached / 1e6:.2f}M)")
+        return f"not earlier: no induction head within {reached / 1e6:.2f}M tokens"
     if c is None:
-        return (f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within "
-                f"{control[-1].tokens / 1e6:.2f}M")
+        return f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within " \
+               f"{control_reached / 1e6:.2f}M"
     verdict = "EARLIER" if r.tokens < c.tokens - probe_interval(run) else "not earlier"
     return f"{verdict}: {r.tokens / 1e6:.2f}M tokens against the control's {c.tokens / 1e6:.2f}M"
 

@@ -44,19 +44,21 @@ STUDIES = [[str(weights), "--name", run, "--primary", "random-known", "--n-promp
            for run, (weights, out) in STUDIED.items()]
 
 
-def answer(result) -> str:
-    """The issue's answer for one run's study (a StudyResult), by a rule fixed on 2026-11-29 before any final study:
+def answer(result, size: str) -> str:
+    """The issue's answer for one run's study (a StudyResult) of the original's `size` model (a key of
+    ORIGINAL_FIGURES), by a rule fixed on 2026-11-29 before any final study:
     (a) a real induction head: heads pass induction.CRITERIA on the random-known probes (the study's candidates) and
         the patching verdict passes (induction.VERDICT);
     (b) δ without a head: not (a), and the original's δ on training text is above its null 0 (lower 95% CI bound);
     (c) neither.
-    Where δ stands against the original's 0.727 is reported beside it, and decides nothing: the original gave no CI."""
+    Where δ stands against the original's figure (0.727 for 2M) is reported beside it, and decides nothing: the
+    original gave no CI."""
     if result.config.primary != "random-known":
         raise ValueError(f"the answer reads a study with random-known probes primary, got {result.config.primary}")
-    v, d = result.validation, result.original.delta
+    v, d, reported = result.validation, result.original.delta, ORIGINAL_FIGURES[size]["delta"]
     where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
-             f"the original reported {ORIGINAL_FIGURES['2M']['delta']}, "
-             f"{'inside' if d.lo <= ORIGINAL_FIGURES['2M']['delta'] <= d.hi else 'outside'} this CI)")
+             f"the original reported {reported} for {size}, {'inside' if d.lo <= reported <= d.hi else 'outside'} "
+             f"this CI)")
     if v.validated:
         from study import heads_str
         return f"(a) a real induction head: {heads_str(v.candidates)} pass on random known words; {where}"
@@ -121,5 +123,5 @@ def main(argv=None):
     from study import read_result
     for label, run in zip(runs, args.runs):
         studied = STUDIED.get(Path(run.split("=", 1)[1]).name)  # (weights, summary) of a run of RUNS
-        print(f"{label}: " + (answer(read_result(studied[1])) if studied and studied[1].exists() else
+        print(f"{label}: " + (answer(read_result(studied[1]), args.size) if studied and studied[1].exists() else
                               "no answer yet: its final weights are not studied (the module docstring says how)"))

@@ -61,6 +61,10 @@ def test_a_lever_moves_formation_earlier_only_by_more_than_one_probe_interval():
                                                                            "1.54M tokens so far")
     assert natural_text.earlier(_run([no]), control).startswith("not decided yet")
     assert natural_text.earlier(_run([no, no]), control).startswith("not earlier")  # past 1.54M - one interval
+    # "within" is what the probes reach: an evaluation logged after the last probe does not extend it
+    evaluated = _run([no] * 4) + [MetricsRow(step=5000, tokens=2_560_000, train_loss=5.0, val_loss=5.0, val_bpc=1.0,
+                                             lr=1e-3, elapsed_s=1.0, train_s=1.0)]
+    assert natural_text.earlier(evaluated, control).startswith("not earlier: no induction head within 2.05M tokens")
 
 
 def test_dose_response_measures_pace_and_cost_against_the_control():
@@ -207,13 +211,14 @@ def test_the_original_recipe_answers_a_b_or_c_by_its_fixed_rule():
         d = ind.Estimate(delta_lo + 0.1, delta_lo, delta_lo + 0.2)
         return NS(config=NS(primary=primary), validation=v, original=NS(delta=d, n_prompts=2000))
 
-    assert original.answer(result(True, 0.5)).startswith("(a) a real induction head: L1H3")
-    assert original.answer(result(False, 0.01)).startswith("(b) δ without an induction head")
-    assert original.answer(result(False, -0.01)).startswith("(c) neither")
-    assert "inside this CI" in original.answer(result(False, 0.6))      # 0.727 in [0.6, 0.8]
-    assert "outside this CI" in original.answer(result(False, 0.3))     # 0.727 above [0.3, 0.5]
+    assert original.answer(result(True, 0.5), "2M").startswith("(a) a real induction head: L1H3")
+    assert original.answer(result(False, 0.01), "2M").startswith("(b) δ without an induction head")
+    assert original.answer(result(False, -0.01), "2M").startswith("(c) neither")
+    assert "reported 0.727 for 2M, inside this CI" in original.answer(result(False, 0.6), "2M")  # in [0.6, 0.8]
+    assert "outside this CI" in original.answer(result(False, 0.3), "2M")      # 0.727 above [0.3, 0.5]
+    assert "reported 0.419 for 5.6M, inside" in original.answer(result(False, 0.3), "5.6M")  # each size its own
     with pytest.raises(ValueError, match="random-known"):
-        original.answer(result(True, 0.5, primary="text-val"))  # a head on memorised text is not (a)
+        original.answer(result(True, 0.5, primary="text-val"), "2M")  # a head on memorised text is not (a)  # a head on memorised text is not (a)
     for args in original.STUDIES:  # the final weights, studied as the answer reads them
         assert args[0].endswith("final.pt") and args[args.index("--n-prompts") + 1] == "2000"
 
