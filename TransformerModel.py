@@ -339,16 +339,24 @@ class GPT(nn.Module):
             for h in handles:
                 h.remove()
 
-    def run_with_cache(self, idx, names=None):
+    def run_with_cache(self, idx, names=None, return_type="logits"):
         """(logits, cache), as in TransformerLens: the forward pass's logits (B, T, V), and {name: activation} for
-        the given hook names (None: every hook point). The loss is the model's own: `model(idx, targets)`."""
+        the given hook names (None: every hook point). The loss is the model's own: `model(idx, targets)`.
+        return_type=None, as in TransformerLens, stops after ln_final and returns (None, cache): an analysis that
+        reads only the cache skips the unembedding, most of a word model's forward pass (its V is 10k)."""
+        if return_type not in ("logits", None):
+            raise ValueError(f"return_type must be 'logits' or None, got {return_type!r}")
         cache = {}
 
         def save(t, hook):
             cache[hook.name] = t.detach()
 
         with self.hooks([(n, save) for n in (self.hook_points() if names is None else names)]):
-            logits, _ = self(idx)
+            x = self.run_blocks(self.embed(idx))  # (B, T, C)
+            if return_type is None:
+                self.ln_final(x)  # its hook point, as the full pass fills it
+                return None, cache
+            logits, _ = self.unembed(x)
         return logits, cache
 
 

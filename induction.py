@@ -394,7 +394,7 @@ def copying_effect(model, idx: torch.Tensor, S: int, batch: int = 256,
     for chunk in idx.split(batch):
         chunk = chunk.to(device)
         T = chunk.shape[1]
-        _, cache = model.run_with_cache(chunk, names)
+        _, cache = model.run_with_cache(chunk, names, return_type=None)
         with torch.autocast(device.type, enabled=False):
             x = cache[names[-1]].float()[:, first:]                                  # (n, Q, C), Q = T - first
             sigma = (x.var(-1, unbiased=False, keepdim=True) + ln.eps).sqrt()       # (n, Q, 1)
@@ -441,7 +441,7 @@ def layer_activations(model, idx: torch.Tensor, hook: str, batch: int = 256) -> 
     device = next(model.parameters()).device
     out = []
     for chunk in idx.split(batch):
-        _, cache = model.run_with_cache(chunk.to(device), names)
+        _, cache = model.run_with_cache(chunk.to(device), names, return_type=None)
         out.append(torch.stack([cache[n] for n in names]))
     return torch.cat(out, 1)
 
@@ -591,7 +591,7 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
     resid_names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
     pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
     z_names = _layer_names(model, "hook_z") if isinstance(fill, str) else []
-    _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names)
+    _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names, return_type=None)
     resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
     if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs
         if fill != RESAMPLE:
@@ -790,7 +790,7 @@ def path_patch(model, m: Matched, senders, receivers, into: str,
     mlp_names = [f"blocks.{l}.hook_mlp_out" for l in range(L)] if freeze_mlps and not model.config.attn_only else []
     names = ([f"blocks.{l}.hook_resid_pre" for l in layers] + _layer_names(model, "hook_z") + mlp_names
              + [f"blocks.{l}.attn.hook_{w}" for l in layers for w in "qkv"])
-    _, clean = model.run_with_cache(inputs, names)
+    _, clean = model.run_with_cache(inputs, names, return_type=None)
     corrupt_z = head_outputs(model, m.corrupt[:, :-1])                       # (L, n, T, H, D)
     # The receivers' input along the path: every head frozen at its clean output but the senders, which take their
     # corrupted one; the MLPs recompute (Wang et al.'s path patching), so a path through an MLP counts as direct.

@@ -770,14 +770,16 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
             joint[mode] = res
         kc = ind.k_composition(model, seed=cfg.seed)
         T = model.config.block_size
-        windows = ind.split_windows(ctx.val_tokens, T)  # (N, T+1): the whole validation split
-        keep = ind.head_mask(model, [[], tested])
-        icl = {mode: ind.icl_per_window(ind.ablated_run(model, windows, keep, singles.fills[mode])[0])
-               for mode in ABLATIONS}  # each (2, N): clean, ablated
-        est = lambda v: ind.Estimate(*map(float, ind.bootstrap(v, seed=cfg.seed)))  # noqa: E731
+        windows = ind.split_windows(ctx.val_tokens, T).to(next(model.parameters()).device)  # (N, T+1): all of val
+        with torch.no_grad():
+            clean = ind.icl_per_window(model.loss(windows[:, :-1], windows[:, 1:], reduction="none"))  # (N,)
+        keep = ind.head_mask(model, [tested])
+        ablated = {mode: ind.icl_per_window(ind.ablated_run(model, windows, keep, singles.fills[mode])[0][0])
+                   for mode in ABLATIONS}  # each (N,)
+        est = lambda v: ind.Estimate(*map(float, ind.bootstrap(v.cpu(), seed=cfg.seed)))  # noqa: E731
         early, late = ind.icl_positions(T)
-        icl = InContextLearning(list(early), list(late), len(windows), est(icl["zero"][0]),
-                                {mode: est(v[1]) for mode, v in icl.items()})
+        icl = InContextLearning(list(early), list(late), len(windows), est(clean),
+                                {mode: est(v) for mode, v in ablated.items()})
     kcomp = KComposition(kc["random_mean"], kc["random_std"],
                          {f"L{la}H{ha}->L{lb}H{hb}": float(kc["scores"][la, ha, lb, hb])
                           for lb, hb in tested for la in range(lb) for ha in range(H)}, kc["scores"])

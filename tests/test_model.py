@@ -49,6 +49,11 @@ def test_hook_points_have_documented_shapes():
     # the same logits (a pattern hook makes attention take the explicit path instead of the fused kernel)
     assert torch.allclose(logits, model(idx)[0], atol=1e-5) and set(cache) == set(names)
     assert set(model.run_with_cache(idx)[1]) == set(model.hook_points())  # no names: every hook point
+    # return_type=None (TransformerLens's) skips the unembedding and caches the same activations, ln_final's too
+    none, cache_only = model.run_with_cache(idx, list(names), return_type=None)
+    assert none is None and all(torch.equal(cache_only[n], cache[n]) for n in names)
+    with pytest.raises(ValueError, match="return_type must be 'logits' or None"):
+        model.run_with_cache(idx, return_type="loss")
     for name, shape in names.items():
         assert tuple(cache[name].shape) == shape, name
     pattern = cache["blocks.1.attn.hook_pattern"]
