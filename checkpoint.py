@@ -86,8 +86,8 @@ def output_path(path, under=None, what: str = "output") -> Path:
     protected = reference_folder(resolved)
     if os.environ.get(WRITE_REFERENCE) != "1" and protected:
         raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds the committed reference results, "
-                          f"which only `make reference` and `make promote` rewrite; write your run elsewhere (the "
-                          f"defaults are checkpoints/<run>/ and Plots/<run>/)")
+                          f"which only `make reference`, `make exp` and `make promote` rewrite; write your run "
+                          f"elsewhere (the defaults are checkpoints/<run>/ and Plots/<run>/)")
     return resolved
 
 
