@@ -1,6 +1,7 @@
 """The experiments' reports, which turn committed training logs into results (experiments/), and the commands around
 them (the Makefile, promote, the study notebook)."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -218,9 +219,26 @@ def test_the_original_recipe_answers_a_b_or_c_by_its_fixed_rule():
     assert "outside this CI" in original.answer(result(False, 0.3), "2M")      # 0.727 above [0.3, 0.5]
     assert "reported 0.419 for 5.6M, inside" in original.answer(result(False, 0.3), "5.6M")  # each size its own
     with pytest.raises(ValueError, match="random-known"):
-        original.answer(result(True, 0.5, primary="text-val"), "2M")  # a head on memorised text is not (a)  # a head on memorised text is not (a)
+        original.answer(result(True, 0.5, primary="text-val"), "2M")  # a head on memorised text is not (a)
     for args in original.STUDIES:  # the final weights, studied as the answer reads them
         assert args[0].endswith("final.pt") and args[args.index("--n-prompts") + 1] == "2000"
+
+
+@pytest.mark.slow
+def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_final_weights(tiny_run, tmp_path):
+    """STUDIES' own arguments on the tiny run's last weights, with fewer prompts and draws; the answer reads it back."""
+    import study
+    from experiments import original
+    args = list(original.STUDIES[0])
+    args[0] = str(tiny_run.best.parent / "latest.pt")
+    for flag, value in (("--n-prompts", "16"), ("--out-json", str(tmp_path / "s.json")),
+                        ("--plots-dir", str(tmp_path / "plots"))):
+        args[args.index(flag) + 1] = value
+    study.main([*args, "--n-ablate", "8", "--n-random-draws", "2", "--n-sets", "8"])
+    result = study.read_result(tmp_path / "s.json")
+    assert result.config.primary == "random-known" and result.original.n_prompts == 16
+    assert re.match(r"\((a|b|c)\) .*the original's δ .* on 16 training-text prompts \(null 0; the original reported "
+                    r"0\.727 for 2M, (inside|outside) this CI\)", original.answer(result, "2M"))
 
 
 @pytest.mark.slow
