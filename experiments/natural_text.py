@@ -106,8 +106,8 @@ def earlier(run, control) -> str:
                     f"{control_reached / 1e6:.2f}M)")
         return f"not earlier: no induction head within {reached / 1e6:.2f}M tokens"
     if c is None:
-        return f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within " \
-               f"{control_reached / 1e6:.2f}M"
+        return (f"EARLIER: an induction head at {r.tokens / 1e6:.2f}M tokens; the control formed none within "
+                f"{control_reached / 1e6:.2f}M")
     verdict = "EARLIER" if r.tokens < c.tokens - probe_interval(run) else "not earlier"
     return f"{verdict}: {r.tokens / 1e6:.2f}M tokens against the control's {c.tokens / 1e6:.2f}M"
 
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
                       f"{min(m.val_loss for m in metrics) - best:+.3f} nats/token")
     predicted = {label: predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
     print(plot_formation_without_repeats(runs, predicted, args.out, args.title,
-                                               {s: CRITERIA[s].threshold for s in INDUCTION_SCORES}))
+                                         {s: CRITERIA[s].threshold for s in INDUCTION_SCORES}))
     return runs
 
 
