@@ -45,15 +45,20 @@ def predicted_tokens(tokens_per_step: int) -> float:
     return 10 ** LAW_LOG10 * math.sqrt(tokens_per_step)
 
 
+def probed_rows(metrics) -> list:
+    """The rows that logged probes, after step 0."""
+    return [m for m in metrics if m.probes and m.step]
+
+
 def probe_interval(metrics) -> int:
     """Training tokens between two logged probes (the first two: the rule of `earlier` was fixed on logs probed at a
     regular interval)."""
-    probed = [m for m in metrics if m.probes and m.step]
+    probed = probed_rows(metrics)
     return probed[1].tokens - probed[0].tokens
 
 
 def probe_spacing(metrics) -> str:
-    probed = [m.tokens for m in metrics if m.probes and m.step]
+    probed = [m.tokens for m in probed_rows(metrics)]
     gaps = [b - a for a, b in zip(probed, probed[1:])]
     if max(gaps) > 1.5 * min(gaps):
         return f"{len(probed)} probes at log-spaced steps"
@@ -64,7 +69,7 @@ def report(label: str, metrics) -> list[str]:
     last = metrics[-1]
     per_step = last.tokens // last.step
     law = predicted_tokens(per_step)
-    probed = [m for m in metrics if m.probes and m.step]
+    probed = probed_rows(metrics)
     lines = [f"{label}: {per_step:,} tokens per step; the law predicts formation at {law / 1e6:.1f}M tokens; "
              f"logged to {last.tokens / 1e6:.2f}M tokens ({last.tokens / law:.2f}x the prediction), "
              f"{probe_spacing(metrics)}; best validation loss "
@@ -91,7 +96,7 @@ def report(label: str, metrics) -> list[str]:
 
 def last_probe(metrics):
     """The last row that probed: a run's "within" is the tokens its probes reach, not its last evaluation's."""
-    return [m for m in metrics if m.probes and m.step][-1]
+    return probed_rows(metrics)[-1]
 
 
 def earlier(run, control) -> str:
@@ -124,7 +129,7 @@ def plot_formation_without_repeats(runs: dict, predicted: dict, path, title: str
     axes = axes.ravel()
     for i, (label, metrics) in enumerate(runs.items()):
         c = f"C{i}"
-        rows = [m for m in metrics if m.probes and m.step]
+        rows = probed_rows(metrics)
         t = [m.tokens / 1e6 for m in rows]
         axes[0].plot([m.tokens / 1e6 for m in metrics if m.step], [m.val_loss for m in metrics if m.step], color=c,
                      label=label)
