@@ -25,13 +25,17 @@ EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natu
 
 
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -> list[Path]:
-    """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time."""
+    """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time; the
+    command's output goes to train.log inside the run's folder, with everything else the run made."""
     out, names, failed = RUNS / experiment, list(runs), []
     for start in range(0, len(names), parallel):
         procs = {}
         for name in names[start:start + parallel]:
-            log = out / f"{name}.log"
+            log = out / name / "train.log"
             log.parent.mkdir(parents=True, exist_ok=True)
+            beside = out / f"{name}.log"  # where runs begun before the log moved inside kept it; it continues inside
+            if beside.is_file() and not log.exists():
+                beside.rename(log)
             cmd = [sys.executable, str(ROOT / "train.py"), *runs[name], "--out-dir", str(out / name), "--resume",
                    "--no-progress", "--plots-dir", str(out / "plots")]
             print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")

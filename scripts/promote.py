@@ -3,7 +3,7 @@
     make promote RUN=runs/seeds/5.6M-seed1 AS=seeds/5.6M-seed1    # -> checkpoints/reference/seeds/5.6M-seed1/
 
 What is copied: best.pt without optimizer or RNG state (weights, run config and vocabulary: checkpoint.export_weights),
-metrics.json and sample.txt; with --final (FINAL=1) also the last step's weights as final.pt, for a run whose end, not
+metrics.json, sample.txt and train.log (the command's output, which `python -m experiments X run` writes there); with --final (FINAL=1) also the last step's weights as final.pt, for a run whose end, not
 its best validation loss, is what is studied (the original recipe, which memorises). The run must have reached its
 max_steps (--unfinished to promote a run in progress), the destination must not exist yet (--overwrite to replace
 it), and the weights must stay under 30 MB, the repository's limit for a committed file. Writing into
@@ -27,8 +27,8 @@ MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
 
 def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False,
             final: bool = False) -> list[Path]:
-    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics and sample into dest (a
-    folder under checkpoints/reference/)."""
+    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics, sample and log into dest
+    (a folder under checkpoints/reference/)."""
     missing = [f for f in ("best.pt", "metrics.json") if not (run / f).is_file()]
     if missing:
         raise CheckpointError(f"{run} holds no {' or '.join(missing)}: is it a run's folder (train.py --out-dir)?")
@@ -56,7 +56,7 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
                 path.unlink()
             raise CheckpointError(f"{src} exports to {size / 2**20:.0f} MB of weights, "
                                   f"above the {MAX_BYTES // 2**20} MB a committed file may hold; not promoted")
-    for name in ("metrics.json", "sample.txt"):
+    for name in ("metrics.json", "sample.txt", "train.log"):
         if (run / name).is_file():
             written.append(Path(shutil.copyfile(run / name, dest / name)))
     return written

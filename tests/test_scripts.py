@@ -150,8 +150,12 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     assert promote.promote(run, dest, overwrite=True)
     with pytest.raises(CheckpointError, match="promote writes under"):
         promote.promote(run, tmp_path / "elsewhere")
-    final = promote.promote(run, dest, overwrite=True, final=True)
-    assert sorted(p.name for p in final) == ["best.pt", "final.pt", "metrics.json", "sample.txt"]
+    (run / "train.log").write_text("step 1: ...\n")  # the command's output, as `python -m experiments X run` writes it
+    try:
+        final = promote.promote(run, dest, overwrite=True, final=True)
+    finally:
+        (run / "train.log").unlink()  # the run is shared with other tests
+    assert sorted(p.name for p in final) == ["best.pt", "final.pt", "metrics.json", "sample.txt", "train.log"]
     last = load_checkpoint(dest / "final.pt")
     assert "optimizer" not in last and last["step"] == load_checkpoint(run / "latest.pt")["step"]
 
@@ -248,6 +252,10 @@ def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path
     tiny = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--novels", "emma"]
     dirs = experiments.train_runs("demo", {"a": tiny, "b": [*tiny, "--seed", "1"]}, parallel=2)
     assert [d.name for d in dirs] == ["a", "b"] and all((d / "best.pt").exists() for d in dirs)
-    assert "step      4:" in (tmp_path / "demo" / "a.log").read_text()
+    assert "step      4:" in (tmp_path / "demo" / "a" / "train.log").read_text()  # inside the run's folder
+    (tmp_path / "demo" / "b" / "train.log").rename(tmp_path / "demo" / "b.log")  # where earlier runs kept it
+    experiments.train_runs("demo", {"b": [*tiny, "--seed", "1", "--max-steps", "6"]})
+    assert not (tmp_path / "demo" / "b.log").exists()
+    assert re.search(r"step      4:.*step      6:", (tmp_path / "demo" / "b" / "train.log").read_text(), re.S)
     with pytest.raises(SystemExit, match="bad failed; see their logs"):
         experiments.train_runs("demo", {"bad": ["--preset", "tiny", "--lr", "-1"]})
