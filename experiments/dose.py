@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA, first_formed
-from experiments import FIG, REF
+from experiments import FIG, REF, probed_rows
 from checkpoint import read_metrics
 
 PROBE_SETS = ("random-known", "text-val")
@@ -63,7 +63,7 @@ def plot_dose_response(runs: dict, formed: dict, path, threshold: float):
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), layout="constrained")
     ctl = {m.tokens: m.val_loss for m in runs[0.0]}
     for i, (frac, metrics) in enumerate(runs.items()):
-        rows = [m for m in metrics if m.probes and m.step]
+        rows = probed_rows(metrics)
         label = f"repeat fraction {frac:g}" + (" (control)" if frac == 0 else "")
         axes[0].plot([m.tokens / 1e6 for m in rows], [m.probes["text-val"].prefix_match.best().value.mean for m in rows],
                      color=f"C{i}", label=label)

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA, INDUCTION_SCORES, first_formed
-from experiments import FIG, REF
+from experiments import FIG, REF, probed_rows
 from checkpoint import read_metrics
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
@@ -43,11 +43,6 @@ REPORTS = [["--out", FIG / "Formation_Without_Repeats.png",
 
 def predicted_tokens(tokens_per_step: int) -> float:
     return 10 ** LAW_LOG10 * math.sqrt(tokens_per_step)
-
-
-def probed_rows(metrics) -> list:
-    """The rows that logged probes, after step 0."""
-    return [m for m in metrics if m.probes and m.step]
 
 
 def probe_interval(metrics) -> int:
