@@ -33,7 +33,8 @@ RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337"],
         "original-2M-seed1": ["--preset", "original-2M", "--seed", "1", "--max-steps", "12500"]}  # 51.2M tokens
 REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG / "Delta_Original_Recipe.png",
             "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
-            f"original-2M, seed 1337={REF}/original/original-2M-seed1337"]]
+            f"original-2M, seed 1337={REF}/original/original-2M-seed1337",
+            f"original-2M, seed 1={REF}/original/original-2M-seed1"]]
 # Each run's final weights (promote --final) and the summary of their study: the original's δ its own way on 2,000
 # training-text prompts, and the induction-head criteria and the patching verdict on random known words, where a
 # memorised text cannot help.
