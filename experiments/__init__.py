@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "checkpoints" / "reference"   # the committed runs the reports read
 FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
+INTERRUPTED = 130                           # train.py's exit status after Ctrl-C, once it has saved latest.pt
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
                "original", "levers")
@@ -33,7 +34,7 @@ def probed_rows(metrics) -> list:
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -> list[Path]:
     """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""
-    out, names, failed = RUNS / experiment, list(runs), []
+    out, names, failed, stopped = RUNS / experiment, list(runs), [], []
     for start in range(0, len(names), parallel):
         procs = {}
         for name in names[start:start + parallel]:
@@ -47,8 +48,12 @@ def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -
             print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")
             procs[name] = subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
                                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-        failed += [name for name, p in procs.items() if p.wait() != 0]
+        codes = {name: p.wait() for name, p in procs.items()}
+        stopped += [name for name, code in codes.items() if code == INTERRUPTED]
+        failed += [name for name, code in codes.items() if code not in (0, INTERRUPTED)]
     if failed:
         raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
+    if stopped:
+        raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C, their latest.pt saved; rerun to continue")
     print(f"done; to commit a run: make promote RUN={out}/<run> AS={experiment.replace('_', '-')}/<run>")
     return [out / name for name in names]

@@ -259,3 +259,22 @@ def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path
     assert re.search(r"step      4:.*step      6:", (tmp_path / "demo" / "b" / "train.log").read_text(), re.S)
     with pytest.raises(SystemExit, match="bad failed; see their logs"):
         experiments.train_runs("demo", {"bad": ["--preset", "tiny", "--lr", "-1"]})
+
+
+def test_train_runs_tells_a_run_stopped_by_ctrl_c_from_one_that_failed(tmp_path, monkeypatch):
+    import subprocess
+
+    import experiments
+
+    class Exits:  # a train.py that ends with the status its run name gives
+        def __init__(self, cmd, **kwargs):
+            self.code = int(Path(cmd[cmd.index("--out-dir") + 1]).name.split("-")[1])
+
+        def wait(self):
+            return self.code
+    monkeypatch.setattr(experiments, "RUNS", tmp_path)
+    monkeypatch.setattr(subprocess, "Popen", Exits)
+    with pytest.raises(SystemExit, match=r"^exit-130 stopped by Ctrl-C, their latest.pt saved; rerun to continue$"):
+        experiments.train_runs("demo", {"exit-0": [], "exit-130": []})
+    with pytest.raises(SystemExit, match=r"^error: exit-1 failed"):
+        experiments.train_runs("demo", {"exit-1": [], "exit-130": []})
