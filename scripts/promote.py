@@ -3,8 +3,9 @@
     make promote RUN=runs/seeds/5.6M-seed1 AS=seeds/5.6M-seed1    # -> checkpoints/reference/seeds/5.6M-seed1/
 
 What is copied: best.pt without optimizer or RNG state (weights, run config and vocabulary: checkpoint.export_weights),
-metrics.json, sample.txt and train.log (the command's output, which `python -m experiments X run` writes there); with --final (FINAL=1) also the last step's weights as final.pt, for a run whose end, not
-its best validation loss, is what is studied (the original recipe, which memorises). The run must have reached its
+metrics.json, sample.txt and train.log (the command's output, which `python -m experiments X run` writes there); with
+--final (FINAL=1) also the last step's weights as final.pt, for a run whose end, not its best validation loss, is what
+is studied (the original recipe, which memorises). The run must have reached its
 max_steps (--unfinished to promote a run in progress), the destination must not exist yet (--overwrite to replace
 it), and the weights must stay under 30 MB, the repository's limit for a committed file. Writing into
 checkpoints/reference/ needs MINIGPT_WRITE_REFERENCE=1, which `make promote` sets. A run in progress whose resumable
