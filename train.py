@@ -20,10 +20,12 @@ Under torchrun each process trains on its rows of the same global batch (batch_s
 DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 alone evaluates, logs and writes checkpoints, and
 --resume continues the run under torchrun or without it (the batch stream is the same).
 """
+INTERRUPTED = 130  # the exit status after Ctrl-C (the shell's 128 + SIGINT); latest.pt holds the last saved step
+
 if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too, as everywhere else in this command
     import signal
     import sys
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(INTERRUPTED))
 
 import argparse
 import dataclasses
@@ -652,11 +654,11 @@ def main(argv=None):
     if int(os.environ.get("RANK", "0")) == 0:
         print(result)
     if result.interrupted:
-        raise SystemExit(130)
+        raise SystemExit(INTERRUPTED)
 
 
 if __name__ == "__main__":
     try:
         main()
-    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and exits 130 itself)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and exits INTERRUPTED itself)
+        raise SystemExit(INTERRUPTED) from None

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "checkpoints" / "reference"   # the committed runs the reports read
 FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
-INTERRUPTED = 130                           # train.py's exit status after Ctrl-C, once it has saved latest.pt
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
                "original", "levers")
@@ -34,6 +33,7 @@ def probed_rows(metrics) -> list:
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -> list[Path]:
     """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""
+    from train import INTERRUPTED  # train.py's exit status after Ctrl-C
     out, names, failed, stopped = RUNS / experiment, list(runs), [], []
     for start in range(0, len(names), parallel):
         procs = {}
@@ -54,6 +54,6 @@ def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -
     if failed:
         raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
     if stopped:
-        raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C, their latest.pt saved; rerun to continue")
+        raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C; rerun to continue from their latest.pt")
     print(f"done; to commit a run: make promote RUN={out}/<run> AS={experiment.replace('_', '-')}/<run>")
     return [out / name for name in names]

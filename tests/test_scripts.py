@@ -274,7 +274,7 @@ def test_train_runs_tells_a_run_stopped_by_ctrl_c_from_one_that_failed(tmp_path,
             return self.code
     monkeypatch.setattr(experiments, "RUNS", tmp_path)
     monkeypatch.setattr(subprocess, "Popen", Exits)
-    with pytest.raises(SystemExit, match=r"^exit-130 stopped by Ctrl-C, their latest.pt saved; rerun to continue$"):
+    with pytest.raises(SystemExit, match=r"^exit-130 stopped by Ctrl-C; rerun to continue from their latest.pt$"):
         experiments.train_runs("demo", {"exit-0": [], "exit-130": []})
     with pytest.raises(SystemExit, match=r"^error: exit-1 failed"):
         experiments.train_runs("demo", {"exit-1": [], "exit-130": []})
