@@ -4,7 +4,6 @@ import hashlib
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import study
 import train as train_mod
 from checkpoint import CheckpointError, OutputError, load_model, write_json
 from config import ConfigError, run_config
+from ctrl_c import ctrl_c, start
 from tokenizer import TokenizerError
 from train import TrainingError, generate_text, train
 
@@ -256,13 +256,11 @@ def test_two_processes_writing_one_record_never_collide(tmp_path):
 @pytest.mark.parametrize("delay", [0.3, 1.5, 4.0])
 def test_ctrl_c_anywhere_exits_quietly_with_130(tmp_path, delay):
     """In the imports, the corpus and tokenizer, or the training loop: never a KeyboardInterrupt traceback."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--novels", "emma",
-                             "--max-steps", "100000", "--out-dir", str(tmp_path), "--no-progress",
-                             "--plots-dir", str(tmp_path / "plots")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = start([sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--novels", "emma", "--max-steps",
+                  "100000", "--out-dir", str(tmp_path), "--no-progress", "--plots-dir", str(tmp_path / "plots")],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = ctrl_c(proc, timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
 
 

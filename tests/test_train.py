@@ -18,6 +18,7 @@ import train as train_mod
 from checkpoint import CheckpointError, load_checkpoint, load_model
 from corpus import load_corpus
 from config import ConfigError, RunConfig, run_config
+from ctrl_c import ctrl_c, start
 from checkpoint import read_metrics
 from train import TrainingError, lr_at, train
 from TransformerModel import GPT
@@ -126,12 +127,10 @@ def _wait_for_progress(path, after_mtime, proc, timeout=30):
 @pytest.mark.slow
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     latest = tmp_path / "latest.pt"
-    proc = subprocess.Popen(_train_cmd(tmp_path, 100_000, save_interval=1000), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start(_train_cmd(tmp_path, 100_000, save_interval=1000), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert _wait_for_progress(latest, 0, proc)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    out, _ = ctrl_c(proc, timeout=30)
     assert proc.returncode == 130, out  # an interrupted run is not a success: `train && study` stops
     assert "interrupted at step" in out
     step = load_checkpoint(latest)["step"]
