@@ -20,6 +20,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
 import argparse
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -541,6 +542,7 @@ class Context:
     val_tokens: torch.Tensor
     precision: str                                # fp32 or bf16 (resolved)
     timings: dict = field(default_factory=dict)  # step -> seconds
+    progress: bool = False                        # say each step as it runs (on stderr)
 
     @property
     def name(self) -> str:
@@ -553,18 +555,23 @@ class Context:
     @contextmanager
     def step(self, name: str):
         """Run a step of the study at its precision, and time it."""
+        if self.progress:  # with 2,000 prompts a probe set, a CPU spends many minutes in some steps
+            print(f"{name} ...", end=" ", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         device = next(self.model.parameters()).device.type
         with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
+        if self.progress:
+            print(f"{seconds:.1f} s", file=sys.stderr, flush=True)
 
     def __str__(self):
         return (f"{self.label}, {self.tok.describe()}, trained {self.ckpt.get('step', 0):,} steps (batch "
                 f"{self.run.batch_size} × {self.run.block_size} tokens, repeat_frac {self.run.repeat_frac})")
 
 
-def load(cfg: StudyConfig) -> Context:
+def load(cfg: StudyConfig, progress: bool = False) -> Context:
     """Load the checkpoint and its corpus, after checking every input and that the outputs can be written."""
     t0 = time.perf_counter()
     target = resolve(cfg)
@@ -585,7 +592,8 @@ def load(cfg: StudyConfig) -> Context:
     check_vocabulary(target.checkpoint, ckpt, build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val,
                                                               run.vocab_size))
     ctx = Context(model, tok, ckpt, run, target, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
-                  torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device))
+                  torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device),
+                  progress=progress)
     ctx.timings["load"] = time.perf_counter() - t0
     return ctx
 
@@ -921,8 +929,9 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
     return result
 
 
-def run(cfg: StudyConfig) -> StudyResult:
-    ctx = load(cfg)
+def run(cfg: StudyConfig, progress: bool = False) -> StudyResult:
+    """The whole study of one checkpoint; with progress, each step is named on stderr as it starts, then timed."""
+    ctx = load(cfg, progress)
     print(ctx.target)
     probes = make_probes(ctx, cfg)
     scores = score_heads(ctx, probes)
@@ -946,7 +955,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         cfg = StudyConfig(**vars(a))
-        result = run(cfg)
+        result = run(cfg, progress=True)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
     except OSError as e:  # e.g. a full disk while writing a figure or the summary (each written whole or not at all)

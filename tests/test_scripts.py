@@ -229,8 +229,10 @@ def test_the_original_recipe_answers_a_b_or_c_by_its_fixed_rule():
 
 
 @pytest.mark.slow
-def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_final_weights(tiny_run, tmp_path):
-    """STUDIES' own arguments on the tiny run's last weights, with fewer prompts and draws; the answer reads it back."""
+def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_final_weights(tiny_run, tmp_path,
+                                                                                            capsys):
+    """STUDIES' own arguments on the tiny run's last weights, with fewer prompts and draws; the answer reads it back.
+    Each step of the study is named on stderr as it runs (2,000 prompts take many minutes on a CPU)."""
     import study
     from experiments import original
     args = list(original.STUDIES[0])
@@ -239,6 +241,9 @@ def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_f
                         ("--plots-dir", str(tmp_path / "plots"))):
         args[args.index(flag) + 1] = value
     study.main([*args, "--n-ablate", "8", "--n-random-draws", "2", "--n-sets", "8"])
+    steps = re.findall(r"^(\w+) \.\.\. \d+\.\d s$", capsys.readouterr().err, re.M)
+    assert steps == ["scores", "scores", "single_head_ablations", "patching", "path_patching", "validation",
+                     "original", "page"], steps
     result = study.read_result(tmp_path / "s.json")
     assert result.config.primary == "random-known" and result.original.n_prompts == 16
     assert re.match(r"\((a|b|c)\) .*the original's δ .* on 16 training-text prompts \(null 0; the original reported "
