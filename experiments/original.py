@@ -3,7 +3,7 @@
     python -m experiments original        # formation against the law, from the committed logs
     python -m experiments original run    # train or continue both seeds (resumable; days of one core)
 
-config.PRESETS["original-2M"] holds the recipe. Seed 1337 is to reach at least 100M tokens and seed 1 at least 50M,
+config.PRESETS["original-2M"] holds the recipe. Seed 1337 trains to 102.4M tokens and seed 1 to 51.2M (RUNS),
 logging probes 10 times per decade of steps. The answer it is to give, (a) a real induction head on random-known
 probes, (b) the original's δ without a head, or (c) neither, is judged at the end of each run by `answer`, on the study
 of its final weights (STUDIES: 2,000 prompts a probe set, random-known probes primary):
@@ -29,8 +29,9 @@ ORIGINAL_FIGURES = {
                  tokens_per_step=32 * 128),
 }
 
-RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337"],
-        "original-2M-seed1": ["--preset", "original-2M", "--seed", "1", "--max-steps", "12500"]}  # 51.2M tokens
+# 32 x 128 tokens a step: 25,000 steps are 102.4M tokens, 12,500 are 51.2M (the preset's 100,000 are 409.6M)
+RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337", "--max-steps", "25000"],
+        "original-2M-seed1": ["--preset", "original-2M", "--seed", "1", "--max-steps", "12500"]}
 REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG / "Delta_Original_Recipe.png",
             "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
             f"original-2M, seed 1337={REF}/original/original-2M-seed1337",
