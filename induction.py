@@ -579,8 +579,32 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
     An ablation in layer l changes nothing before it, so each config restarts from the clean
     residual stream entering its first ablated layer, and the (10k-word) unembedding runs only
     for the targets from position loss_from on.
+    The prompts go through in chunks of about max_tokens tokens, and several configs share one forward pass up to
+    that size: memory stays bounded however many prompts there are (the original's δ on 2,000 prompts a set).
     Returns per-position losses (K, n, T-1-loss_from) and, if S is given, induction scores (K, n, L, H).
     """
+    if isinstance(fill, str) and fill != RESAMPLE:
+        raise ValueError(f"fill must be (L, H, D) values or {RESAMPLE!r}, got {fill!r}")
+    n, T = idx.shape
+    chunks = torch.arange(n).split(max(1, max_tokens // T))
+    if len(chunks) == 1:
+        return _ablated_chunk(model, idx, keep, fill, S, loss_from, max_tokens)
+    losses, scores = [], []
+    for rows in chunks:
+        if isinstance(fill, str):  # RESAMPLE across chunks: the outputs on the prompts after these, cyclically
+            donors = idx[(rows + 1) % n]
+            chunk_fill = head_outputs(model, donors if S is not None else donors[:, :-1])
+        else:
+            chunk_fill = fill[:, rows.to(fill.device)] if fill.dim() == 5 else fill
+        loss, score = _ablated_chunk(model, idx[rows], keep, chunk_fill, S, loss_from, max_tokens)
+        losses.append(loss)
+        scores.append(score)
+    return torch.cat(losses, 1), torch.cat(scores, 1) if S is not None else None
+
+
+def _ablated_chunk(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | None, loss_from: int,
+                   max_tokens: int):
+    """ablated_run on prompts that fit one forward pass (RESAMPLE draws from within them)."""
     device = next(model.parameters()).device
     L, H = model.config.n_layer, model.config.n_head
     n, T = idx.shape
@@ -594,8 +618,6 @@ def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | Non
     _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names, return_type=None)
     resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
     if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs
-        if fill != RESAMPLE:
-            raise ValueError(f"fill must be (L, H, D) values or {RESAMPLE!r}, got {fill!r}")
         fill = torch.stack([clean[nm].roll(-1, dims=0) for nm in z_names])
     per_prompt = fill.dim() == 5
     layer_ablated = (keep == 0).any(-1)  # (K, L)

@@ -176,6 +176,11 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode, arch):
     assert torch.allclose(scores[0], ind.induction_diag(ind.attention_patterns(model, idx), 6), atol=1e-6)
     tail, _ = ind.ablated_run(model, idx, keep, fill, loss_from=6)  # the unembedding only where asked
     assert tail.shape == (3, 5, 17) and torch.allclose(tail, loss[..., 6:], atol=1e-6)
+    per_prompt = torch.randn(2, 5, 24, 3, 8)  # (L, n, T, H, D), as patching fills
+    whole = ind.ablated_run(model, idx, keep, per_prompt, S=6)
+    for f, expected in ((fill, (loss, scores)), (per_prompt, whole)):  # in chunks of 2, 2 and 1 prompts
+        chunked = ind.ablated_run(model, idx, keep, f, S=6, max_tokens=48)
+        assert all(torch.allclose(c, e, atol=1e-6) for c, e in zip(chunked, expected))
     after, _ = model(idx)
     assert torch.equal(before, after)
     assert all(not hp._forward_hooks for hp in model.hook_points().values())
@@ -199,6 +204,10 @@ def test_resample_ablation_takes_the_heads_output_on_the_next_prompt():
     manual = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
     loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE)
     assert torch.allclose(loss[1], manual, atol=1e-6) and not torch.allclose(loss[0], loss[1])
+    for max_tokens in (24, 48, 96):  # chunks of 1, 2 and 4 prompts: the next prompt is often in the next chunk
+        chunked, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE,
+                                     max_tokens=max_tokens)
+        assert torch.allclose(chunked, loss, atol=1e-6), max_tokens
 
 
 def test_resample_ablation_of_probes_draws_from_the_control_prompts_and_injects_no_copy(model, probes):
