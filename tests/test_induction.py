@@ -317,7 +317,8 @@ def test_study_cli_has_a_flag_and_one_default_per_config_field(monkeypatch):
     import dataclasses
     import study
     seen = {}
-    monkeypatch.setattr(study, "run", lambda cfg, **_: seen.setdefault("cfg", cfg) and (_ for _ in ()).throw(SystemExit(0)))
+    monkeypatch.setattr(study, "run",
+                        lambda cfg, **_: seen.setdefault("cfg", cfg) and (_ for _ in ()).throw(SystemExit(0)))
     with pytest.raises(SystemExit):
         study.main(["x.pt", "--n-prompts", "70", "--out-json", "o.json"])
     cfg = seen["cfg"]
