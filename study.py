@@ -559,12 +559,14 @@ class Context:
             print(f"{name} ...", end=" ", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         device = next(self.model.parameters()).device.type
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            yield
-        seconds = time.perf_counter() - t0
-        self.timings[name] = self.timings.get(name, 0.0) + seconds
-        if self.progress:
-            print(f"{seconds:.1f} s", file=sys.stderr, flush=True)
+        try:
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                yield
+        finally:  # an error's message then starts a line of its own
+            seconds = time.perf_counter() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+            if self.progress:
+                print(f"{seconds:.1f} s", file=sys.stderr, flush=True)
 
     def __str__(self):
         return (f"{self.label}, {self.tok.describe()}, trained {self.ckpt.get('step', 0):,} steps (batch "
