@@ -14,10 +14,11 @@ single-head δ drops, measured its way -> figures -> the attention page -> a typ
 Definitions: induction.py's docstring; criteria: induction.CRITERIA.
 Every flag is a field of StudyConfig, with its default.
 """
-if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too
+if __name__ == "__main__":  # Ctrl-C while the imports load is noted, and acted on once they have loaded:
+    # raised inside them it can be lost (torch's C init imports numpy and clears any error that import raises)
     import signal
-    import sys
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    _CTRL_C_WHILE_IMPORTING = []
+    signal.signal(signal.SIGINT, lambda *_: _CTRL_C_WHILE_IMPORTING.append(True))
 
 import argparse
 import sys
@@ -969,7 +970,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C raises KeyboardInterrupt
     try:
+        if _CTRL_C_WHILE_IMPORTING:
+            raise KeyboardInterrupt
         main()
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -22,10 +22,11 @@ DistributedDataParallel (gloo on CPU, nccl on GPUs); rank 0 alone evaluates, log
 """
 INTERRUPTED = 130  # the exit status after Ctrl-C (the shell's 128 + SIGINT); latest.pt holds the last saved step
 
-if __name__ == "__main__":  # Ctrl-C while the imports load exits quietly too, as everywhere else in this command
+if __name__ == "__main__":  # Ctrl-C while the imports load is noted, and acted on once they have loaded:
+    # raised inside them it can be lost (torch's C init imports numpy and clears any error that import raises)
     import signal
-    import sys
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(INTERRUPTED))
+    _CTRL_C_WHILE_IMPORTING = []
+    signal.signal(signal.SIGINT, lambda *_: _CTRL_C_WHILE_IMPORTING.append(True))
 
 import argparse
 import dataclasses
@@ -658,7 +659,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C raises KeyboardInterrupt
     try:
+        if _CTRL_C_WHILE_IMPORTING:
+            raise KeyboardInterrupt
         main()
     except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and exits INTERRUPTED itself)
         raise SystemExit(INTERRUPTED) from None

@@ -264,6 +264,32 @@ def test_ctrl_c_anywhere_exits_quietly_with_130(tmp_path, delay):
     assert proc.returncode == 130 and "Traceback" not in err, err
 
 
+# Runs a script as __main__ with a Ctrl-C delivered at its first import of numpy. That import comes from inside
+# torch's C init, which clears whatever error it raises: a CI run lost its Ctrl-C there and trained on.
+CTRL_C_IN_TORCHS_NUMPY_IMPORT = """
+import builtins, os, runpy, signal, sys
+real_import = builtins.__import__
+def import_(name, *args, **kwargs):
+    if name.startswith("numpy") and not hasattr(import_, "sent"):
+        import_.sent = True
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = import_
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_inside_torchs_own_numpy_import_is_not_lost(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_IN_TORCHS_NUMPY_IMPORT, str(ROOT / "train.py"), "--preset",
+                           "tiny", "--novels", "emma", "--max-steps", "1", "--eval-batches", "1", "--no-progress",
+                           "--out-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-3000:])
+    assert not list(tmp_path.iterdir())  # stopped before it made anything
+
+
 # ---- 5. resume checks what it resumes ----------------------------------------------------------------
 
 @pytest.mark.parametrize("edit, match", [
