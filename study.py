@@ -43,11 +43,10 @@ from tokenizer import TokenizerError, build_tokenizer
 PROBE_SETS = ("text-val", "text-train", "random", "random-known")
 ABLATIONS = ("zero", "mean", "resample")  # what a head's output is replaced with (induction.py's docstring)
 
-# The verdict (issue #25), fixed on 2026-11-29 before any model was recomputed: the candidates are the heads whose
-# prefix matching and relative copying clear induction.CRITERIA (STUDY_INDUCTION_SCORES), and they are validated by
-# activation patching on matched prompts: noising removes and denoising restores at least half of the in-context gain,
-# and their patching score beats 95% of the head sets of their size (induction.VERDICT). The circuit claim (their
-# prefix matching reads the previous-token heads through the keys) is judged by path patching (CRITERIA["path_key"]).
+# The verdict (issue #39, fixed on 2026-12-05 before any model was recomputed): induction.VERDICT and its comment.
+# The verdict of issue #25 (2026-11-29), now the old rule: the candidates (prefix matching and relative copying clear
+# induction.CRITERIA), patched at every position, noising removes and denoising restores at least half of the gain and
+# their patching score beats 95% of the head sets of their size (induction.VERDICT_OLD).
 #
 # The ablation criterion (issue #13, 2026-11-26), now a secondary view: ablating the tested heads together removes at
 # least CANDIDATES_REMOVE of G (the lower bound of its CI) under every ablation in ABLATIONS, and the same number of
