@@ -258,6 +258,33 @@ def random_probes(alphabet: torch.Tensor, S: int, n: int, seed: int, block_size:
     return Probes(base.repeat(1, N_CHUNKS), torch.cat([base] + ctl, dim=1), S, kind)
 
 
+def shuffled_probes(p: Probes, seed: int, max_draws: int = 10_000) -> Probes:
+    """The recurrence control (the docstring's definition): repeat = [base, σ1(base), σ2(base), σ3(base)], each σ a
+    fresh random order of base's tokens, drawn by one generator and redrawn until no bigram of the prompt so far
+    recurs (across the chunk boundaries too), so that an induction head's copy is never the next token; control as
+    in p. Needs base's tokens distinct (random probes)."""
+    S = p.S
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for base in p.repeat[:, :S]:
+        if len(set(base.tolist())) < S:
+            raise ProbeError("shuffled probes need the base's tokens distinct (random probes)")
+        prompt = base.tolist()
+        for _ in range(N_CHUNKS - 1):
+            seen = set(zip(prompt, prompt[1:]))
+            for _ in range(max_draws):
+                chunk = base[torch.randperm(S, generator=g)].tolist()
+                pairs = list(zip([prompt[-1]] + chunk, chunk))
+                if not seen & set(pairs) and len(set(pairs)) == len(pairs):
+                    break
+            else:
+                raise ProbeError(f"no order of {S} tokens without a repeated bigram in {max_draws} draws; use a "
+                                 f"larger S")
+            prompt += chunk
+        rows.append(prompt)
+    return Probes(torch.tensor(rows, dtype=p.repeat.dtype), p.control.clone(), S, f"{p.kind}-shuffled")
+
+
 # ---- typed results -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -348,6 +375,7 @@ class ProbeScores:
     copying: HeadScores | None = None  # None in summaries written before the score existed
     original_delta: Estimate | None = None  # the original study's δ on these prompts; None in older summaries
     copying_z: HeadScores | None = None     # relative copying (z over the vocabulary); None in older summaries
+    dup_token: HeadScores | None = None     # duplicate-token score; None in summaries before issue #39
     mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
     mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
     example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
@@ -362,7 +390,11 @@ class ProbeScores:
                 f"{self.copying_z.best() if self.copying_z else 'not measured'} z, "
                 f"{self.copying.best() if self.copying else 'not measured'} logits (null 0); best Δ {self.delta.best()} "
                 f"(null 0); G {self.G} nats/token (null 0); best previous-token {self.prev_token.best()} "
-                f"(chance {self.chance.prev_token:.3f})")
+                f"(chance {self.chance.prev_token:.3f}); best duplicate-token "
+                f"{self.dup_token.best() if self.dup_token else 'not measured'} (null 0)")
+
+    def roles(self) -> dict[tuple[int, int], tuple[str, ...]]:
+        return head_roles(self)
 
 
 def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None,
@@ -381,6 +413,34 @@ def study_induction_heads(prefix_match, copying, copying_z) -> list[HeadValue]:
     if copying_z is None:
         return induction_heads(prefix_match, copying)
     return induction_heads(prefix_match, copying_z, "copying_z")
+
+
+ROLES = ("induction", "duplicate-token", "previous-token")
+
+
+def head_roles(s: "ProbeScores") -> dict[tuple[int, int], tuple[str, ...]]:
+    """Every head's roles (the docstring's definitions), in ROLES order; () for a head with none."""
+    L, H = s.prefix_match.mean.shape
+    ind_heads = {(hv.layer, hv.head) for hv in s.induction_heads()}
+    dup = CRITERIA["dup_token"].threshold
+    prev = CRITERIA["prev_token"].threshold
+    return {(l, h): tuple(r for r, holds in (
+        ("induction", (l, h) in ind_heads),
+        ("duplicate-token", s.dup_token is not None and s.dup_token.at(l, h).value.clears(dup)),
+        ("previous-token", s.prev_token.at(l, h).value.clears(prev))) if holds)
+        for l in range(L) for h in range(H)}
+
+
+def head_key(label: str) -> tuple[int, int]:
+    """"L1H3" -> (1, 3)."""
+    layer, head = label.removeprefix("L").split("H")
+    return int(layer), int(head)
+
+
+def roles_str(roles: dict) -> str:
+    """'L0H1 previous-token, L1H3 induction, ...': the heads that hold a role (keys (l, h) or labels "L1H3")."""
+    keyed = {head_key(k) if isinstance(k, str) else tuple(k): r for k, r in roles.items()}
+    return ", ".join(f"L{l}H{h} {'+'.join(r)}" for (l, h), r in sorted(keyed.items()) if r) or "no head holds a role"
 
 
 def sensitivity(prefix_match: HeadScores, copying: HeadScores, copying_score: str,
@@ -410,6 +470,29 @@ def prefix_matching(pattern: torch.Tensor, S: int) -> torch.Tensor:
     for k in range(1, T // S):
         total = total + pattern[..., q, (q - k * S + 1).clamp(min=0)] * (q >= k * S)
     return total.mean(-1)
+
+
+def duplicate_token(pattern: torch.Tensor, S: int) -> torch.Tensor:
+    """pattern (..., T, T) -> (...,): mean over q in [S, T) of the total attention from q to every earlier copy of
+    q's own token, q - kS (k = 1, 2, 3) on a prompt of repeated chunks."""
+    T = pattern.shape[-1]
+    q = torch.arange(S, T)
+    total = 0
+    for k in range(1, T // S):
+        total = total + pattern[..., q, (q - k * S).clamp(min=0)] * (q >= k * S)
+    return total.mean(-1)
+
+
+def token_prefix_matching(pattern: torch.Tensor, idx: torch.Tensor, first: int) -> torch.Tensor:
+    """pattern (N, L, H, T, T), idx (N, T) -> (N, L, H): mean over q in [first, T) of the attention from q to every
+    key j + 1 <= q whose token j equals q's own (j < q): prefix matching read off the tokens, for prompts whose
+    copies are not at fixed lags (the shuffled probes). Equals prefix_matching on repeat prompts of distinct tokens."""
+    T = idx.shape[1]
+    same = idx[:, :, None] == idx[:, None, :]                          # (N, q, j)
+    earlier = torch.ones(T, T, dtype=torch.bool).tril(-1)             # j < q
+    after = torch.zeros_like(same)
+    after[:, :, 1:] = (same & earlier)[:, :, :-1]                      # key j + 1 follows an earlier copy of q's token
+    return (pattern * after[:, None, None].to(pattern.dtype)).sum(-1)[..., first:].mean(-1)
 
 
 def prev_token_diag(pattern: torch.Tensor) -> torch.Tensor:
@@ -540,10 +623,45 @@ def head_scores(model, probes: Probes, n_boot: int = 1000, seed: int = 0) -> Pro
         A_repeat=per_head(a_r), A_control=per_head(a_c), delta=per_head(a_r - a_c),
         prefix_match=per_head(prefix_matching(pr, probes.S) - prefix_matching(pc, probes.S)),
         prev_token=per_head(prev_token_diag(pr)),
+        dup_token=per_head(duplicate_token(pr, probes.S) - duplicate_token(pc, probes.S)),
         G=Estimate(*map(float, bootstrap(gain_per_prompt(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         loss_repeat=curve(rep_loss), loss_control=curve(ctl_loss), copying=per_head(cr - cc), copying_z=per_head(zr - zc),
         original_delta=Estimate(*map(float, bootstrap(original_delta(rep_loss, ctl_loss, probes.S), n_boot, seed))),
         mean_pattern_repeat=pr.mean(0), mean_pattern_control=pc.mean(0), example_pattern=pr[0])
+
+
+@dataclass
+class Recurrence:
+    """The recurrence control on one random probe set (the docstring's definition), every score paired per prompt
+    against the same control prompts: G and the original study's δ on repeat and on shuffled prompts, the
+    induction-specific gain G(repeat) - G(shuffled), and prefix matching read off the tokens on shuffled prompts."""
+    kind: str
+    S: int
+    n: int
+    G_repeat: Estimate
+    G_shuffled: Estimate
+    G_specific: Estimate             # G(repeat) - G(shuffled): what only a copy in order gives
+    delta_repeat: Estimate           # the original study's δ
+    delta_shuffled: Estimate
+    prefix_match_shuffled: HeadScores  # token_prefix_matching, shuffled - control
+
+    def __str__(self):
+        return (f"{self.kind} ({self.n} prompts): G on repeats {self.G_repeat}, on shuffled repeats (the same tokens, "
+                f"no bigram) {self.G_shuffled}, induction-specific gain {self.G_specific} nats/token; δ {self.delta_repeat} "
+                f"/ {self.delta_shuffled}; best prefix matching on shuffled prompts {self.prefix_match_shuffled.best()} "
+                f"(every null 0)")
+
+
+def recurrence(model, p: Probes, seed: int = 0, n_boot: int = 1000) -> Recurrence:
+    sh = shuffled_probes(p, seed)
+    rep, shuf, ctl = (position_losses(model, x) for x in (p.repeat, sh.repeat, p.control))
+    g_rep, g_shuf = gain_per_prompt(rep, ctl, p.S), gain_per_prompt(shuf, ctl, p.S)
+    est = lambda v: Estimate(*map(float, bootstrap(v, n_boot, seed)))  # noqa: E731
+    pm = token_prefix_matching(attention_patterns(model, sh.repeat), sh.repeat, p.S) - \
+        token_prefix_matching(attention_patterns(model, p.control), p.control, p.S)
+    return Recurrence(p.kind, p.S, p.n, est(g_rep), est(g_shuf), est(g_rep - g_shuf),
+                      est(original_delta(rep, ctl, p.S)), est(original_delta(shuf, ctl, p.S)),
+                      HeadScores(*bootstrap(pm, n_boot, seed)))
 
 
 @dataclass
@@ -792,9 +910,22 @@ def chunk2_losses(model, idx: torch.Tensor, S: int) -> torch.Tensor:
     return position_losses(model, idx)[:, S:].mean(-1)
 
 
+POSITIONS = ("measured", "chunk1", "all")  # where patching replaces a head's output (the docstring's definitions)
+
+
+def patch_positions(S: int, where: str) -> torch.Tensor:
+    """(2S-1,) bool: the input positions of a matched prompt that patching replaces: "measured" (chunk 2's queries,
+    S .. 2S-2, whose loss is measured), "chunk1" (0 .. S-1) or "all"."""
+    if where not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {where!r}")
+    pos = torch.arange(2 * S - 1)
+    return {"measured": pos >= S, "chunk1": pos < S, "all": pos >= 0}[where]
+
+
 @torch.no_grad()
-def patch(model, m: Matched, sets, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Noise and denoise each head set [[(l, h), ...], ...] on matched prompts (definitions in the docstring).
+def patch(model, m: Matched, sets, n_boot: int = 1000, seed: int = 0, positions: str = "measured") -> dict:
+    """Noise and denoise each head set [[(l, h), ...], ...] on matched prompts (definitions in the docstring), at
+    `positions` (patch_positions): elsewhere each patched run keeps its own head outputs.
 
     Returns "removed" (noising: share of the normalised gain removed) and "restored" (denoising: share restored),
     each (mean, lo, hi) arrays of (K,), and the clean and corrupted chunk-2 losses (n,)."""
@@ -803,13 +934,49 @@ def patch(model, m: Matched, sets, n_boot: int = 1000, seed: int = 0) -> dict:
     clean_loss, corrupt_loss = chunk2_losses(model, m.clean, S), chunk2_losses(model, m.corrupt, S)
     gain = corrupt_loss - clean_loss  # (n,) the normalisation: 1 = clean, 0 = corrupted
     out = {"loss_clean": clean_loss, "loss_corrupt": corrupt_loss}
-    for direction, run_on, source in (("removed", m.clean, m.corrupt), ("restored", m.corrupt, m.clean)):
-        fill = head_outputs(model, source[:, :-1])  # (L, n, 2S-1, H, D)
-        loss, _ = ablated_run(model, run_on, keep, fill, loss_from=S)
+    z = {"clean": head_outputs(model, m.clean[:, :-1]), "corrupt": head_outputs(model, m.corrupt[:, :-1])}
+    where = patch_positions(S, positions).to(z["clean"].device).view(1, 1, -1, 1, 1)
+    for direction, run_on, source in (("removed", "clean", "corrupt"), ("restored", "corrupt", "clean")):
+        fill = torch.where(where, z[source], z[run_on])  # (L, n, 2S-1, H, D): the source's outputs where patched
+        loss, _ = ablated_run(model, getattr(m, run_on), keep, fill, loss_from=S)
         normalised = corrupt_loss - loss.mean(-1)  # (K, n): the gain the patched run keeps, per prompt
         mean, lo, hi = ratio_of_means(normalised, gain, n_boot, seed)
         out[direction] = (1 - mean, 1 - hi, 1 - lo) if direction == "removed" else (mean, lo, hi)
     return out
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One step of the circuit search: the head added, and the set's shares on the selection prompts (means)."""
+    added: tuple[int, int]
+    removed: float
+    restored: float
+
+    @property
+    def score(self) -> float:
+        return min(self.removed, self.restored)
+
+
+def circuit_search(model, m: Matched, target: float | None = None, max_heads: int | None = None,
+                   positions: str = "measured") -> list[SearchStep]:
+    """Greedy search for the smallest head set that carries the gain (the docstring's definition): each step adds
+    the head whose addition gives the highest patching score, until noising removes and denoising restores at least
+    `target` (CRITERIA["circuit"]) or the set holds max_heads (MAX_CIRCUIT). Every candidate set of a step is
+    patched in one batched call."""
+    target = CRITERIA["circuit"].threshold if target is None else target
+    max_heads = MAX_CIRCUIT if max_heads is None else max_heads
+    L, H = model.config.n_layer, model.config.n_head
+    chosen, steps = [], []
+    while len(chosen) < min(max_heads, L * H):
+        rest = [(l, h) for l in range(L) for h in range(H) if (l, h) not in chosen]
+        r = patch(model, m, [chosen + [hd] for hd in rest], n_boot=1, positions=positions)
+        removed, restored = r["removed"][0], r["restored"][0]
+        best = int(np.argmax(np.minimum(removed, restored)))
+        chosen.append(rest[best])
+        steps.append(SearchStep(rest[best], float(removed[best]), float(restored[best])))
+        if steps[-1].removed >= target and steps[-1].restored >= target:
+            break
+    return steps
 
 
 def head_sets(L: int, H: int, k: int, max_sets: int, seed: int = 0) -> tuple[list[list[tuple[int, int]]], np.ndarray, int]:

@@ -70,7 +70,10 @@ class StudyConfig:
                            None)
     S: int = doc("chunk length; prompts are 4 chunks", ind.PROBE_S)
     n_prompts: int = doc("prompts per probe set, for the scores", 200)
-    n_ablate: int = doc("prompts of the primary set used by the ablations", 64)
+    n_ablate: int = doc("prompts of the primary set used by the ablations and the circuit search (the first of the "
+                        "n_prompts that select)", 64)
+    n_test: int = doc("prompts of the primary set that test the verdict's patching, drawn after the n_prompts by the "
+                      "same generator (disjoint from them)", 64)
     seed: int = doc("seed of the probes and the random head draws", 0)
     primary: str = doc("probe set that defines the induction heads (induction.CRITERIA): text-val, random or "
                        "random-known", "text-val")
@@ -92,6 +95,8 @@ class StudyConfig:
             raise ConfigError(f"need 2 <= n_ablate <= n_prompts <= {MAX_PROMPTS:,} (the CIs resample prompts; the "
                               f"ablations use the first n_ablate prompts), got n_prompts {self.n_prompts} and n_ablate "
                               f"{self.n_ablate}")
+        if not 2 <= self.n_test <= MAX_PROMPTS:
+            raise ConfigError(f"n_test must be in [2, {MAX_PROMPTS:,}] (the CIs resample prompts), got {self.n_test}")
         if not 0 <= self.n_random_draws <= MAX_DRAWS:
             raise ConfigError(f"n_random_draws must be in [0, {MAX_DRAWS:,}], got {self.n_random_draws}")
         if not 1 <= self.n_sets <= MAX_SETS:
@@ -245,74 +250,135 @@ class SetPatching:
 
 
 @dataclass
-class Patching:
-    """Activation patching on matched prompts (clean [base, base], corrupted [c1, base], chunk 2): every head alone,
-    the tested set, and the other head sets of its size (specificity by enumeration)."""
-    probe: str
+class OldPatching:
+    """The verdict of issue #25 (induction.VERDICT_OLD), kept as the old rule: the tested heads patched at every
+    position on the first n_ablate selection prompts, against the head sets of their size."""
     n_prompts: int
-    loss_clean: float              # chunk-2 loss, nats/token
+    tested: SetPatching
+    sets_total: int
+    percentile: float
+
+
+@dataclass
+class Patching:
+    """Activation patching on matched prompts (clean [base, base], corrupted [c1, base], chunk 2) at the measured
+    positions, on the test prompts: every head alone, the tested heads, and the circuit found by the search on the
+    selection prompts against the other head sets of its size (specificity); patching by chunk; the old rule."""
+    probe: str
+    n_prompts: int                 # test prompts
+    loss_clean: float              # chunk-2 loss on the test prompts, nats/token
     loss_corrupt: float
     removed: ind.HeadScores        # (L, H) noising each head alone: share of the gain removed
     restored: ind.HeadScores       # (L, H) denoising each head alone: share restored
-    tested: SetPatching
-    sets: list[SetPatching]        # the other sets of the tested set's size that were compared
+    tested: SetPatching            # the induction heads (or the top head by prefix matching)
+    sets: list[SetPatching]        # the other sets of the circuit's size that were compared
     set_weights: list[float]       # how many sets each stands for (1 when all were compared)
     sets_total: int                # how many other sets of that size exist
-    percentile: float              # weighted share of those sets whose score is below the tested set's (null 0.5)
+    percentile: float              # weighted share of those sets whose score is below the circuit's (null 0.5)
+    # From issue #39 on; None in older summaries, whose fields above are the old rule's (every position, the tested
+    # heads against the sets of their size, on the first n_ablate prompts that also chose them).
+    n_select: int | None = None    # selection prompts of the circuit search
+    search: list[ind.SearchStep] | None = None  # the circuit search, on the selection prompts
+    circuit: SetPatching | None = None          # the found circuit, on the test prompts
+    by_chunk: dict[str, dict[str, SetPatching]] | None = None  # "tested" / "circuit" -> positions -> shares
+    above_100: list[str] | None = None          # each share above 100% and the head that interacts with the set
+    old: OldPatching | None = None
 
     def best(self) -> SetPatching:
-        return max(self.sets + [self.tested], key=lambda sp: sp.score)
+        return max(self.sets + [self.circuit or self.tested], key=lambda sp: sp.score)
 
     def found(self) -> list[tuple[int, int]]:
-        """The heads that pass both patching criteria alone (lower CI bounds): found by patching, without scores."""
+        """The heads that pass both patching criteria alone (lower CI bounds)."""
         t_n, t_d = (ind.CRITERIA[k].threshold for k in ("patch_noising", "patch_denoising"))
         L, H = self.removed.mean.shape
         return [(l, h) for l in range(L) for h in range(H)
                 if self.removed.at(l, h).value.clears(t_n) and self.restored.at(l, h).value.clears(t_d)]
 
+    def search_str(self, roles: dict | None = None) -> str:
+        """The search's steps: each head added (with its roles) and the set's shares on the selection prompts."""
+        def label(hd):
+            r = (roles or {}).get(hd)
+            return f"L{hd[0]}H{hd[1]}" + (f" ({'+'.join(r) or 'no role'})" if roles is not None else "")
+        return "; ".join(f"+{label(st.added)}: removes {100 * st.removed:.0f}%, restores {100 * st.restored:.0f}%"
+                         for st in self.search)
+
     def __str__(self):
         compared = (f"all {self.sets_total:,} compared" if len(self.sets) == self.sets_total else
                     f"{len(self.sets):,} of {self.sets_total:,} compared, sampled by layer")
+        if self.circuit is None:  # a summary written before issue #39: the old rule's patching
+            return "\n".join([
+                f"activation patching ({self.probe} probes, {self.n_prompts} matched prompts; chunk-2 loss clean "
+                f"{self.loss_clean:.3f}, corrupted {self.loss_corrupt:.3f} nats/token)",
+                f"  tested set {self.tested}",
+                f"  heads that pass noising and denoising alone: {heads_str(self.found())}",
+                f"  specificity: the tested set's patching score {self.tested.score:.3f} is above "
+                f"{100 * self.percentile:.1f}% of the other sets of {len(self.tested.heads)} heads ({compared}; null "
+                f"50%)"])
+        chunks = "; ".join(f"{who} at {where}: removes {pct(sp.removed)}, restores {pct(sp.restored)}"
+                           for who, by in self.by_chunk.items() for where, sp in by.items() if where != "measured")
         return "\n".join([
-            f"activation patching ({self.probe} probes, {self.n_prompts} matched prompts; chunk-2 loss clean "
-            f"{self.loss_clean:.3f}, corrupted {self.loss_corrupt:.3f} nats/token)",
-            f"  tested set {self.tested}",
+            f"activation patching at the measured positions (chunk 2's queries) on {self.n_prompts} test prompts "
+            f"({self.probe}; chunk-2 loss clean {self.loss_clean:.3f}, corrupted {self.loss_corrupt:.3f} nats/token)",
+            f"  induction heads {self.tested}",
+            f"  circuit search on {self.n_select} selection prompts (target {ind.CRITERIA['circuit'].threshold:.0%} "
+            f"both ways): {self.search_str()}",
+            f"  found circuit on the test prompts {self.circuit}",
+            f"  specificity: the circuit's patching score {self.circuit.score:.3f} is above {100 * self.percentile:.1f}% "
+            f"of the other sets of {len(self.circuit.heads)} heads ({compared}; null 50%); best set {self.best()}",
             f"  heads that pass noising and denoising alone: {heads_str(self.found())}",
-            f"  specificity: the tested set's patching score {self.tested.score:.3f} is above {100 * self.percentile:.1f}% "
-            f"of the other sets of {len(self.tested.heads)} heads ({compared}; null 50%); best set {self.best()}"])
+            f"  by chunk (secondary): {chunks}",
+            *(f"  above 100%: {note}" for note in self.above_100),
+            f"  old rule (every position, the first {self.old.n_prompts} selection prompts): {self.old.tested}; above "
+            f"{100 * self.old.percentile:.1f}% of the other {self.old.sets_total:,} sets of its size"])
 
 
 @dataclass(frozen=True)
 class PathShare:
-    """One path patched (the previous-token heads' corrupted outputs into the tested heads' queries, keys or values):
-    the share of their prefix matching and of the normalised gain removed (null 0)."""
+    """One path patched (the previous-token heads' corrupted outputs into the tested heads' queries or keys): the share
+    of their prefix matching and of the normalised gain removed (null 0)."""
     prefix_match_removed: ind.Estimate
     gain_removed: ind.Estimate
 
 
-# path -> (the receivers' input, MLPs frozen, its name); "k" is the one CRITERIA["path_key"] judges
-PATHS = {"k": ("k", False, "keys"), "q": ("q", False, "queries"), "v": ("v", False, "values"),
-         "k-direct": ("k", True, "keys, direct path")}  # direct: the MLPs frozen too
+# path -> (the receivers' input, MLPs frozen, its name); "k" is the one CRITERIA["path_key"] judges. Values are no
+# control: they cannot change an attention pattern, so their share of prefix matching is 0 by construction.
+PATHS = {"k": ("k", False, "keys, through the MLPs"), "k-direct": ("k", True, "keys, direct path"),
+         "q": ("q", False, "queries")}
 
 
 @dataclass
 class Circuit:
-    """Path patching from the previous-token heads (senders) into the tested heads (receivers)."""
+    """Path patching from the previous-token heads (senders) into the tested heads (receivers), on the test prompts,
+    and the sender control: every single head below the receivers patched into their keys the same way."""
     senders: list[tuple[int, int]]
     receivers: list[tuple[int, int]]
     why: str                       # how the senders were chosen
-    paths: dict[str, PathShare]    # "k", "q", "v"
+    paths: dict[str, PathShare]    # PATHS
+    # From issue #39 on (None in older summaries, whose paths also held the values)
+    sender_control: dict[str, ind.Estimate] | None = None  # "L0H2": prefix matching removed through the keys
+    sender: str | None = None      # the previous-token head ranked (the senders' strongest alone)
+    sender_rank: float | None = None  # share of the other single senders whose share is below the sender's
 
     @property
     def through_keys(self) -> bool:
         return self.paths["k"].prefix_match_removed.clears(ind.CRITERIA["path_key"].threshold)
 
+    @property
+    def sender_first(self) -> bool:
+        return self.sender_rank is not None and self.sender_rank >= ind.CRITERIA["sender_rank"].threshold
+
     def __str__(self):
         lines = [f"path patching from {heads_str(self.senders)} ({self.why}) into {heads_str(self.receivers)}:"]
-        lines += [f"  into the {PATHS[w][2]}: removes {pct(p.prefix_match_removed)} of their prefix matching and "
+        lines += [f"  into the {PATHS[w][2] if w in PATHS else w}: removes {pct(p.prefix_match_removed)} of their prefix matching and "
                   f"{pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
-        lines.append(f"  circuit through the keys (≥ {ind.CRITERIA['path_key'].threshold:.0%} of prefix matching, lower "
-                     f"CI bound): {'yes' if self.through_keys else 'no'}")
+        if self.sender_control is None:
+            return "\n".join(lines)
+        lines.append(f"  sender control (each head below alone into the keys, through the MLPs): " + ", ".join(
+            f"{h} {pct(e)}" for h, e in sorted(self.sender_control.items(), key=lambda kv: -kv[1].mean)))
+        lines.append(f"  {self.sender} is above {100 * self.sender_rank:.0f}% of the other senders (criterion: all); "
+                     f"circuit through the keys (≥ {ind.CRITERIA['path_key'].threshold:.0%} of prefix matching, lower "
+                     f"CI bound): {'yes' if self.through_keys else 'no'}; by the direct path alone: "
+                     f"{'yes' if self.paths['k-direct'].prefix_match_removed.clears(ind.CRITERIA['path_key'].threshold) else 'no'}")
         return "\n".join(lines)
 
 
@@ -329,19 +395,50 @@ class Validation:
     icl: InContextLearning | None = None
     patching: Patching | None = None       # None in summaries written before issue #25
     circuit: Circuit | None = None         # None where no previous-token head sits below the tested heads
+    roles: dict[str, list[str]] | None = None  # "L1H3" -> its roles (induction.head_roles); None before issue #39
 
     def verdicts(self) -> dict[str, bool]:
         """Each part of the verdict (induction.VERDICT), by name; the ablation criterion in summaries without
-        patching."""
+        patching, the old rule in summaries before issue #39."""
         if self.patching is None:
             return self.ablation_verdicts()
-        p, c = self.patching, ind.CRITERIA
+        if self.roles is None:
+            return self.verdicts_old()
+        p, c, cands = self.patching, ind.CRITERIA, set(self.candidates)
+        path = self.circuit
+        return {f"necessity: noising the induction heads removes >= {c['patch_noising'].threshold:.0%} of the gain "
+                f"(lower CI bound)": bool(cands) and p.tested.removed.clears(c["patch_noising"].threshold),
+                f"sufficiency: denoising the found circuit restores >= {c['patch_denoising'].threshold:.0%} (lower CI "
+                f"bound)": p.circuit.restored.clears(c["patch_denoising"].threshold),
+                f"specificity: the circuit's patching score is above >= {c['specificity'].threshold:.0%} of the sets "
+                f"of its size": p.percentile >= c["specificity"].threshold,
+                "the circuit holds an induction head": bool(cands & set(map(tuple, p.circuit.heads))),
+                f"the keys path from the previous-token head removes >= {c['path_key'].threshold:.0%} of prefix "
+                f"matching (lower CI bound)": path is not None and path.through_keys,
+                "the previous-token head ranks first among the senders": path is not None and path.sender_first}
+
+    def verdicts_old(self) -> dict[str, bool]:
+        """The verdict of issue #25 (induction.VERDICT_OLD): the tested heads patched at every position."""
+        c = ind.CRITERIA
+        if self.roles is None:  # a summary written before issue #39: its patching is the old rule's
+            t, percentile = self.patching.tested, self.patching.percentile
+        else:
+            t, percentile = self.patching.old.tested, self.patching.old.percentile
         return {f"noising removes >= {c['patch_noising'].threshold:.0%} of the gain (lower CI bound)":
-                p.tested.removed.clears(c["patch_noising"].threshold),
+                t.removed.clears(c["patch_noising"].threshold),
                 f"denoising restores >= {c['patch_denoising'].threshold:.0%} (lower CI bound)":
-                p.tested.restored.clears(c["patch_denoising"].threshold),
+                t.restored.clears(c["patch_denoising"].threshold),
                 f"patching score above >= {c['specificity'].threshold:.0%} of the sets of its size":
-                p.percentile >= c["specificity"].threshold}
+                percentile >= c["specificity"].threshold}
+
+    @property
+    def validated_old(self) -> bool:
+        return self.tested_are_candidates and all(self.verdicts_old().values())
+
+    def failed(self) -> list[str]:
+        """The parts of the verdict that fail, by name ("no induction head" first where there is none)."""
+        return (["no head clears the induction-head criteria"] if not self.tested_are_candidates else []) + [
+            part for part, ok in self.verdicts().items() if not ok]
 
     def ablation_verdicts(self) -> dict[str, bool]:
         """Each part of the ablation criterion (CANDIDATES_REMOVE, RANDOM_REMOVE; a secondary view), by name."""
@@ -358,6 +455,8 @@ class Validation:
     def __str__(self):
         lines = [f"induction heads: {heads_str(self.candidates)} | tested: {heads_str(self.tested)} | "
                  f"previous-token heads: {heads_str(self.previous_token_heads)}"]
+        if self.roles is not None:
+            lines.append("roles: " + ind.roles_str(self.roles))
         for mode in ABLATIONS:
             j = getattr(self, mode)
             if j is None:
@@ -372,8 +471,13 @@ class Validation:
             lines.append(str(self.icl))
         if self.patching:  # patching and the circuit print in full as their own steps: here, what the verdict reads
             p = self.patching
-            lines.append(f"activation patching ({p.n_prompts} matched prompts): tested set {p.tested}; its score is "
-                         f"above {100 * p.percentile:.1f}% of the other sets of {len(p.tested.heads)} heads (null 50%)")
+            if p.circuit is not None:
+                lines.append(f"activation patching at the measured positions ({p.n_prompts} test prompts): induction "
+                             f"heads {p.tested}; found circuit {p.circuit}, above {100 * p.percentile:.1f}% of the "
+                             f"other sets of its size (null 50%)")
+            else:
+                lines.append(f"activation patching ({p.n_prompts} matched prompts): tested set {p.tested}; its score is "
+                             f"above {100 * p.percentile:.1f}% of the other sets of {len(p.tested.heads)} heads (null 50%)")
             lines.append("ablation criterion (secondary view): " + "; ".join(
                 f"{part}: {'yes' if ok else 'no'}" for part, ok in self.ablation_verdicts().items()))
         if self.circuit:
@@ -381,6 +485,9 @@ class Validation:
                          f"{'yes' if self.circuit.through_keys else 'no'}")
         lines.append(f"verdict: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
             f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts().items()) + ")")
+        if self.patching and self.roles is not None:
+            lines.append(f"old rule (issue #25): {'PASS' if self.validated_old else 'FAIL'} (" + "; ".join(
+                f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts_old().items()) + ")")
         return "\n".join(lines)
 
 
@@ -424,6 +531,7 @@ class StudyResult:
     figures: dict[str, str]
     original: OriginalComparison | None = None  # None in summaries written before it existed
     gapped: ind.GappedScores | None = None        # None in summaries written before it existed
+    recurrence: dict[str, ind.Recurrence] | None = None  # random probe sets; None in summaries before issue #39
 
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
@@ -446,7 +554,23 @@ class StudyResult:
             counts = ind.sensitivity(s.prefix_match, s.copying_z, "copying_z")
             lines.append("Heads passing with both thresholds scaled by " + ", ".join(
                 f"{f:g}×: {n}" for f, n in counts.items()) + ".")
-        if v.patching:
+        if v.roles is not None:
+            lines.append(f"Roles ({s.kind} probes; previous-token ≥ {ind.CRITERIA['prev_token'].threshold}, "
+                         f"duplicate-token ≥ {ind.CRITERIA['dup_token'].threshold}, lower CI bounds): "
+                         f"{ind.roles_str(v.roles)}.")
+        if v.patching and v.patching.circuit is not None:
+            p = v.patching
+            roles = {ind.head_key(k): tuple(r) for k, r in v.roles.items()}
+            lines.append(f"Activation patching at the measured positions, on {p.n_prompts} test prompts apart from "
+                         f"the {s.n} that chose the heads: noising {heads_str(v.tested)} removes "
+                         f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
+                         f"(nulls 0).")
+            lines.append(f"The circuit search ({p.n_select} selection prompts) adds {p.search_str(roles)}; on the test "
+                         f"prompts the found circuit {heads_str(p.circuit.heads)} removes {pct(p.circuit.removed)} and "
+                         f"restores {pct(p.circuit.restored)}, above {100 * p.percentile:.1f}% of the other "
+                         f"{p.sets_total:,} sets of {len(p.circuit.heads)} heads (null 50%).")
+            lines += [f"Above 100%: {note}." for note in p.above_100]
+        elif v.patching:
             p = v.patching
             lines.append(f"Activation patching ({p.n_prompts} matched prompts): noising {heads_str(v.tested)} removes "
                          f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
@@ -455,8 +579,16 @@ class StudyResult:
         if v.circuit:
             c = v.circuit
             lines.append(f"Path patching from {heads_str(c.senders)}: through the keys it removes "
-                         f"{pct(c.paths['k'].prefix_match_removed)} of their prefix matching (queries "
-                         f"{pct(c.paths['q'].prefix_match_removed)}, values {pct(c.paths['v'].prefix_match_removed)}).")
+                         f"{pct(c.paths['k'].prefix_match_removed)} of their prefix matching with the MLPs recomputed, "
+                         f"{pct(c.paths['k-direct'].prefix_match_removed)} by the direct path alone (queries "
+                         f"{pct(c.paths['q'].prefix_match_removed)}).")
+            if c.sender_control is not None:
+                other = max(((h, e) for h, e in c.sender_control.items() if h != c.sender), key=lambda he: he[1].mean,
+                            default=None)
+                lines.append(f"Sender control (each head below the induction heads patched alone into their keys): "
+                             f"{c.sender} removes {pct(c.sender_control[c.sender])}, above "
+                             f"{100 * c.sender_rank:.0f}% of the {len(c.sender_control) - 1} other heads" +
+                             (f" (the best of them, {other[0]}, {pct(other[1])})" if other else "") + ".")
         for mode in ABLATIONS:
             if getattr(v, mode) is not None:
                 lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G"
@@ -467,7 +599,15 @@ class StudyResult:
             lines.append(f"Previous-token heads: {heads_str(v.previous_token_heads)}.")
         if v.icl:
             lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
-        if v.patching:
+        if v.patching and v.roles is not None:
+            failed = v.failed()
+            lines.append(f"Verdict (induction.VERDICT: the induction heads necessary, the found circuit sufficient and "
+                         f"specific, holding an induction head fed through the keys by the previous-token head): "
+                         f"{'PASS' if v.validated else 'FAIL'}" + (f"; failed: {'; '.join(failed)}" if failed else "")
+                         + f". The old rule (issue #25: the induction heads alone, every position): "
+                         f"{'pass' if v.validated_old else 'fail'}; the ablation criterion (secondary): "
+                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'}.")
+        elif v.patching:
             c = ind.CRITERIA
             lines.append(f"Verdict (patching: noising ≥ {c['patch_noising'].threshold:.0%} and denoising ≥ "
                          f"{c['patch_denoising'].threshold:.0%}, lower CI bounds, and specificity ≥ "
@@ -479,6 +619,8 @@ class StudyResult:
                          f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
         if self.gapped:
             lines.append(f"{str(self.gapped)[0].upper()}{str(self.gapped)[1:]}.")
+        for r in (self.recurrence or {}).values():
+            lines.append(f"Recurrence control, {r}.")
         if self.original:
             lines.append(f"{str(self.original)[0].upper()}{str(self.original)[1:]}.")
         return "\n".join(lines)
@@ -600,12 +742,25 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
     return ctx
 
 
+def draw_probes(ctx: Context, cfg: StudyConfig) -> dict[str, tuple[ind.Probes, ind.Probes]]:
+    """Each probe set drawn once, n_prompts + n_test prompts from one generator: (selection, test), disjoint draws."""
+    bs, n, sel = ctx.model.config.block_size, cfg.n_prompts + cfg.n_test, slice(None, cfg.n_prompts)
+    drawn = {"text-val": ind.text_probes(ctx.val_tokens, cfg.S, n, cfg.seed, bs, "text-val"),
+             "text-train": ind.text_probes(ctx.train_tokens, cfg.S, n, cfg.seed, bs, "text-train"),
+             **{kind: ind.random_probes(alphabet, cfg.S, n, cfg.seed, bs, kind)
+                for kind, alphabet in ind.probe_alphabets(ctx.train_tokens, ctx.tok).items()}}
+    return {kind: tuple(ind.Probes(p.repeat[rows], p.control[rows], p.S, p.kind)
+                        for rows in (sel, slice(cfg.n_prompts, None))) for kind, p in drawn.items()}
+
+
 def make_probes(ctx: Context, cfg: StudyConfig) -> dict[str, ind.Probes]:
-    bs = ctx.model.config.block_size
-    return {"text-val": ind.text_probes(ctx.val_tokens, cfg.S, cfg.n_prompts, cfg.seed, bs, "text-val"),
-            "text-train": ind.text_probes(ctx.train_tokens, cfg.S, cfg.n_prompts, cfg.seed, bs, "text-train"),
-            **{kind: ind.random_probes(alphabet, cfg.S, cfg.n_prompts, cfg.seed, bs, kind)
-               for kind, alphabet in ind.probe_alphabets(ctx.train_tokens, ctx.tok).items()}}
+    """The selection prompts of every probe set: they score the heads, name their roles and guide the circuit search."""
+    return {kind: select for kind, (select, _) in draw_probes(ctx, cfg).items()}
+
+
+def test_probes(ctx: Context, cfg: StudyConfig) -> ind.Probes:
+    """The primary set's test prompts: the verdict's patching and path patching run on them alone."""
+    return draw_probes(ctx, cfg)[cfg.primary][1]
 
 
 def show_probes(ctx: Context, probes: dict, chars: int = 110) -> str:
@@ -688,48 +843,112 @@ def _estimate(mean, lo, hi, i=0) -> ind.Estimate:
     return ind.Estimate(float(mean[i]), float(lo[i]), float(hi[i]))
 
 
-def patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig, val_windows: int = 16) -> Patching:
-    """Noise and denoise every head alone, the tested set, and the other head sets of its size on matched prompts
-    of the primary probe set; each set's cost on validation text under resample ablation (another window's output)."""
+def _set_patching(r: dict, i: int, heads, cost: float) -> SetPatching:
+    return SetPatching(list(heads), _estimate(*r["removed"], i), _estimate(*r["restored"], i), cost)
+
+
+def _val_cost(model, val: torch.Tensor, heads) -> float:
+    """The set's cost on validation text: resample ablation (another window's output), nats/token."""
+    vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[], list(heads)]), ind.RESAMPLE)
+    return float(vloss[1].mean() - vloss[0].mean())
+
+
+def _specificity(ctx: Context, m: ind.Matched, tested, cfg: StudyConfig, positions: str, val: torch.Tensor | None,
+                 tested_cost: float = 0.0):
+    """The tested set and the other head sets of its size patched at `positions`; each set's cost on validation
+    text under resample ablation (val None: not measured, every set gets tested_cost). Returns the tested set's
+    SetPatching, the others', their weights, the number of other sets, and the weighted share of them below the
+    tested set's score."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
-    _, tested = tested_heads(scores, cfg)
-    m = ind.matched_probes(_subset(probes[cfg.primary], cfg.n_ablate))
     sets, weights, total = ind.head_sets(L, H, len(tested), cfg.n_sets + 1, cfg.seed)
-    key = sorted(tested)
-    others = [(st, w) for st, w in zip(sets, weights) if sorted(st) != key]
-    heads = [(l, h) for l in range(L) for h in range(H)]
-    configs = [[hd] for hd in heads] + [tested] + [st for st, _ in others]
-    val = ind.val_windows(ctx.val_tokens, model.config.block_size, val_windows, cfg.seed)
-    with ctx.step("patching"):
-        r = ind.patch(model, m, configs, seed=cfg.seed)
-        vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[]] + configs[L * H:]), ind.RESAMPLE)
-    cost = (vloss.mean((1, 2)) - vloss[0].mean()).tolist()[1:]  # per set from the tested one on
-    per_head = lambda v: ind.HeadScores(*(a[:L * H].reshape(L, H) for a in v))  # noqa: E731
-    set_patch = [SetPatching(st, _estimate(*r["removed"], L * H + i), _estimate(*r["restored"], L * H + i), cost[i])
-                 for i, st in enumerate(configs[L * H:])]
-    t, rest = set_patch[0], set_patch[1:]
+    others = [(st, w) for st, w in zip(sets, weights) if sorted(st) != sorted(tested)]
+    configs = [list(tested)] + [st for st, _ in others]
+    r = ind.patch(model, m, configs, seed=cfg.seed, positions=positions)
+    if val is None:
+        cost = [tested_cost] * len(configs)
+    else:
+        vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[]] + configs), ind.RESAMPLE)
+        cost = (vloss.mean((1, 2)) - vloss[0].mean()).tolist()[1:]
+    t, rest = _set_patching(r, 0, tested, cost[0]), [_set_patching(r, i, st, cost[i]) for i, st in enumerate(configs)
+                                                    if i > 0]
     w = np.array([w for _, w in others])
     w = w * (total - 1) / w.sum() if len(w) else w  # the sample stands for every other set
-    pct = ind.percentile(np.array([sp.score for sp in rest]), w, t.score) if rest else float("nan")
-    return Patching(m.kind, m.n, float(r["loss_clean"].mean()), float(r["loss_corrupt"].mean()),
-                    per_head(r["removed"]), per_head(r["restored"]), t, rest, w.tolist(), total - 1, pct)
+    pct_below = ind.percentile(np.array([sp.score for sp in rest]), w, t.score) if rest else float("nan")
+    return t, rest, w.tolist(), total - 1, pct_below
+
+
+def _above_100(ctx: Context, m: ind.Matched, named: dict, cfg: StudyConfig) -> list[str]:
+    """For each set whose share is above 100%, the head whose addition brings the share nearest to 100%: the component
+    that, unpatched, still acts as if the set had not been patched (e.g. a duplicate-token head that keeps signalling
+    a repeat while the induction heads' copy is gone)."""
+    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+    notes = []
+    for name, sp in named.items():
+        for direction, est in (("removed", sp.removed), ("restored", sp.restored)):
+            if est.mean <= 1:
+                continue
+            rest = [(l, h) for l in range(L) for h in range(H) if (l, h) not in sp.heads]
+            r = ind.patch(model, m, [sp.heads + [hd] for hd in rest], n_boot=1, positions="measured")
+            shares = r[direction][0]
+            i = int(np.argmin(np.abs(shares - 1)))
+            l, h = rest[i]
+            verb = "noising" if direction == "removed" else "denoising"
+            notes.append(f"{verb} the {name} ({heads_str(sp.heads)}) {direction} {100 * est.mean:.0f}%; with "
+                         f"L{l}H{h} also patched, {100 * shares[i]:.0f}%: L{l}H{h} interacts with them (unpatched, it "
+                         f"keeps acting on the run the set was taken from)")
+    return notes
+
+
+def patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig, val_windows: int = 16) -> Patching:
+    """Activation patching on matched prompts at the measured positions (induction.py's docstring): every head alone
+    and the tested heads on the test prompts; the circuit search on the selection prompts, and the found circuit on
+    the test prompts against the other head sets of its size; both by chunk; the old rule (every position, the
+    selection prompts)."""
+    model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
+    _, tested = tested_heads(scores, cfg)
+    m_test = ind.matched_probes(test_probes(ctx, cfg))
+    m_sel = ind.matched_probes(_subset(probes[cfg.primary], cfg.n_ablate))
+    heads = [(l, h) for l in range(L) for h in range(H)]
+    val = ind.val_windows(ctx.val_tokens, model.config.block_size, val_windows, cfg.seed)
+    with ctx.step("patching"):
+        r = ind.patch(model, m_test, [[hd] for hd in heads] + [tested], seed=cfg.seed)
+        search = ind.circuit_search(model, m_sel)
+        circuit = [st.added for st in search]
+        c, sets, weights, total, below = _specificity(ctx, m_test, circuit, cfg, "measured", val)
+        t = _set_patching(r, L * H, tested, _val_cost(model, val, tested))
+        by_chunk = {}
+        for who, measured in (("induction heads", t), ("circuit", c)):
+            hs = measured.heads
+            rc = ind.patch(model, m_test, [hs], seed=cfg.seed, positions="chunk1")
+            ra = ind.patch(model, m_test, [hs], seed=cfg.seed, positions="all")
+            by_chunk[who] = {"chunk1": _set_patching(rc, 0, hs, measured.val_loss_change), "measured": measured,
+                             "all": _set_patching(ra, 0, hs, measured.val_loss_change)}
+        above = _above_100(ctx, m_test, {"induction heads": t, "circuit": c}, cfg)
+        old_t, _, _, old_total, old_below = _specificity(ctx, m_sel, tested, cfg, "all", None, t.val_loss_change)
+    per_head = lambda v: ind.HeadScores(*(a[:L * H].reshape(L, H) for a in v))  # noqa: E731
+    return Patching(m_test.kind, m_test.n, float(r["loss_clean"].mean()), float(r["loss_corrupt"].mean()),
+                    per_head(r["removed"]), per_head(r["restored"]), t, sets, weights, total, below,
+                    n_select=m_sel.n, search=search, circuit=c, by_chunk=by_chunk, above_100=above,
+                    old=OldPatching(m_sel.n, old_t, old_total, old_below))
 
 
 def path_patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig) -> Circuit | None:
-    """The circuit: the previous-token heads' corrupted outputs into only the tested heads' keys (and, as controls,
-    queries and values); None if no head sits in a layer below the tested heads."""
+    """The circuit, on the test prompts: the previous-token heads' corrupted outputs into only the tested heads' keys
+    (through the MLPs, and by the direct path) and queries, and the sender control: every single head below the
+    tested heads into their keys the same way. None if no head sits in a layer below the tested heads."""
     model, H = ctx.model, ctx.model.config.n_head
     _, tested = tested_heads(scores, cfg)
     senders = previous_token_heads(scores, cfg, tested)
     why = f"previous-token score ≥ {ind.CRITERIA['prev_token'].threshold}, lower CI bound"
+    below = [(l, h) for l in range(max(lt for lt, _ in tested)) for h in range(H)]
     if not senders:
-        below = [(l, h) for l in range(min(lt for lt, _ in tested)) for h in range(H)]
-        if not below:
+        below_all = [(l, h) for l in range(min(lt for lt, _ in tested)) for h in range(H)]
+        if not below_all:
             return None
         prev = scores[cfg.primary].prev_token.mean
-        senders = [max(below, key=lambda lh: prev[lh])]
+        senders = [max(below_all, key=lambda lh: prev[lh])]
         why = "the best previous-token head below the tested heads; none clears the criterion"
-    m = ind.matched_probes(_subset(probes[cfg.primary], cfg.n_ablate))
+    m = ind.matched_probes(test_probes(ctx, cfg))
     S, rows, cols = m.S, [l for l, _ in tested], [h for _, h in tested]
 
     def prefix_matching(idx):  # (n,) the tested heads' mean attention from chunk 2 to the token after the copy
@@ -738,15 +957,27 @@ def path_patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig) ->
     with ctx.step("path_patching"):
         pm = {"clean": prefix_matching(m.clean), "corrupt": prefix_matching(m.corrupt)}
         loss_clean, loss_corrupt = ind.chunk2_losses(model, m.clean, S), ind.chunk2_losses(model, m.corrupt, S)
-        paths = {}
-        for path, (into, frozen, _) in PATHS.items():
-            pm_patched, loss = ind.path_patch(model, m, senders, tested, into, frozen)
+
+        def shares(sent, into, frozen):
+            pm_patched, loss = ind.path_patch(model, m, sent, tested, into, frozen)
             pm_removed = ind.ratio_of_means((pm["clean"] - pm_patched.mean(1))[None], pm["clean"] - pm["corrupt"],
                                             seed=cfg.seed)
             kept = ind.ratio_of_means((loss_corrupt - loss)[None], loss_corrupt - loss_clean, seed=cfg.seed)
-            paths[path] = PathShare(_estimate(*pm_removed), ind.Estimate(1 - float(kept[0][0]), 1 - float(kept[2][0]),
-                                                                         1 - float(kept[1][0])))
-    return Circuit(senders, tested, why, paths)
+            return PathShare(_estimate(*pm_removed), ind.Estimate(1 - float(kept[0][0]), 1 - float(kept[2][0]),
+                                                                  1 - float(kept[1][0])))
+
+        paths = {path: shares(senders, into, frozen) for path, (into, frozen, _) in PATHS.items()}
+        control = {f"L{l}H{h}": shares([(l, h)], "k", False).prefix_match_removed for l, h in below}
+    sender = max((f"L{l}H{h}" for l, h in senders), key=lambda k: control[k].mean)
+    others = np.array([e.mean for k, e in control.items() if k != sender])
+    rank = float((others < control[sender].mean).mean()) if len(others) else 1.0
+    return Circuit(senders, tested, why, paths, control, sender, rank)
+
+
+def recurrence_control(ctx: Context, probes: dict, cfg: StudyConfig) -> dict[str, ind.Recurrence]:
+    """The recurrence control on the random probe sets' selection prompts (induction.py's docstring)."""
+    with ctx.step("recurrence"):
+        return {kind: ind.recurrence(ctx.model, probes[kind], cfg.seed) for kind in ("random", "random-known")}
 
 
 def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations, cfg: StudyConfig,
@@ -793,8 +1024,9 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
     kcomp = KComposition(kc["random_mean"], kc["random_std"],
                          {f"L{la}H{ha}->L{lb}H{hb}": float(kc["scores"][la, ha, lb, hb])
                           for lb, hb in tested for la in range(lb) for ha in range(H)}, kc["scores"])
+    roles = {f"L{l}H{h}": list(r) for (l, h), r in scores[cfg.primary].roles().items()}
     return Validation(cands, tested, bool(cands), prev_heads, joint["zero"], joint["mean"], kcomp, joint["resample"],
-                      icl, patching, circuit)
+                      icl, patching, circuit, roles)
 
 
 def compare_with_original(ctx: Context, probes: dict, scores: dict) -> OriginalComparison:
@@ -836,6 +1068,17 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         prim.prev_token.mean, d / f"PrevTokenScore_{name}.png",
         f"{label}\nprevious-token score (chance ≈ {prim.chance.prev_token:.3f})", "attention to t−1",
         center=False, cmap="viridis")
+    roles = prim.roles()
+    abbrev = {"induction": "IND", "duplicate-token": "DUP", "previous-token": "PREV"}
+    notes = [["+".join(abbrev[r] for r in roles[l, h]) for h in range(H)] for l in range(L)]
+    figs["roles"] = utils.plot_head_grids(
+        {"previous-token (chance ≈ {:.3f})".format(prim.chance.prev_token): prim.prev_token.mean,
+         "duplicate-token, repeat − control (null 0)": prim.dup_token.mean,
+         "prefix matching, repeat − control (null 0)": prim.prefix_match.mean},
+        d / f"Roles_{name}.png", f"{label}: every head's role ({kind} probes; PREV previous-token ≥ "
+        f"{ind.CRITERIA['prev_token'].threshold}, DUP duplicate-token ≥ {ind.CRITERIA['dup_token'].threshold}, IND "
+        f"induction: prefix matching ≥ {ind.CRITERIA['prefix_match'].threshold} and relative copying ≥ "
+        f"{ind.CRITERIA['copying_z'].threshold}; lower CI bounds)", "attention", notes=notes)
     figs["ablation"] = utils.plot_head_grids(
         {f"{m} ablation (G = {getattr(singles, m).G_base:.2f})": getattr(singles, m).G_drop for m in ABLATIONS},
         d / f"HeadAblation_HeatMap_{name}.png",
@@ -865,15 +1108,30 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
         p = val.patching
         figs["patching"] = utils.plot_head_grids(
             {"noising: share of the gain removed": p.removed.mean, "denoising: share restored": p.restored.mean},
-            d / f"Patching_{name}.png", f"{label}: activation patching of each head alone\n({kind} probes, "
-            f"clean [base, base] vs corrupted [c1, base], {p.n_prompts} prompts; null 0)", "share of the gain")
+            d / f"Patching_{name}.png", f"{label}: activation patching of each head alone at the measured positions"
+            f"\n({kind} probes, clean [base, base] vs corrupted [c1, base], {p.n_prompts} test prompts; null 0)",
+            "share of the gain", notes=notes)
         figs["specificity"] = utils.plot_specificity(
-            [sp.score for sp in p.sets], p.set_weights, [sp.val_loss_change for sp in p.sets], p.tested.score,
-            p.tested.val_loss_change, d / f"Specificity_{name}.png",
-            f"{label}: {heads_str(p.tested.heads)} against the other {p.sets_total:,} sets of {len(p.tested.heads)} "
-            f"heads\n(" + ("all compared" if len(p.sets) == p.sets_total else
-                           f"{len(p.sets)} compared, stratified by layer") +
-            f"; the tested set is above {100 * p.percentile:.1f}% of them)")
+            [sp.score for sp in p.sets], p.set_weights, [sp.val_loss_change for sp in p.sets], p.circuit.score,
+            p.circuit.val_loss_change, d / f"Specificity_{name}.png",
+            f"{label}: the found circuit {heads_str(p.circuit.heads)} against the other {p.sets_total:,} sets of "
+            f"{len(p.circuit.heads)} heads\n(" + ("all compared" if len(p.sets) == p.sets_total else
+                                                 f"{len(p.sets)} compared, stratified by layer") +
+            f"; measured positions, test prompts; the circuit is above {100 * p.percentile:.1f}% of them)")
+        figs["search"] = utils.plot_search(
+            [f"L{st.added[0]}H{st.added[1]} ({notes[st.added[0]][st.added[1]] or 'no role'})" for st in p.search],
+            [st.removed for st in p.search], [st.restored for st in p.search], d / f"CircuitSearch_{name}.png",
+            f"{label}: the circuit search at the measured positions\n({p.n_select} selection prompts; greedy, the head "
+            f"that raises min(removed, restored) most)", ind.CRITERIA["circuit"].threshold)
+        where = {"chunk1": "chunk 1", "measured": "chunk 2 (measured)", "all": "every position"}
+        groups = {f"{who}: {'noising removes' if d == 'removed' else 'denoising restores'}":
+                  {f"patched at {where[pos]}": (getattr(sp, d).mean, getattr(sp, d).lo, getattr(sp, d).hi)
+                   for pos, sp in by.items()} for who, by in p.by_chunk.items() for d in ("removed", "restored")}
+        figs["by_chunk"] = utils.plot_grouped_bars(
+            groups, d / f"Patching_ByChunk_{name}.png",
+            f"{label}: patching by chunk ({p.n_prompts} test prompts; 95% CI; null 0)\n"
+            f"the induction heads {heads_str(p.tested.heads)} and the found circuit {heads_str(p.circuit.heads)}",
+            "share of the gain")
     if val.circuit:
         c = val.circuit
         bars = [(f"{PATHS[w][2]}: {what}", getattr(ps, attr)) for what, attr in (
@@ -913,20 +1171,23 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
                 text=f"Mean attention on the repeat prompts minus the control prompts (4 chunks of {s.S} tokens; "
                      f"null 0). Red = more attention when the chunks repeat: an induction head's stripe S − 1 below "
                      f"the diagonal in chunks 2–4."))
+        roles = scores[cfg.primary].roles()
+        titles = {lh: f"L{lh[0]}H{lh[1]}" + (f" {'+'.join(r)}" if r else "") for lh, r in roles.items()}
         return utils.attention_page(ctx.target.plots_dir / f"Attention_Page_{ctx.name}.html",
-                                    f"{ctx.label}: attention", str(ctx), sections)
+                                    f"{ctx.label}: attention", f"{ctx}. Each panel's title names the head's roles "
+                                    f"({cfg.primary} probes): {ind.roles_str(roles)}.", sections, titles)
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
               figs: dict, original: OriginalComparison | None = None,
-              gapped: ind.GappedScores | None = None) -> StudyResult:
+              gapped: ind.GappedScores | None = None, recurrence: dict | None = None) -> StudyResult:
     """The typed result, saved to the target's out_json (default: induction_<name>.json in the run's folder)."""
     result = StudyResult(
         model=ctx.name, checkpoint=str(ctx.target.checkpoint), params=ctx.model.num_params(), step=ctx.ckpt.get("step"),
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
         tokens_seen=ctx.ckpt.get("step", 0) * ctx.run.tokens_per_step,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
-        figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped)
+        figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped, recurrence=recurrence)
     write_record(ctx.target.out_json, "study", result)
     return result
 
@@ -942,10 +1203,11 @@ def run(cfg: StudyConfig, progress: bool = False) -> StudyResult:
     patched = patching(ctx, probes, scores, cfg)
     circuit = path_patching(ctx, probes, scores, cfg)
     val = validate(ctx, probes, scores, singles, cfg, patched, circuit)
+    recurrence = recurrence_control(ctx, probes, cfg)
     original = compare_with_original(ctx, probes, scores)
     figs = figures(ctx, cfg, scores, singles, val)
     figs["page"] = attention_page(ctx, cfg, probes, scores)
-    return summarize(ctx, cfg, scores, singles, val, figs, original, gapped)
+    return summarize(ctx, cfg, scores, singles, val, figs, original, gapped, recurrence)
 
 
 ERRORS = (ConfigError, CheckpointError, CorpusError, TokenizerError, ind.ProbeError)

@@ -41,8 +41,8 @@ def plot_loss_curve(metrics, path, title: str):
     return save_figure(fig, path)
 
 
-def _heatmap(ax, grid, title, cmap="RdBu_r", center=True, fmt="{:.2f}", ci=None, vlim=None):
-    """Layers x heads heatmap with each cell's value (and CI) written in it."""
+def _heatmap(ax, grid, title, cmap="RdBu_r", center=True, fmt="{:.2f}", ci=None, vlim=None, notes=None):
+    """Layers x heads heatmap with each cell's value (and CI, and note: notes[l][h]) written in it."""
     grid = np.asarray(grid, dtype=float)
     lim = vlim or (max(1e-6, np.nanmax(np.abs(grid))) if center else None)
     kw = dict(vmin=-lim, vmax=lim) if center else ({"vmin": 0, "vmax": lim} if lim else {})
@@ -58,7 +58,9 @@ def _heatmap(ax, grid, title, cmap="RdBu_r", center=True, fmt="{:.2f}", ci=None,
             text = fmt.format(grid[l, h])
             if ci is not None:
                 text += f"\n[{ci[0][l][h]:.2f}, {ci[1][l][h]:.2f}]"
-            ax.text(h, l, text, ha="center", va="center", fontsize=8 if ci is None else 7)
+            if notes is not None and notes[l][h]:
+                text += f"\n{notes[l][h]}"
+            ax.text(h, l, text, ha="center", va="center", fontsize=8 if ci is None and notes is None else 7)
     return im
 
 
@@ -70,14 +72,14 @@ def plot_head_grid(grid, path, title, cbar_label, ci=None, center=True, cmap="Rd
     return save_figure(fig, path)
 
 
-def plot_head_grids(grids: dict, path, title, cbar_label, center=True):
-    """Several layers x heads grids side by side on one shared colour scale."""
+def plot_head_grids(grids: dict, path, title, cbar_label, center=True, notes=None):
+    """Several layers x heads grids side by side on one shared colour scale (notes[l][h]: text under each value)."""
     lim = max(1e-6, max(float(np.nanmax(np.abs(g))) for g in grids.values()))
     L, H = np.asarray(next(iter(grids.values()))).shape
     fig, axes = plt.subplots(1, len(grids), figsize=(len(grids) * (1.3 * H + 1.2) + 1.5, 0.9 * L + 1.8),
                              squeeze=False, layout="constrained")
     for ax, (name, g) in zip(axes[0], grids.items()):
-        im = _heatmap(ax, g, name, center=center, vlim=lim)
+        im = _heatmap(ax, g, name, center=center, vlim=lim, notes=notes)
     fig.suptitle(title)
     fig.colorbar(im, ax=axes[0].tolist(), label=cbar_label)
     return save_figure(fig, path)
@@ -165,6 +167,43 @@ def plot_ablation_bars(labels, values, lo, hi, groups, path, title, ylabel):
     return save_figure(fig, path)
 
 
+def plot_grouped_bars(groups: dict, path, title, ylabel):
+    """groups: {group label: {bar label: (mean, lo, hi)}}, every group with the same bar labels: one colour per bar
+    label, with a legend, and each bar's 95% interval."""
+    names = list(next(iter(groups.values())))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 4.2))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        x = np.arange(len(groups)) + (i - (len(names) - 1) / 2) * width
+        mean, lo, hi = (np.array([g[name][k] for g in groups.values()], float) for k in range(3))
+        ax.bar(x, mean, width, label=name, color=f"C{i}")
+        ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="k", capsize=3)
+    ax.set_xticks(np.arange(len(groups)), list(groups))
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_search(labels, removed, restored, path, title, target: float):
+    """The circuit search: each set's noising share removed and denoising share restored as heads are added."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 3), 4))
+    x = np.arange(1, len(labels) + 1)
+    ax.plot(x, removed, "o-", label="noising: share removed")
+    ax.plot(x, restored, "s-", label="denoising: share restored")
+    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:.0%}")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(x, [f"+{lab}" for lab in labels], rotation=15, ha="right")
+    ax.set_xlabel("head added (its roles)")
+    ax.set_ylabel("share of the in-context gain")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
 def plot_specificity(scores, weights, costs, tested_score, tested_cost, path, title):
     """The patching score of every compared head set (a histogram weighted by how many sets each stands for) and
     against its cost on validation loss, with the tested set marked."""
@@ -198,11 +237,12 @@ PAGE_TEMPLATE = """<!DOCTYPE html>
 """
 
 
-def attention_page(path, title: str, intro: str, sections: list[dict]):
+def attention_page(path, title: str, intro: str, sections: list[dict], head_titles: dict | None = None):
     """One self-contained HTML file of attention heatmaps, one panel per head, with hover values.
 
     sections: [{"heading", "text", "patterns": (L, H, T, T), "labels": T axis labels, "center": bool}, ...];
-    center=True draws a difference (blue < 0 < red) on a symmetric scale, else weights in [0, 1]. plotly.js is
+    center=True draws a difference (blue < 0 < red) on a symmetric scale, else weights in [0, 1]. head_titles:
+    (l, h) -> each panel's title (default "L{l}H{h}"), e.g. with the head's role. plotly.js is
     inlined once, so the page works offline; future positions (key > query) are left blank.
     """
     import plotly.graph_objects as go
@@ -215,7 +255,8 @@ def attention_page(path, title: str, intro: str, sections: list[dict]):
         patterns[..., ~np.tri(T, dtype=bool)] = np.nan  # (L, H, T, T): only key <= query exists
         labels = [f"{j}: {tok}" for j, tok in enumerate(sec["labels"])]  # unique, so repeated tokens keep their cells
         lim = (float(np.nanmax(np.abs(patterns))) or 1.0) if sec["center"] else 1.0
-        fig = make_subplots(L, H, subplot_titles=[f"L{l}H{h}" for l in range(L) for h in range(H)],
+        fig = make_subplots(L, H, subplot_titles=[escape((head_titles or {}).get((l, h), f"L{l}H{h}"))
+                                                  for l in range(L) for h in range(H)],
                             horizontal_spacing=0.03, vertical_spacing=0.06 / max(1, L / 4))
         for l in range(L):
             for h in range(H):

@@ -236,16 +236,98 @@ def test_matched_prompts_differ_only_before_the_measured_chunk(matched, probes):
 
 def test_patching_finds_exactly_the_induction_head(model, matched):
     heads = [(l, h) for l in range(2) for h in range(2)]
-    r = ind.patch(model, matched, [[hd] for hd in heads])
-    assert r["loss_corrupt"].mean() - r["loss_clean"].mean() > 5
-    removed, restored = (dict(zip(heads, zip(*r[k]))) for k in ("removed", "restored"))  # head -> (mean, lo, hi)
-    t_n, t_d = (ind.CRITERIA[k].threshold for k in ("patch_noising", "patch_denoising"))
-    found = [hd for hd in heads if removed[hd][1] >= t_n and restored[hd][1] >= t_d]
-    assert found == [(1, 0)]
-    # the previous-token head is necessary (noising it breaks the circuit) but not sufficient: its clean output
-    # in the corrupted run points the induction head at the corrupted chunk
-    assert removed[(0, 0)][0] > 0.9 and restored[(0, 0)][0] < 0.1
-    assert abs(removed[(0, 1)][0]) < 1e-3 and abs(restored[(1, 1)][0]) < 1e-3  # inert heads do nothing
+    found = {}
+    for positions in ("measured", "all"):
+        r = ind.patch(model, matched, [[hd] for hd in heads], positions=positions)
+        assert r["loss_corrupt"].mean() - r["loss_clean"].mean() > 5
+        removed, restored = (dict(zip(heads, zip(*r[k]))) for k in ("removed", "restored"))  # head -> (mean, lo, hi)
+        t_n, t_d = (ind.CRITERIA[k].threshold for k in ("patch_noising", "patch_denoising"))
+        found[positions] = [hd for hd in heads if removed[hd][1] >= t_n and restored[hd][1] >= t_d]
+        assert abs(removed[(0, 1)][0]) < 1e-3 and abs(restored[(1, 1)][0]) < 1e-3  # inert heads do nothing
+        if positions == "all":
+            # patched everywhere, the previous-token head looks necessary (its chunk-1 output makes the induction
+            # head's keys) but not sufficient: its clean output in the corrupted run points at the corrupted chunk
+            assert removed[(0, 0)][0] > 0.9 and restored[(0, 0)][0] < 0.1
+        else:  # at the measured positions its output feeds no key that chunk 2's queries read
+            assert abs(removed[(0, 0)][0]) < 1e-3 and abs(restored[(0, 0)][0]) < 1e-3
+    assert found == {"measured": [(1, 0)], "all": [(1, 0)]}
+    r = ind.patch(model, matched, [[(0, 0)]], positions="chunk1")
+    assert r["removed"][0][0] > 0.9  # ... because its chunk-1 output is the one that counts
+    with pytest.raises(ValueError, match="positions must be one of measured, chunk1, all"):
+        ind.patch(model, matched, [[(0, 0)]], positions="chunk2")
+
+
+@pytest.fixture(scope="module")
+def dup_model():
+    return handbuilt.build(dup_head=True)
+
+
+def test_roles_are_found_in_the_handbuilt_model_with_a_duplicate_token_head(dup_model, probes):
+    s = ind.head_scores(dup_model, probes)
+    assert s.roles() == {(0, 0): ("previous-token",), (0, 1): ("duplicate-token",), (1, 0): ("induction",),
+                         (1, 1): ()}
+    assert s.dup_token.lo[0, 1] > 0.8 and np.delete(np.abs(s.dup_token.mean).ravel(), 1).max() < 0.05
+    assert ind.roles_str(s.roles()) == "L0H0 previous-token, L0H1 duplicate-token, L1H0 induction"
+    plain = ind.head_scores(handbuilt.build(), probes)  # no duplicate-token head: no head holds that role
+    assert all("duplicate-token" not in r for r in plain.roles().values())
+
+
+def test_duplicate_token_score_counts_attention_to_every_earlier_copy_of_the_query_token():
+    S, T = 3, 12
+    copies = torch.zeros(T, T)  # each query attends to the earlier copies of its own token, evenly
+    for q in range(S, T):
+        keys = [q - k * S for k in range(1, q // S + 1)]
+        copies[q, keys] = 1 / len(keys)
+    assert ind.duplicate_token(copies, S) == pytest.approx(1.0)
+    assert ind.duplicate_token(torch.eye(T), S) == 0          # attention to itself is no earlier copy
+    assert ind.prefix_matching(copies, S) == 0                # nor is it prefix matching
+
+
+def test_the_circuit_search_returns_exactly_the_built_circuit(dup_model, probes):
+    m = ind.matched_probes(probes)
+    steps = ind.circuit_search(dup_model, m)
+    # the induction head alone restores nearly all of the gain but removes only part of it (the duplicate-token head
+    # still suppresses the repeated token); with the duplicate-token head both reach 100%, and the search stops
+    assert [st.added for st in steps] == [(1, 0), (0, 1)]
+    assert 0.3 < steps[0].removed < ind.CRITERIA["circuit"].threshold < steps[0].restored
+    assert steps[1].removed > 0.99 and steps[1].restored > 0.99
+    # without the duplicate-token head the search stops at the induction head alone
+    assert [st.added for st in ind.circuit_search(handbuilt.build(), m)] == [(1, 0)]
+
+
+def test_the_sender_control_ranks_the_previous_token_head_first(dup_model, probes):
+    m = ind.matched_probes(probes)
+    clean = ind.induction_diag(ind.attention_patterns(dup_model, m.clean[:, :-1]), S)[:, 1, 0].mean()
+    removed = {sender: 1 - ind.path_patch(dup_model, m, [sender], [(1, 0)], "k")[0].mean() / clean
+               for sender in [(0, 0), (0, 1)]}
+    # the duplicate-token head reaches the keys only through the LayerNorm's scale
+    assert removed[(0, 0)] > 0.9 and abs(removed[(0, 1)]) < 0.1
+
+
+def test_shuffled_probes_keep_the_tokens_and_lose_every_bigram(probes):
+    sh = ind.shuffled_probes(probes, seed=0)
+    assert sh.kind == "random-shuffled" and torch.equal(sh.control, probes.control)
+    for row in sh.repeat.tolist():
+        chunks = [row[k * S:(k + 1) * S] for k in range(4)]
+        assert all(sorted(c) == sorted(chunks[0]) for c in chunks)      # the same tokens in every chunk
+        pairs = list(zip(row, row[1:]))
+        assert len(set(pairs)) == len(pairs)                            # no bigram recurs
+    assert torch.equal(ind.shuffled_probes(probes, seed=0).repeat, sh.repeat)
+    with pytest.raises(ind.ProbeError, match="distinct"):
+        ind.shuffled_probes(ind.Probes(torch.zeros(2, 4 * S, dtype=torch.long), probes.control[:2], S, "x"), 0)
+
+
+def test_the_recurrence_control_separates_induction_from_recurrence(model, dup_model, probes):
+    """The induction head's gain is on repeats in order; on shuffled repeats its copy is never the next token, so it
+    gains nothing there. The duplicate-token head's suppression of the repeated token is recurrence: it helps on
+    shuffled repeats too."""
+    plain, dup = ind.recurrence(model, probes), ind.recurrence(dup_model, probes)
+    assert plain.G_repeat.lo > 5 and plain.G_shuffled.hi < 0.1 and plain.G_specific.lo > 5
+    assert dup.G_shuffled.lo > 1 and dup.G_specific.lo > 5
+    assert plain.prefix_match_shuffled.lo[1, 0] > 0.5        # the head still attends after the earlier copy ...
+    assert abs(plain.delta_shuffled.mean) < 1                 # ... but it no longer helps
+    pm = ind.token_prefix_matching(ind.attention_patterns(model, probes.repeat), probes.repeat, S)
+    assert torch.allclose(pm, ind.prefix_matching(ind.attention_patterns(model, probes.repeat), S), atol=1e-6)
 
 
 def test_enumeration_ranks_the_induction_heads_set_first(model, matched):
@@ -270,9 +352,9 @@ def test_sets_are_sampled_by_layer_when_there_are_too_many():
 def test_path_patching_attributes_prefix_matching_to_the_keys(model, matched):
     clean = ind.induction_diag(ind.attention_patterns(model, matched.clean[:, :-1]), S)[:, 1, 0].mean()
     assert clean > 0.9
-    pm = {into: ind.path_patch(model, matched, [(0, 0)], [(1, 0)], into)[0].mean() for into in "qkv"}
+    pm = {into: ind.path_patch(model, matched, [(0, 0)], [(1, 0)], into)[0].mean() for into in "qk"}
     assert pm["k"] < 0.05 * clean                                 # the keys carry the match
-    assert abs(pm["q"] - clean) < 1e-4 and abs(pm["v"] - clean) < 1e-4   # the queries and values do not
+    assert abs(pm["q"] - clean) < 1e-4                            # the queries do not
     _, loss = ind.path_patch(model, matched, [(0, 0)], [(1, 0)], "k")
     assert loss.mean() > 5                                        # and the gain goes with it
     direct, _ = ind.path_patch(model, matched, [(0, 0)], [(1, 0)], "k", freeze_mlps=True)
@@ -407,7 +489,8 @@ def test_ablation_criterion_needs_every_ablation_to_remove_80_percent_and_random
     assert "verdict: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
 
 
-def test_the_verdict_comes_from_patching():
+def test_a_summary_before_issue_39_is_judged_by_its_own_rule():
+    """A committed summary without the circuit search (issue #25's patching) keeps its verdict: the old rule."""
     import study
     est = lambda lo: ind.Estimate(lo + 0.05, lo, lo + 0.1)  # noqa: E731
     share = study.ShareRemoved(0.1, 0.0, 0.2, 0.0, 1.0)    # the ablations fail: they no longer decide
@@ -433,6 +516,47 @@ def test_the_verdict_comes_from_patching():
     assert "specificity" not in text  # the patching step's own block is not printed twice
     assert ("above 100.0% of the other sets of 1 heads (1 of 3 compared, sampled by layer; null 50%)"
             in str(validation(0.9, 0.9, 1.0).patching))
+    assert validation(0.9, 0.9, 1.0).verdicts() == validation(0.9, 0.9, 1.0).verdicts_old()
+
+
+def test_each_part_of_the_verdict_can_fail():
+    """induction.VERDICT: the induction heads necessary, the found circuit sufficient and specific and holding an
+    induction head, fed through the keys by the previous-token head ranked first among the senders."""
+    import study
+    est = lambda lo: ind.Estimate(lo + 0.05, lo, lo + 0.1)  # noqa: E731
+    share = study.ShareRemoved(0.1, 0.0, 0.2, 0.0, 1.0)
+    grid = ind.HeadScores(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+    def validation(necessity=0.9, sufficiency=0.9, pct=1.0, circuit=((1, 0), (0, 1)), keys=0.9, rank=1.0,
+                   candidates=((1, 0),)):
+        tested = study.SetPatching([(1, 0)], est(necessity), est(0.3), 0.1)
+        found = study.SetPatching(list(circuit), est(0.9), est(sufficiency), 0.1)
+        old = study.OldPatching(64, study.SetPatching([(1, 0)], est(0.9), est(0.9), 0.1), 5, 1.0)
+        p = study.Patching("random", 64, 0.1, 5.0, grid, grid, tested, [], [], 5, pct, n_select=64,
+                           search=[ind.SearchStep(h, 0.9, 0.9) for h in circuit], circuit=found,
+                           by_chunk={}, above_100=[], old=old)
+        path = study.PathShare(est(keys), est(keys))
+        c = study.Circuit([(0, 0)], [(1, 0)], "test", {"k": path, "k-direct": path, "q": study.PathShare(est(0), est(0))},
+                          {"L0H0": est(keys), "L0H1": est(0.0)}, "L0H0", rank)
+        return study.Validation(list(candidates), [(1, 0)], bool(candidates), [(0, 0)],
+                                study.JointAblation(share), study.JointAblation(share), study.KComposition(0.1, 0.01, {}),
+                                study.JointAblation(share), None, p, c,
+                                {"L0H0": ["previous-token"], "L0H1": ["duplicate-token"], "L1H0": ["induction"],
+                                 "L1H1": []})
+
+    v = validation()
+    assert v.validated and v.validated_old and v.failed() == []
+    assert len(v.verdicts()) == len(ind.VERDICT)
+    for broken, part in ((dict(necessity=0.49), "necessity"), (dict(sufficiency=0.49), "sufficiency"),
+                         (dict(pct=0.94), "specificity"), (dict(circuit=((0, 1), (1, 1))), "induction head"),
+                         (dict(keys=0.49), "keys path"), (dict(rank=0.5), "ranks first")):
+        w = validation(**broken)
+        assert not w.validated and len(w.failed()) == 1 and part in w.failed()[0], (broken, w.failed())
+    w = validation(candidates=())
+    assert not w.validated and w.failed()[0] == "no head clears the induction-head criteria"
+    text = str(v)
+    assert "verdict: PASS" in text and "old rule (issue #25): PASS" in text
+    assert "roles: L0H0 previous-token, L0H1 duplicate-token, L1H0 induction" in text
 
 
 def test_gapped_probes_repeat_base_once_after_a_gap_and_the_handbuilt_head_still_copies_it(model):
