@@ -48,20 +48,46 @@ STUDIES = [[str(weights), "--name", run, "--primary", "random-known", "--n-promp
 
 def answer(result, size: str) -> str:
     """The issue's answer for one run's study (a StudyResult) of the original's `size` model (a key of
-    ORIGINAL_FIGURES), by a rule fixed on 2026-11-29 before any final study:
+    ORIGINAL_FIGURES), by a rule fixed on 2026-12-05 before the rerun with the recurrence control (issue #39):
     (a) a real induction head: heads pass induction.CRITERIA on the random-known probes (the study's candidates) and
-        the patching verdict passes (induction.VERDICT);
-    (b) δ without a head: not (a), and the original's δ on training text is above its null 0 (lower 95% CI bound);
+        the verdict passes (induction.VERDICT);
+    (b) δ without an induction head, beyond recurrence: not (a), the original's δ on training text is above its null
+        0, and so is the induction-specific gain G(repeat) - G(shuffled) on random-known probes (lower 95% CI bounds):
+        the model copies in order without a head that passes;
+    (r) recurrence alone: neither (a) nor (b), but G on shuffled random-known prompts is above 0 (lower CI bound):
+        the model favours tokens that already occurred, with no gain from their order;
     (c) neither.
     Where δ stands against the original's figure (0.727 for 2M) is reported beside it, and decides nothing: the
-    original gave no CI."""
+    original gave no CI. A summary without the recurrence control (before issue #39) is answered by answer_old."""
     if result.config.primary != "random-known":
         raise ValueError(f"the answer reads a study with random-known probes primary, got {result.config.primary}")
+    if not result.recurrence:
+        return answer_old(result, size)
+    v, d, reported = result.validation, result.original.delta, ORIGINAL_FIGURES[size]["delta"]
+    rec = result.recurrence["random-known"]
+    where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
+             f"the original reported {reported} for {size}, {'inside' if d.lo <= reported <= d.hi else 'outside'} "
+             f"this CI); on random known words G {rec.G_repeat}, on shuffled repeats {rec.G_shuffled}, "
+             f"induction-specific {rec.G_specific} nats/token")
+    if v.validated:
+        from study import heads_str
+        return f"(a) a real induction head: {heads_str(v.candidates)} pass on random known words; {where}"
+    if d.lo > 0 and rec.G_specific.lo > 0:
+        return f"(b) δ without an induction head, beyond recurrence: {where}"
+    if rec.G_shuffled.lo > 0:
+        return f"(r) recurrence alone: {where}"
+    return f"(c) neither an induction head nor δ: {where}"
+
+
+def answer_old(result, size: str) -> str:
+    """The rule fixed on 2026-11-29 (issue #26), before the recurrence control: (a) as in `answer`, under the verdict
+    the summary was judged by; (b) δ without an induction head: not (a), and the original's δ on training text above 0
+    (lower CI bound); (c) neither."""
     v, d, reported = result.validation, result.original.delta, ORIGINAL_FIGURES[size]["delta"]
     where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
              f"the original reported {reported} for {size}, {'inside' if d.lo <= reported <= d.hi else 'outside'} "
              f"this CI)")
-    if v.validated:
+    if v.validated_old if v.roles is not None else v.validated:
         from study import heads_str
         return f"(a) a real induction head: {heads_str(v.candidates)} pass on random known words; {where}"
     if d.lo > 0:
@@ -125,5 +151,9 @@ def main(argv=None):
     from study import read_result
     for label, run in zip(runs, args.runs):
         studied = STUDIED.get(Path(run.split("=", 1)[1]).name)  # (weights, summary) of a run of RUNS
-        print(f"{label}: " + (answer(read_result(studied[1]), args.size) if studied and studied[1].exists() else
-                              "no answer yet: its final weights are not studied (the module docstring says how)"))
+        if not (studied and studied[1].exists()):
+            print(f"{label}: no answer yet: its final weights are not studied (the module docstring says how)")
+            continue
+        result = read_result(studied[1])
+        print(f"{label}: {answer(result, args.size)}\n  by the rule of 2026-11-29 (issue #26): "
+              f"{answer_old(result, args.size)}")
