@@ -34,7 +34,7 @@ import induction as ind
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, is_reference, load_model,
                         output_path, read_record, write_record)
-from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
+from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ROOT, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
 from tokenizer import TokenizerError, build_tokenizer
@@ -873,7 +873,8 @@ def _specificity(ctx: Context, m: ind.Matched, tested, cfg: StudyConfig, positio
                                                     if i > 0]
     w = np.array([w for _, w in others])
     w = w * (total - 1) / w.sum() if len(w) else w  # the sample stands for every other set
-    pct_below = ind.percentile(np.array([sp.score for sp in rest]), w, t.score) if rest else float("nan")
+    # no other set of that size (the set holds every head): nothing is beaten, and the set is not specific
+    pct_below = ind.percentile(np.array([sp.score for sp in rest]), w, t.score) if rest else 0.0
     return t, rest, w.tolist(), total - 1, pct_below
 
 
@@ -1143,7 +1144,7 @@ def figures(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblatio
             f"corrupted outputs into only the keys, queries or values, through the MLPs or (direct) not; 95% CI; "
             f"null 0)", "share removed")
     ctx.timings["figures"] = time.perf_counter() - t0
-    return figs
+    return {k: Path(portable(v)) for k, v in figs.items()}
 
 
 def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -> Path:
@@ -1173,9 +1174,20 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
                      f"the diagonal in chunks 2–4."))
         roles = scores[cfg.primary].roles()
         titles = {lh: f"L{lh[0]}H{lh[1]}" + (f" {'+'.join(r)}" if r else "") for lh, r in roles.items()}
-        return utils.attention_page(ctx.target.plots_dir / f"Attention_Page_{ctx.name}.html",
+        page = utils.attention_page(ctx.target.plots_dir / f"Attention_Page_{ctx.name}.html",
                                     f"{ctx.label}: attention", f"{ctx}. Each panel's title names the head's roles "
                                     f"({cfg.primary} probes): {ind.roles_str(roles)}.", sections, titles)
+        return Path(portable(page))
+
+
+def portable(path) -> str:
+    """A path as a record stores it: relative to the repository's root when it lies inside, so that no committed file
+    records this machine's absolute path."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,
@@ -1187,7 +1199,7 @@ def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblat
         tokenizer=ctx.tok.kind, vocab_size=ctx.tok.vocab_size,
         tokens_seen=ctx.ckpt.get("step", 0) * ctx.run.tokens_per_step,
         config=cfg, scores=scores, single_head_ablations=singles, validation=val, timings_s=dict(ctx.timings),
-        figures={k: str(v) for k, v in figs.items()}, original=original, gapped=gapped, recurrence=recurrence)
+        figures={k: portable(v) for k, v in figs.items()}, original=original, gapped=gapped, recurrence=recurrence)
     write_record(ctx.target.out_json, "study", result)
     return result
 

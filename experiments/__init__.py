@@ -21,7 +21,13 @@ FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
-               "original", "levers")
+               "original", "levers", "verdicts")
+
+
+def rel(path: Path) -> str:
+    """A path under the repository as the records store it: relative to its root (`python -m experiments` runs
+    there), so that no committed file records this machine's absolute path."""
+    return str(Path(path).relative_to(ROOT))
 
 
 def probed_rows(metrics) -> list:
@@ -30,8 +36,8 @@ def probed_rows(metrics) -> list:
     return [m for m in metrics if m.probes and m.step]
 
 
-def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -> list[Path]:
-    """Train (or continue) each run into runs/<experiment>/<name>/, one thread each, `parallel` at a time; the
+def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, threads: int = 1) -> list[Path]:
+    """Train (or continue) each run into runs/<experiment>/<name>/, `threads` threads each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""
     from train import INTERRUPTED  # train.py's exit status after Ctrl-C
     out, names, failed, stopped = RUNS / experiment, list(runs), [], []
@@ -47,7 +53,7 @@ def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2) -
                    "--no-progress", "--plots-dir", str(out / "plots")]
             print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")
             procs[name] = subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
-                                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         codes = {name: p.wait() for name, p in procs.items()}
         stopped += [name for name, code in codes.items() if code == INTERRUPTED]
         failed += [name for name, code in codes.items() if code not in (0, INTERRUPTED)]

@@ -1,10 +1,11 @@
 """python -m experiments [NAME [report|run|study]]: list the experiments, report one, train its runs, or study their
 weights (an experiment with STUDIES: study.py's arguments, one list per study)."""
 import importlib
+import os
 import sys
 from pathlib import Path
 
-from experiments import EXPERIMENTS, train_runs
+from experiments import EXPERIMENTS, ROOT, train_runs
 
 
 def main(argv=None):
@@ -18,6 +19,7 @@ def main(argv=None):
     if name not in EXPERIMENTS or action not in ("report", "run", "study"):
         raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}")
     module = importlib.import_module(f"experiments.{name}")
+    os.chdir(ROOT)  # the studies' paths are relative to the repository's root (experiments.rel)
     if action == "study":
         if not getattr(module, "STUDIES", None):
             raise SystemExit(f"error: {name} has no studies of its own")
@@ -30,7 +32,7 @@ def main(argv=None):
     elif action == "run":
         if not module.RUNS:
             raise SystemExit(f"error: {name} has no runs of its own to train (its report reads runs of others)")
-        train_runs(name, module.RUNS, getattr(module, "PARALLEL", 2))
+        train_runs(name, module.RUNS, getattr(module, "PARALLEL", 2), getattr(module, "THREADS", 1))
     else:
         for args in module.REPORTS:
             module.main([str(a) for a in args])

@@ -15,6 +15,26 @@ sys.path.insert(0, str(ROOT))
 
 import study  # noqa: E402
 
+RATES = ROOT / "results" / "verdict_rates.json"  # written by `make exp NAME=verdicts`
+
+
+def fail_note(result) -> str | None:
+    """On a FAIL, one sentence: what failed, and how often the committed 2M runs failed the same way."""
+    v = result.validation
+    if v.roles is None or v.validated:
+        return None
+    failed = v.failed()
+    try:
+        import json
+        rates = json.loads(RATES.read_text()) if RATES.stat().st_size < 1_000_000 else None
+        counts = [f"{rates['failed'].get(part, 0)}" for part in failed]
+        how_often = (f"of the {rates['runs']} committed 2M runs (results/README.md, `make exp NAME=verdicts`), "
+                     f"{', '.join(counts)} failed the same way{'' if len(failed) == 1 else ' (each, in that order)'} "
+                     f"and {rates['passed']} passed")
+    except (OSError, ValueError, KeyError, TypeError):
+        how_often = f"no failure counts to compare with ({RATES.name} is missing or unreadable)"
+    return f"Verdict FAIL: {'; '.join(failed)}; {how_often}."
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,7 +50,10 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(ROOT / "InductionHeads.ipynb"), str(out), cwd=str(ROOT), log_output=False,
                         parameters={} if a.run is None else {"CHECKPOINT": a.run})
-    print(study.read_result(target.out_json))
+    result = study.read_result(target.out_json)
+    print(result)
+    if (note := fail_note(result)) is not None:
+        print(note)
     print(f"executed notebook: {out}\nfigures: {target.plots_dir}/")
 
 

@@ -134,7 +134,8 @@ def test_the_induction_notebook_runs_what_its_edited_parameters_cell_says(tmp_pa
     seconds = run_notebook(edited, tmp_path)
     expected = ["Attention_HeatMap_full", "Attention_HeatMap_zoom", "InductionScore_Delta", "PrevTokenScore",
                 "HeadAblation_HeatMap", "HeadAblation_Loss", "HeadAblation_DeltaMatrix", "LossByPosition",
-                "Candidates_vs_Random"]
+                "Candidates_vs_Random", "Roles", "Patching", "Patching_ByChunk", "CircuitSearch", "Specificity",
+                "PathPatching"]
     name = tiny_run.best.parent.name  # a run's name is its folder's
     for stem in expected:
         assert (plots / f"{stem}_{name}.png").exists(), stem

@@ -283,3 +283,32 @@ def test_train_runs_tells_a_run_stopped_by_ctrl_c_from_one_that_failed(tmp_path,
         experiments.train_runs("demo", {"exit-0": [], "exit-130": []})
     with pytest.raises(SystemExit, match=r"^error: exit-1 failed"):
         experiments.train_runs("demo", {"exit-1": [], "exit-130": []})
+
+
+def test_the_verdicts_report_has_a_row_per_run_and_counts_the_2m_failures():
+    from experiments import verdicts
+    lines, rates = verdicts.table()
+    assert len(lines) == 2 + len(verdicts.MODELS) and all(line.count("|") == 13 for line in lines[2:])
+    assert sum(model == "2M" for model, _, _ in verdicts.MODELS) == 6  # the six 2M runs of issue #39
+    assert rates["passed"] + (rates["runs"] - rates["passed"]) == rates["runs"] <= 6
+    assert all(0 < n <= rates["runs"] for n in rates["failed"].values())
+    for args in verdicts.STUDIES:  # relative paths: no record stores this machine's absolute path
+        assert not any(a.startswith("/") for a in args) and args[0].startswith("checkpoints/reference/make-run/")
+
+
+def test_make_study_says_in_one_sentence_what_failed_and_how_often(tmp_path, monkeypatch):
+    import importlib.util
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("study_notebook", ROOT / "scripts" / "study_notebook.py")
+    sn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sn)
+    rates = tmp_path / "verdict_rates.json"
+    rates.write_text(json.dumps({"runs": 6, "passed": 4, "failed": {"sufficiency: x": 2}}))
+    monkeypatch.setattr(sn, "RATES", rates)
+    failing = SimpleNamespace(validation=SimpleNamespace(roles={}, validated=False, failed=lambda: ["sufficiency: x"]))
+    note = sn.fail_note(failing)
+    assert note == ("Verdict FAIL: sufficiency: x; of the 6 committed 2M runs (results/README.md, `make exp "
+                    "NAME=verdicts`), 2 failed the same way and 4 passed.")
+    assert sn.fail_note(SimpleNamespace(validation=SimpleNamespace(roles={}, validated=True))) is None
+    rates.unlink()
+    assert "verdict_rates.json is missing or unreadable" in sn.fail_note(failing)
