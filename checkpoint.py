@@ -77,6 +77,16 @@ def is_reference(path) -> bool:
     return reference_folder(path) is not None
 
 
+def portable(path) -> str:
+    """A path as a record or a log shows it: relative to the repository's root when it lies inside, so that no
+    committed file records this machine's absolute path."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def output_path(path, under=None, what: str = "output") -> Path:
     """Resolve a path to be written; refuse one outside `under` (e.g. a figure outside its plots folder) and one in the
     committed reference results unless a regenerating command set MINIGPT_WRITE_REFERENCE=1."""

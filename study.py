@@ -33,8 +33,8 @@ import torch
 import induction as ind
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, is_reference, load_model,
-                        output_path, read_record, write_record)
-from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ROOT, ConfigError, RunConfig, add_arguments, check_types, doc,
+                        output_path, portable, read_record, write_record)
+from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
 from tokenizer import TokenizerError, build_tokenizer
@@ -1178,16 +1178,6 @@ def attention_page(ctx: Context, cfg: StudyConfig, probes: dict, scores: dict) -
                                     f"{ctx.label}: attention", f"{ctx}. Each panel's title names the head's roles "
                                     f"({cfg.primary} probes): {ind.roles_str(roles)}.", sections, titles)
         return Path(portable(page))
-
-
-def portable(path) -> str:
-    """A path as a record stores it: relative to the repository's root when it lies inside, so that no committed file
-    records this machine's absolute path."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def summarize(ctx: Context, cfg: StudyConfig, scores: dict, singles: SingleAblations, val: Validation,

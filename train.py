@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 import utils
 from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabulary, check_weights, check_writable,
-                        load_checkpoint, metrics_of, output_path, save_checkpoint, write_file, write_record)
+                        load_checkpoint, metrics_of, output_path, portable, save_checkpoint, write_file, write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
                     pick_precision, run_config)
 from corpus import CorpusError, load_corpus
@@ -504,7 +504,7 @@ class TrainResult:
         lines = [f"{last} after {last.tokens / 1e6:.2f}M tokens, {last.train_s / 60:.1f} min of training",
                  f"checkpoints: {self.latest} (resumable) and {self.best} (best validation loss)"]
         if self.loss_curve:
-            lines.append(f"loss curve: {self.loss_curve}")
+            lines.append(f"loss curve: {portable(self.loss_curve)}")
         if self.sample:
             lines.append("sample:\n" + self.sample)
         return "\n".join(lines)

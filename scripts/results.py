@@ -11,9 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import induction as ind  # noqa: E402
 from induction import CRITERIA, first_formed  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
-from study import heads_str, pct, read_result  # noqa: E402
+from study import PATHS, heads_str, pct, read_result  # noqa: E402
 from checkpoint import read_metrics  # noqa: E402
 
 
@@ -61,7 +62,19 @@ def model_rows(run_dir: Path, study_json: Path):
            f"({'the induction heads' if v.tested_are_candidates else 'no induction head: the top head by prefix matching'}) |")
     yield (f"| previous-token heads (score ≥ {CRITERIA['prev_token'].threshold}, lower CI bound) | "
            f"{heads_str(v.previous_token_heads)} |")
-    if v.patching:
+    if v.roles is not None:
+        yield f"| roles ({study.config.primary} probes) | {ind.roles_str(v.roles)} |"
+    if v.patching and v.patching.circuit is not None:
+        p = v.patching
+        yield (f"| activation patching of the induction heads at the measured positions ({p.n_prompts} test prompts) | "
+               f"noising removes {pct(p.tested.removed)}, denoising restores {pct(p.tested.restored)} of the gain "
+               f"(nulls 0) |")
+        yield (f"| the circuit search ({p.n_select} selection prompts) and the found circuit on the test prompts | "
+               f"{p.search_str({ind.head_key(k): tuple(r) for k, r in v.roles.items()})} → "
+               f"{heads_str(p.circuit.heads)}: removes {pct(p.circuit.removed)}, restores {pct(p.circuit.restored)} |")
+        yield (f"| specificity: the circuit's patching score against the other {p.sets_total:,} sets of "
+               f"{len(p.circuit.heads)} heads | above {100 * p.percentile:.1f}% (null 50%) |")
+    elif v.patching:
         p = v.patching
         yield (f"| activation patching ({p.n_prompts} matched prompts) | noising removes {pct(p.tested.removed)}, "
                f"denoising restores {pct(p.tested.restored)} of the gain (nulls 0) |")
@@ -69,9 +82,15 @@ def model_rows(run_dir: Path, study_json: Path):
                f"{len(v.tested)} heads | above {100 * p.percentile:.1f}% (null 50%); best set {heads_str(p.best().heads)} |")
     if v.circuit:
         c = v.circuit
-        yield (f"| path patching from {heads_str(c.senders)}: share of prefix matching removed through the keys / "
-               f"queries / values / keys' direct path (null 0) | " + " / ".join(
+        yield (f"| path patching from {heads_str(c.senders)}: share of prefix matching removed through " +
+               " / ".join(PATHS.get(w, (None, None, w))[2] for w in c.paths) + " (null 0) | " + " / ".join(
                    f"{ps.prefix_match_removed.mean:.0%}" for ps in c.paths.values()) + " |")
+        if c.sender_control is not None:
+            yield (f"| sender control: each head below alone into the keys | {c.sender} above "
+                   f"{100 * c.sender_rank:.0f}% of the other {len(c.sender_control) - 1} |")
+    for kind, r in (study.recurrence or {}).items():
+        yield (f"| recurrence control, {kind} probes: G on repeats / on shuffled repeats / induction-specific "
+               f"(nats/token, null 0) | {r.G_repeat} / {r.G_shuffled} / {r.G_specific} |")
     for mode in ("zero", "mean", "resample"):
         yield (f"| share of G removed, {mode} ablation (secondary) | {heads_str(v.tested)} together: "
                f"{getattr(v, mode).tested} |")
@@ -82,6 +101,10 @@ def model_rows(run_dir: Path, study_json: Path):
     yield ("| verdict" + (" (patching)" if v.patching else " (ablation criterion)") + " | " + "; ".join(
         f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts().items()) +
         f" → **{'PASS' if v.validated else 'FAIL'}** |")
+    if v.patching and v.roles is not None:
+        yield ("| the old rule (issue #25: the induction heads alone, every position) | " + "; ".join(
+            f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts_old().items()) +
+            f" → {'pass' if v.validated_old else 'fail'} |")
 
 
 def original_table(studies: dict) -> list[str]:
