@@ -878,10 +878,10 @@ def _specificity(ctx: Context, m: ind.Matched, tested, cfg: StudyConfig, positio
     return t, rest, w.tolist(), total - 1, pct_below
 
 
-def _above_100(ctx: Context, m: ind.Matched, named: dict, cfg: StudyConfig) -> list[str]:
-    """For each set whose share is above 100%, the head whose addition brings the share nearest to 100%: the component
-    that, unpatched, still acts as if the set had not been patched (e.g. a duplicate-token head that keeps signalling
-    a repeat while the induction heads' copy is gone)."""
+def _above_100(ctx: Context, m: ind.Matched, named: dict, roles: dict) -> list[str]:
+    """For each set whose share is above 100%, the head whose patching with the set lowers that share most: the
+    component that, left unpatched, still acts as in the other run (e.g. a duplicate-token head that keeps signalling
+    a repeat while the induction heads' copy is gone), with its roles."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)
     notes = []
     for name, sp in named.items():
@@ -891,12 +891,13 @@ def _above_100(ctx: Context, m: ind.Matched, named: dict, cfg: StudyConfig) -> l
             rest = [(l, h) for l in range(L) for h in range(H) if (l, h) not in sp.heads]
             r = ind.patch(model, m, [sp.heads + [hd] for hd in rest], n_boot=1, positions="measured")
             shares = r[direction][0]
-            i = int(np.argmin(np.abs(shares - 1)))
+            i = int(np.argmin(shares))
             l, h = rest[i]
+            role = "+".join(roles.get((l, h), ())) or "no role"
             verb = "noising" if direction == "removed" else "denoising"
-            notes.append(f"{verb} the {name} ({heads_str(sp.heads)}) {direction} {100 * est.mean:.0f}%; with "
-                         f"L{l}H{h} also patched, {100 * shares[i]:.0f}%: L{l}H{h} interacts with them (unpatched, it "
-                         f"keeps acting on the run the set was taken from)")
+            notes.append(f"{verb} the {name} ({heads_str(sp.heads)}) {direction} {100 * est.mean:.0f}%; patched "
+                         f"with them, L{l}H{h} ({role}) brings it to {100 * shares[i]:.0f}%, the most of any head: left "
+                         f"unpatched, it still acts as in the run the outputs came from")
     return notes
 
 
@@ -924,7 +925,7 @@ def patching(ctx: Context, probes: dict, scores: dict, cfg: StudyConfig, val_win
             ra = ind.patch(model, m_test, [hs], seed=cfg.seed, positions="all")
             by_chunk[who] = {"chunk1": _set_patching(rc, 0, hs, measured.val_loss_change), "measured": measured,
                              "all": _set_patching(ra, 0, hs, measured.val_loss_change)}
-        above = _above_100(ctx, m_test, {"induction heads": t, "circuit": c}, cfg)
+        above = _above_100(ctx, m_test, {"induction heads": t, "circuit": c}, scores[cfg.primary].roles())
         old_t, _, _, old_total, old_below = _specificity(ctx, m_sel, tested, cfg, "all", None, t.val_loss_change)
     per_head = lambda v: ind.HeadScores(*(a[:L * H].reshape(L, H) for a in v))  # noqa: E731
     return Patching(m_test.kind, m_test.n, float(r["loss_clean"].mean()), float(r["loss_corrupt"].mean()),
