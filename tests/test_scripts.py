@@ -206,19 +206,36 @@ def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_pat
     assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "d.png").stat().st_size > 1000
 
 
-def test_the_original_recipe_answers_a_b_or_c_by_its_fixed_rule():
+def test_the_original_recipe_answers_a_b_r_or_c_by_its_fixed_rule():
     from types import SimpleNamespace as NS
 
     from experiments import original
 
-    def result(validated, delta_lo, primary="random-known"):
-        v = NS(validated=validated, candidates=[(1, 3)] if validated else [])
-        d = ind.Estimate(delta_lo + 0.1, delta_lo, delta_lo + 0.2)
-        return NS(config=NS(primary=primary), validation=v, original=NS(delta=d, n_prompts=2000))
+    def result(validated, delta_lo, primary="random-known", specific_lo=None, shuffled_lo=None):
+        v = NS(validated=validated, validated_old=validated, candidates=[(1, 3)] if validated else [],
+               roles=None if specific_lo is None else {})
+        est = lambda lo: ind.Estimate(lo + 0.1, lo, lo + 0.2)  # noqa: E731
+        rec = None if specific_lo is None else {"random-known": NS(G_repeat=est(0.5), G_shuffled=est(shuffled_lo),
+                                                                   G_specific=est(specific_lo))}
+        return NS(config=NS(primary=primary), validation=v, original=NS(delta=est(delta_lo), n_prompts=2000),
+                  recurrence=rec)
 
+    # the rule of issue #39, with the recurrence control
+    assert original.answer(result(True, 0.5, specific_lo=0.5, shuffled_lo=0.1), "2M").startswith(
+        "(a) a real induction head: L1H3")
+    assert original.answer(result(False, 0.01, specific_lo=0.01, shuffled_lo=0.1), "2M").startswith(
+        "(b) δ without an induction head, beyond recurrence")
+    assert original.answer(result(False, 0.5, specific_lo=-0.01, shuffled_lo=0.1), "2M").startswith(
+        "(r) recurrence alone")                                            # δ, but no gain from the order
+    assert original.answer(result(False, -0.01, specific_lo=0.5, shuffled_lo=0.1), "2M").startswith(
+        "(r) recurrence alone")                                            # no δ on training text
+    assert original.answer(result(False, 0.5, specific_lo=-0.01, shuffled_lo=-0.01), "2M").startswith("(c) neither")
+    assert "induction-specific" in original.answer(result(False, 0.5, specific_lo=0.1, shuffled_lo=0.1), "2M")
+    # a summary without the control is answered by the rule of issue #26, as is answer_old
     assert original.answer(result(True, 0.5), "2M").startswith("(a) a real induction head: L1H3")
-    assert original.answer(result(False, 0.01), "2M").startswith("(b) δ without an induction head")
+    assert original.answer(result(False, 0.01), "2M").startswith("(b) δ without an induction head:")
     assert original.answer(result(False, -0.01), "2M").startswith("(c) neither")
+    assert original.answer_old(result(False, 0.5, specific_lo=-0.01, shuffled_lo=0.1), "2M").startswith("(b)")
     assert "reported 0.727 for 2M, inside this CI" in original.answer(result(False, 0.6), "2M")  # in [0.6, 0.8]
     assert "outside this CI" in original.answer(result(False, 0.3), "2M")      # 0.727 above [0.3, 0.5]
     assert "reported 0.419 for 5.6M, inside" in original.answer(result(False, 0.3), "5.6M")  # each size its own
@@ -242,11 +259,12 @@ def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_f
         args[args.index(flag) + 1] = value
     study.main([*args, "--n-ablate", "8", "--n-random-draws", "2", "--n-sets", "8"])
     steps = re.findall(r"^(\w+) \.\.\. \d+\.\d s$", capsys.readouterr().err, re.M)
-    assert steps == ["scores", "scores", "single_head_ablations", "patching", "path_patching", "validation",
-                     "original", "page"], steps
     result = study.read_result(tmp_path / "s.json")
+    # path patching runs only where a head sits below the tested ones
+    assert steps == ["scores", "scores", "single_head_ablations", "patching"] + (
+        ["path_patching"] if result.validation.circuit else []) + ["validation", "recurrence", "original", "page"], steps
     assert result.config.primary == "random-known" and result.original.n_prompts == 16
-    assert re.match(r"\((a|b|c)\) .*the original's δ .* on 16 training-text prompts \(null 0; the original reported "
+    assert re.match(r"\((a|b|r|c)\) .*the original's δ .* on 16 training-text prompts \(null 0; the original reported "
                     r"0\.727 for 2M, (inside|outside) this CI\)", original.answer(result, "2M"))
 
 
