@@ -2,7 +2,8 @@
 circuit, its heads' roles, and the verdict under the new rule (induction.VERDICT) and the old (VERDICT_OLD).
 
     python -m experiments verdicts          # the table and each part's failure count, from the committed summaries
-    python -m experiments verdicts run      # train the three 2M seeds as `make run` does (precision auto)
+    python -m experiments verdicts run      # train the three 2M seeds as `make run` does (precision auto, 2 threads)
+    make promote RUN=runs/verdicts/MiniGPT-2M-seedN AS=make-run/MiniGPT-2M-seedN   # where MODELS reads them
     python -m experiments verdicts study    # study them (fp32, as every reference study)
 
 The six 2M runs are the three fp32 seeds (the reference model and the seeds experiment's two) and three seeds trained
