@@ -6,6 +6,7 @@ a PNG (or the HTML page) and returns its path, so notebooks stay short and every
 from a script. Nothing here computes a metric.
 """
 import io
+import textwrap
 from html import escape
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def plot_grouped_bars(groups: dict, path, title, ylabel):
         mean, lo, hi = (np.array([g[name][k] for g in groups.values()], float) for k in range(3))
         ax.bar(x, mean, width, label=name, color=f"C{i}")
         ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="k", capsize=3)
-    ax.set_xticks(np.arange(len(groups)), list(groups))
+    ax.set_xticks(np.arange(len(groups)), [textwrap.fill(g, 20) for g in groups])  # long labels on several lines
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
