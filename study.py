@@ -346,6 +346,11 @@ PATHS = {"k": ("k", False, "keys, through the MLPs"), "k-direct": ("k", True, "k
          "q": ("q", False, "queries")}
 
 
+def path_name(path: str) -> str:
+    """A path's name; an older summary's paths ("v") by their key."""
+    return PATHS[path][2] if path in PATHS else path
+
+
 @dataclass
 class Circuit:
     """Path patching from the previous-token heads (senders) into the tested heads (receivers), on the test prompts,
@@ -369,16 +374,17 @@ class Circuit:
 
     def __str__(self):
         lines = [f"path patching from {heads_str(self.senders)} ({self.why}) into {heads_str(self.receivers)}:"]
-        lines += [f"  into the {PATHS[w][2] if w in PATHS else w}: removes {pct(p.prefix_match_removed)} of their prefix matching and "
-                  f"{pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
+        lines += [f"  into the {path_name(w)}: removes {pct(p.prefix_match_removed)} of their prefix matching "
+                  f"and {pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
         if self.sender_control is None:
             return "\n".join(lines)
         lines.append(f"  sender control (each head below alone into the keys, through the MLPs): " + ", ".join(
             f"{h} {pct(e)}" for h, e in sorted(self.sender_control.items(), key=lambda kv: -kv[1].mean)))
+        direct = self.paths["k-direct"].prefix_match_removed.clears(ind.CRITERIA["path_key"].threshold)
         lines.append(f"  {self.sender} is above {100 * self.sender_rank:.0f}% of the other senders (criterion: all); "
                      f"circuit through the keys (≥ {ind.CRITERIA['path_key'].threshold:.0%} of prefix matching, lower "
                      f"CI bound): {'yes' if self.through_keys else 'no'}; by the direct path alone: "
-                     f"{'yes' if self.paths['k-direct'].prefix_match_removed.clears(ind.CRITERIA['path_key'].threshold) else 'no'}")
+                     f"{'yes' if direct else 'no'}")
         return "\n".join(lines)
 
 
@@ -742,25 +748,26 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
     return ctx
 
 
-def draw_probes(ctx: Context, cfg: StudyConfig) -> dict[str, tuple[ind.Probes, ind.Probes]]:
-    """Each probe set drawn once, n_prompts + n_test prompts from one generator: (selection, test), disjoint draws."""
-    bs, n, sel = ctx.model.config.block_size, cfg.n_prompts + cfg.n_test, slice(None, cfg.n_prompts)
-    drawn = {"text-val": ind.text_probes(ctx.val_tokens, cfg.S, n, cfg.seed, bs, "text-val"),
-             "text-train": ind.text_probes(ctx.train_tokens, cfg.S, n, cfg.seed, bs, "text-train"),
-             **{kind: ind.random_probes(alphabet, cfg.S, n, cfg.seed, bs, kind)
-                for kind, alphabet in ind.probe_alphabets(ctx.train_tokens, ctx.tok).items()}}
-    return {kind: tuple(ind.Probes(p.repeat[rows], p.control[rows], p.S, p.kind)
-                        for rows in (sel, slice(cfg.n_prompts, None))) for kind, p in drawn.items()}
+def draw_probes(ctx: Context, cfg: StudyConfig, kind: str) -> tuple[ind.Probes, ind.Probes]:
+    """One probe set drawn once, n_prompts + n_test prompts from one generator (each set has its own, seeded by
+    cfg.seed): (selection, test), disjoint draws."""
+    bs, n = ctx.model.config.block_size, cfg.n_prompts + cfg.n_test
+    if kind.startswith("text-"):
+        p = ind.text_probes(ctx.val_tokens if kind == "text-val" else ctx.train_tokens, cfg.S, n, cfg.seed, bs, kind)
+    else:
+        p = ind.random_probes(ind.probe_alphabets(ctx.train_tokens, ctx.tok)[kind], cfg.S, n, cfg.seed, bs, kind)
+    return tuple(ind.Probes(p.repeat[rows], p.control[rows], p.S, p.kind)
+                 for rows in (slice(None, cfg.n_prompts), slice(cfg.n_prompts, None)))
 
 
 def make_probes(ctx: Context, cfg: StudyConfig) -> dict[str, ind.Probes]:
     """The selection prompts of every probe set: they score the heads, name their roles and guide the circuit search."""
-    return {kind: select for kind, (select, _) in draw_probes(ctx, cfg).items()}
+    return {kind: draw_probes(ctx, cfg, kind)[0] for kind in PROBE_SETS}
 
 
 def test_probes(ctx: Context, cfg: StudyConfig) -> ind.Probes:
     """The primary set's test prompts: the verdict's patching and path patching run on them alone."""
-    return draw_probes(ctx, cfg)[cfg.primary][1]
+    return draw_probes(ctx, cfg, cfg.primary)[1]
 
 
 def show_probes(ctx: Context, probes: dict, chars: int = 110) -> str:

@@ -24,11 +24,6 @@ EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natu
                "original", "levers", "verdicts")
 
 
-def rel(path: Path) -> str:
-    """A path under the repository as the records store it: relative to its root (`python -m experiments` runs
-    there), so that no committed file records this machine's absolute path."""
-    return str(Path(path).relative_to(ROOT))
-
 
 def probed_rows(metrics) -> list:
     """The rows of a run's metrics that logged probes, leaving out step 0: the untrained model, at zero tokens, which

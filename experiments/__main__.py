@@ -19,7 +19,7 @@ def main(argv=None):
     if name not in EXPERIMENTS or action not in ("report", "run", "study"):
         raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}")
     module = importlib.import_module(f"experiments.{name}")
-    os.chdir(ROOT)  # the studies' paths are relative to the repository's root (experiments.rel)
+    os.chdir(ROOT)  # the studies' paths are relative to the repository's root (checkpoint.portable)
     if action == "study":
         if not getattr(module, "STUDIES", None):
             raise SystemExit(f"error: {name} has no studies of its own")

@@ -17,7 +17,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import utils
-from experiments import FIG, REF, ROOT, natural_text, rel
+from checkpoint import portable
+from experiments import FIG, REF, ROOT, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
@@ -41,8 +42,8 @@ REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG /
 # memorised text cannot help.
 STUDIED = {run: (REF / "original" / run / "final.pt", ROOT / "results" / "original" / f"induction_{run}.json")
            for run in RUNS}
-STUDIES = [[rel(weights), "--name", run, "--primary", "random-known", "--n-prompts", "2000", "--precision", "fp32",
-            "--out-json", rel(out), "--plots-dir", rel(ROOT / "runs" / "original" / "plots")]
+STUDIES = [[portable(weights), "--name", run, "--primary", "random-known", "--n-prompts", "2000", "--precision",
+             "fp32", "--out-json", portable(out), "--plots-dir", portable(ROOT / "runs" / "original" / "plots")]
            for run, (weights, out) in STUDIED.items()]
 
 

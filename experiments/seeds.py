@@ -9,7 +9,8 @@ study's (induction.VERDICT, from activation patching), read from its committed s
 """
 from pathlib import Path
 
-from experiments import FIG, REF, ROOT, rel
+from checkpoint import portable
+from experiments import FIG, REF, ROOT
 from experiments import formation
 
 RUNS = {f"{m}-seed{s}": ["--preset", m, "--precision", "fp32", "--seed", str(s)]
@@ -29,8 +30,8 @@ SEEDS = {"2M": {1337: (REF / "MiniGPT-2M", RESULTS / "induction_MiniGPT-2M.json"
          "5.6M": {1337: (REF / "MiniGPT-5.6M", RESULTS / "induction_MiniGPT-5.6M.json"),
                   1: (REF / "seeds" / "5.6M-seed1", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed1.json"),
                   2: (REF / "seeds" / "5.6M-seed2", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed2.json")}}
-STUDIES = [[rel(run / "best.pt"), "--name", out.stem.removeprefix("induction_"), "--out-json", rel(out),
-            "--plots-dir", rel(ROOT / "runs" / "seeds" / "plots"), "--precision", "fp32"]
+STUDIES = [[portable(run / "best.pt"), "--name", out.stem.removeprefix("induction_"), "--out-json",
+             portable(out), "--plots-dir", portable(ROOT / "runs" / "seeds" / "plots"), "--precision", "fp32"]
            for seeds in SEEDS.values() for seed, (run, out) in seeds.items() if seed != 1337]
 
 

@@ -15,7 +15,8 @@ writes results/verdict_rates.json: how many of the six 2M runs fail each part of
 import json
 from pathlib import Path
 
-from experiments import REF, ROOT, rel
+from checkpoint import portable
+from experiments import REF, ROOT
 
 SEEDS = (1337, 1, 2)
 THREADS = 2  # as `make run` trains on two cores (train_runs' default is one thread per run)
@@ -36,8 +37,8 @@ MODELS = {("2M", 1337, "fp32"): (REF / "MiniGPT-2M" / "best.pt", RESULTS / "indu
           **{("original-2M", s, "fp32"): (REF / "original" / f"original-2M-seed{s}" / "final.pt",
                                           RESULTS / "original" / f"induction_original-2M-seed{s}.json")
              for s in (1337, 1)}}
-STUDIES = [[rel(weights), "--name", out.stem.removeprefix("induction_"), "--out-json", rel(out),
-            "--plots-dir", rel(ROOT / "runs" / "make-run" / "plots"), "--precision", "fp32"]
+STUDIES = [[portable(weights), "--name", out.stem.removeprefix("induction_"), "--out-json", portable(out),
+            "--plots-dir", portable(ROOT / "runs" / "make-run" / "plots"), "--precision", "fp32"]
            for (model, seed, how), (weights, out) in MODELS.items() if how == "make run"]
 REPORTS = [[]]
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 import induction as ind  # noqa: E402
 from induction import CRITERIA, first_formed  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
-from study import PATHS, heads_str, pct, read_result  # noqa: E402
+from study import heads_str, path_name, pct, read_result  # noqa: E402
 from checkpoint import read_metrics  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def model_rows(run_dir: Path, study_json: Path):
     if v.circuit:
         c = v.circuit
         yield (f"| path patching from {heads_str(c.senders)}: share of prefix matching removed through " +
-               " / ".join(PATHS.get(w, (None, None, w))[2] for w in c.paths) + " (null 0) | " + " / ".join(
+               " / ".join(path_name(w) for w in c.paths) + " (null 0) | " + " / ".join(
                    f"{ps.prefix_match_removed.mean:.0%}" for ps in c.paths.values()) + " |")
         if c.sender_control is not None:
             yield (f"| sender control: each head below alone into the keys | {c.sender} above "
