@@ -70,8 +70,9 @@ def test_ctrl_c_under_torchrun_saves_once_and_the_resumed_run_matches_an_uninter
     assert out.count("interrupted at step") == 1, out  # rank 0 alone reports and saves
     step = load_checkpoint(run / "latest.pt")["step"]
     assert 20 <= step < STEPS
-    out = subprocess.run(torchrun(*_args(run, STEPS, save_interval=10), "--resume"), check=True, capture_output=True,
-                         text=True).stdout
+    resumed = subprocess.run(torchrun(*_args(run, STEPS, save_interval=10), "--resume"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    out = resumed.stdout
     assert f"resuming {run / 'latest.pt'} at step {step:,}" in out
     a, b = load_checkpoint(ref / "latest.pt"), load_checkpoint(run / "latest.pt")
     assert a["step"] == b["step"] == STEPS
