@@ -76,8 +76,11 @@ Definitions (S = chunk length, prompts are 4 chunks, positions 0 .. 4S-1):
 * Ablation of head (l, h) acts on blocks.{l}.attn.hook_z, the head's output before
   the output projection: zero ablation sets it to 0, mean ablation to its mean over all
   probe prompts (repeat and control) and all positions, resample ablation to the head's own
-  output at the same position of another prompt of the same kind. Many ablations run in one
-  batched forward pass: each replica of the probe batch carries its own head mask.
+  output at the same position of another prompt of the same kind.
+* One intervention engine (intervene): every ablation, patch and path patch is a list of Interventions, each a head
+  set, a site (hook_z, or hook_q/k/v for path patching's receivers, hook_mlp_out to freeze the MLPs), the positions
+  it replaces and the source of the values (fixed values, another run's activations, or RESAMPLE); many such
+  configs run in one batched forward pass, each replica of the batch with its own masks.
 * K-composition (Elhage et al. 2021) of head a (earlier layer) into head b:
   ||W_OV^a W_QK^bᵀ||_F / (||W_OV^a||_F ||W_QK^b||_F) with W_OV = W_V W_O, W_QK = W_Q W_Kᵀ
   (LayerNorm scales ignored), against the same score for Gaussian matrices of the same shapes.
@@ -711,22 +714,13 @@ def check_heads(model, heads):
                              f"and heads 0..{H - 1}")
 
 
-def head_mask(model, heads_per_config) -> torch.Tensor:
-    """[[(l, h), ...], ...] -> keep mask (K, L, H): 0 where that config ablates the head."""
-    keep = torch.ones(len(heads_per_config), model.config.n_layer, model.config.n_head)
-    for k, heads in enumerate(heads_per_config):
-        check_heads(model, heads)
-        for l, h in heads:
-            keep[k, l, h] = 0
-    return keep
-
-
 def mean_head_outputs(model, idx: torch.Tensor) -> torch.Tensor:
     """Mean of hook_z over prompts and positions: (L, H, D), the mean-ablation values."""
     return layer_activations(model, idx, "hook_z").mean((1, 2)).cpu()
 
 
-RESAMPLE = "resample"  # a fill: each head's own output on another prompt (resample ablation)
+RESAMPLE = "resample"  # a source: each head's own output on the next prompt of the batch (resample ablation)
+SITES = ("z", "q", "k", "v", "mlp_out")
 
 
 def head_outputs(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -734,93 +728,151 @@ def head_outputs(model, idx: torch.Tensor, batch: int = 256) -> torch.Tensor:
     return layer_activations(model, idx, "hook_z", batch)
 
 
-@torch.no_grad()
-def ablated_run(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | None = None,
-                loss_from: int = 0, max_tokens: int = 16384):
-    """Run idx (n, T) once per ablation config, in batched forward passes.
+@dataclass(eq=False)
+class Intervention:
+    """Replace the `site` activation of `heads` [(l, h), ...] at `positions` ((T,) bool; None: every position) by
+    values from `source`.
 
-    keep (K, L, H): 1 keeps a head, 0 replaces its hook_z output by fill: (L, H, D) values (zero, mean ablation),
-    (L, n, T', H, D) values per prompt and position (patching, resampling from other prompts; T' = T if S is given,
-    else T - 1), or RESAMPLE: the head's own output on the next prompt of idx, cyclically, position by position.
-    An ablation in layer l changes nothing before it, so each config restarts from the clean
-    residual stream entering its first ablated layer, and the (10k-word) unembedding runs only
-    for the targets from position loss_from on.
-    The prompts go through in chunks of about max_tokens tokens, and several configs share one forward pass up to
-    that size: memory stays bounded however many prompts there are (the original's δ on 2,000 prompts a set).
-    Returns per-position losses (K, n, T-1-loss_from) and, if S is given, induction scores (K, n, L, H).
+    site: "z" (a head's output, blocks.l.attn.hook_z), "q", "k" or "v" (its inputs, hook_q/k/v), or "mlp_out" (then
+    heads holds (l, None): the MLP of layer l, blocks.l.hook_mlp_out).
+    source, where the values come from:
+      (L, H, D) hook_z values for every prompt and position (zero and mean ablation);
+      (L, n, T, H, D) hook_z values per prompt and position (head_outputs of other prompts: patching);
+      {hook name: (n, T, ...)}: a run's activations (run_with_cache's cache, or an intervention's capture);
+      RESAMPLE: each head's own hook_z on the next prompt of the batch, cyclically.
     """
-    if isinstance(fill, str) and fill != RESAMPLE:
-        raise ValueError(f"fill must be (L, H, D) values or {RESAMPLE!r}, got {fill!r}")
-    n, T = idx.shape
+    heads: list
+    source: object
+    positions: torch.Tensor | None = None
+    site: str = "z"
+
+    def __post_init__(self):
+        if self.site not in SITES:
+            raise ValueError(f"site must be one of {', '.join(SITES)}, got {self.site!r}")
+        if isinstance(self.source, str) and self.source != RESAMPLE:
+            raise ValueError(f"source must be values, a run's activations or {RESAMPLE!r}, got {self.source!r}")
+
+    def hook_name(self, l: int) -> str:
+        return f"blocks.{l}.hook_mlp_out" if self.site == "mlp_out" else f"blocks.{l}.attn.hook_{self.site}"
+
+    def values(self, l: int, rows: torch.Tensor | None, clean: dict):
+        """This source's values for layer l's hook on prompts `rows` (None: all of them), broadcastable to
+        (n, T, H, D) or (n, T, C)."""
+        s = self.source
+        if isinstance(s, str):  # RESAMPLE: the chunk's own clean outputs, rolled (see intervene)
+            return clean[self.hook_name(l)]
+        if isinstance(s, torch.Tensor) and s.dim() == 3:
+            return s[l].view(1, 1, *s.shape[1:])
+        v = s[self.hook_name(l)] if isinstance(s, dict) else s[l]
+        return v if rows is None else v[rows.to(v.device)]
+
+
+def ablations(sets, source) -> list[list[Intervention]]:
+    """Head sets [[(l, h), ...], ...] -> one config per set, each replacing the set's hook_z by `source` ([]: none)."""
+    return [[Intervention(list(heads), source)] if heads else [] for heads in sets]
+
+
+def ablated_losses(model, windows: torch.Tensor, sets, source) -> torch.Tensor:
+    """Windows (n, T+1) of text -> per-position losses (K, n, T) with each head set's hook_z replaced by `source`."""
+    return intervene(model, windows[:, :-1], ablations(sets, source), targets=windows[:, 1:]).loss
+
+
+@dataclass
+class Intervened:
+    """intervene's result: per-position losses (K, n, T') (None without targets) and the captures, {name: (K, n, ...)}."""
+    loss: torch.Tensor | None
+    captured: dict
+
+
+@torch.no_grad()
+def intervene(model, inputs: torch.Tensor, configs, targets: torch.Tensor | None = None, loss_from: int = 0,
+              capture: dict | None = None, max_tokens: int = 16384) -> Intervened:
+    """Run `inputs` (n, T) once per config, a list of Interventions ([]: the clean run), in batched forward passes:
+    every ablation, patch and path patch of the study goes through here.
+
+    targets (n, T'): the tokens predicted from positions loss_from .. loss_from + T' - 1 (their losses are returned;
+    the 10k-word unembedding runs only there). capture {hook name: reduce or None}: each config's activation at that
+    hook point, reduced per forward pass by `reduce` (e.g. a pattern to its induction scores) or kept whole.
+    An intervention in layer l changes nothing before it, so each config restarts from the clean residual stream
+    entering its first intervened layer (its captures before that layer are the clean run's). The prompts go through
+    in chunks of about max_tokens tokens, and several configs share one forward pass up to that size: memory stays
+    bounded however many prompts there are (the original's δ on 2,000 prompts a set).
+    """
+    for config in configs:
+        for iv in config:
+            check_heads(model, [(l, 0 if h is None else h) for l, h in iv.heads])
+    n, T = inputs.shape
     chunks = torch.arange(n).split(max(1, max_tokens // T))
-    if len(chunks) == 1:
-        return _ablated_chunk(model, idx, keep, fill, S, loss_from, max_tokens)
-    losses, scores = [], []
-    for rows in chunks:
-        if isinstance(fill, str):  # RESAMPLE across chunks: the outputs on the prompts after these, cyclically
-            donors = idx[(rows + 1) % n]
-            chunk_fill = head_outputs(model, donors if S is not None else donors[:, :-1])
-        else:
-            chunk_fill = fill[:, rows.to(fill.device)] if fill.dim() == 5 else fill
-        loss, score = _ablated_chunk(model, idx[rows], keep, chunk_fill, S, loss_from, max_tokens)
-        losses.append(loss)
-        scores.append(score)
-    return torch.cat(losses, 1), torch.cat(scores, 1) if S is not None else None
+    parts = [_intervene_chunk(model, inputs, rows, len(chunks) > 1, configs, targets, loss_from, capture or {},
+                              max_tokens) for rows in chunks]
+    loss = torch.cat([p.loss for p in parts], 1) if targets is not None else None
+    return Intervened(loss, {nm: torch.cat([p.captured[nm] for p in parts], 1) for nm in parts[0].captured})
 
 
-def _ablated_chunk(model, idx: torch.Tensor, keep: torch.Tensor, fill, S: int | None, loss_from: int,
-                   max_tokens: int):
-    """ablated_run on prompts that fit one forward pass (RESAMPLE draws from within them)."""
+def _intervene_chunk(model, inputs, rows, chunked, configs, targets, loss_from, capture, max_tokens) -> Intervened:
+    """intervene on the prompts `rows`, which fit one forward pass."""
     device = next(model.parameters()).device
-    L, H = model.config.n_layer, model.config.n_head
-    n, T = idx.shape
-    idx, keep = idx.to(device), keep.to(device)
-    fill = fill if isinstance(fill, str) else fill.to(device)
-    targets = idx[:, 1 + loss_from:]
-    inputs = idx if S is not None else idx[:, :-1]  # scores see every query of the prompt, as head_scores does
+    L = model.config.n_layer
+    x_in = inputs[rows].to(device)
+    n, T = x_in.shape
+    resample = any(isinstance(iv.source, str) for c in configs for iv in c)
     resid_names = [f"blocks.{l}.hook_resid_pre" for l in range(L)] + [f"blocks.{L - 1}.hook_resid_post"]
-    pattern_names = _layer_names(model, "hook_pattern") if S is not None else []
-    z_names = _layer_names(model, "hook_z") if isinstance(fill, str) else []
-    _, clean = model.run_with_cache(inputs, resid_names + pattern_names + z_names, return_type=None)
-    resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T', C) entering layer l; resid[L]: the output
-    if isinstance(fill, str):  # (L, n, T', H, D): prompt i takes prompt i+1's outputs
-        fill = torch.stack([clean[nm].roll(-1, dims=0) for nm in z_names])
-    per_prompt = fill.dim() == 5
-    layer_ablated = (keep == 0).any(-1)  # (K, L)
-    first = torch.where(layer_ablated.any(-1), layer_ablated.float().argmax(-1), L).tolist()
-    losses = torch.empty(len(keep), n, T - 1 - loss_from)
-    scores = None
-    if S is not None:  # layers before a config's first ablated layer keep their clean scores
-        clean_scores = torch.stack([induction_diag(clean[nm], S) for nm in pattern_names], 1)  # (n, L, H)
-        scores = clean_scores.float().cpu().expand(len(keep), n, L, H).clone()
+    z_names = _layer_names(model, "hook_z") if resample else []
+    _, clean = model.run_with_cache(x_in, resid_names + list(capture) + z_names, return_type=None)
+    if resample:  # prompt i takes prompt i+1's outputs (across chunks: from the prompts after this chunk's)
+        donors = head_outputs(model, inputs[(rows + 1) % len(inputs)]) if chunked else None
+        for l, nm in enumerate(z_names):
+            clean[nm] = donors[l] if chunked else clean[nm].roll(-1, dims=0)
+    resid = [clean[nm] for nm in resid_names]  # resid[l]: (n, T, C) entering layer l; resid[L]: the output
+    keep_clean = {nm: (f(clean[nm]) if f else clean[nm]).float().cpu() for nm, f in capture.items()}
+    K = len(configs)
+    first = [min((l for iv in c for l, _ in iv.heads), default=L) for c in configs]
+    losses = torch.empty(K, n, targets.shape[1]) if targets is not None else None
+    captured = {nm: v.expand(K, *v.shape).clone() for nm, v in keep_clean.items()}
+    y = targets[rows].to(device) if targets is not None else None
     per_fwd = max(1, max_tokens // (n * T))
     for l0 in sorted(set(first)):
-        todo = [k for k in range(len(keep)) if first[k] == l0]
+        todo = [k for k in range(K) if first[k] == l0]
         for c in range(0, len(todo), per_fwd):
             ks = todo[c: c + per_fwd]
-            kc, K = keep[ks], len(ks)
-            layer_scores = {}
+            got = {}
+            with model.hooks(_hooks(model, [configs[k] for k in ks], rows if chunked else None, clean, T, device,
+                                    capture, got)):
+                x = model.run_blocks(resid[l0].repeat(len(ks), 1, 1), start=l0)  # (len(ks)*n, T, C)
+            if y is not None:
+                loss = model.unembed_loss(x[:, loss_from:loss_from + y.shape[1]], y.repeat(len(ks), 1),
+                                          reduction="none")
+                losses[ks] = loss.view(len(ks), n, -1).float().cpu()
+            for nm, v in got.items():
+                captured[nm][ks] = v.view(len(ks), n, *v.shape[1:]).float().cpu()
+    return Intervened(losses, captured)
 
-            def z_hook(z, hook):  # z: (K*n, T, H, D)
-                l = hook.layer
-                m = kc[:, l].view(K, 1, 1, H, 1)
-                z = z.view(K, n, *z.shape[1:])
-                f = fill[l][None] if per_prompt else fill[l].view(1, 1, 1, H, -1)  # (1, n, T, H, D) or broadcast
-                return (z * m + f * (1 - m)).flatten(0, 1)
 
-            def pattern_hook(p, hook):  # p: (K*n, H, T, T)
-                layer_scores[hook.layer] = induction_diag(p, S).view(K, n, H)
+def _hooks(model, configs, rows, clean, T, device, capture, got):
+    """The hooks of one forward pass over len(configs) replicas of the prompts: each replica's interventions write
+    its values where its mask says, one torch.where per source and hook point; then the captures."""
+    K = len(configs)
+    by_hook = {}  # hook name -> {source id: (intervention, mask (K, T, H) or (K, T, 1))}
+    for k, config in enumerate(configs):
+        for iv in config:
+            pos = torch.ones(T, dtype=torch.bool) if iv.positions is None else iv.positions.cpu()
+            for l, h in iv.heads:
+                width = 1 if iv.site == "mlp_out" else model.config.n_head
+                _, mask = by_hook.setdefault(iv.hook_name(l), {}).setdefault(
+                    id(iv.source), (iv, torch.zeros(K, T, width, dtype=torch.bool)))
+                mask[k, pos, 0 if h is None else h] = True
 
-            hooks = [(nm, z_hook) for nm in _layer_names(model, "hook_z")]
-            hooks += [(nm, pattern_hook) for nm in pattern_names]
-            x = resid[l0].repeat(K, 1, 1)  # (K*n, T', C)
-            with model.hooks(hooks):
-                x = model.run_blocks(x, start=l0)
-            loss = model.unembed_loss(x[:, loss_from:T - 1], targets.repeat(K, 1), reduction="none")
-            losses[ks] = loss.view(K, n, -1).float().cpu()
-            for l, v in layer_scores.items():
-                scores[ks, :, l] = v.float().cpu()
-    return losses, scores
+    def put(act, hook):  # act: (K*n, T, H, D) at a head's site, (K*n, T, C) at an MLP's
+        act = act.view(K, -1, *act.shape[1:])
+        for iv, mask in by_hook[hook.name].values():
+            m = mask.to(device).view(K, 1, T, mask.shape[-1], *([1] if act.dim() == 5 else []))
+            act = torch.where(m, iv.values(hook.layer, rows, clean), act)
+        return act.flatten(0, 1)
+
+    def keep(act, hook):
+        got[hook.name] = capture[hook.name](act) if capture[hook.name] else act
+
+    return [(nm, put) for nm in by_hook] + [(nm, keep) for nm in capture]
 
 
 def icl_positions(T: int) -> tuple[range, range]:
@@ -848,7 +900,8 @@ def val_windows(val_tokens: torch.Tensor, block_size: int, n: int = 16, seed: in
 
 
 def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None) -> dict:
-    """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation); fill as in ablated_run.
+    """Evaluate ablation configs [[(l, h), ...], ...] (the first should be [] = no ablation); fill: an Intervention's
+    source, (L, H, D) values (zero, mean) or RESAMPLE.
     RESAMPLE takes every prompt's (repeat and control) head outputs from the next *control* prompt: resampling from
     the corrupted distribution, so no copy of another prompt is injected and the share of G removed stays near or
     below 1 (resampling from repeat prompts had injected a wrong copy: shares of 142-169%).
@@ -856,18 +909,20 @@ def ablate(model, probes: Probes, configs, fill, val: torch.Tensor | None = None
     Returns per config: G and the original study's δ per prompt (K, n), Δ per prompt and head (K, n, L, H), and the
     mean validation loss (K,) if val windows are given.
     """
-    keep = head_mask(model, configs)
     both = torch.cat([probes.repeat, probes.control])
+    S, n = probes.S, probes.n
     resample_val = isinstance(fill, str) and fill == RESAMPLE
     if resample_val:
         fill = head_outputs(model, probes.control).roll(-1, dims=1).repeat(1, 2, 1, 1, 1)  # (L, 2n, T, H, D)
-    loss, sc = ablated_run(model, both, keep, fill, probes.S, loss_from=probes.S)
-    n = probes.n
+    names = _layer_names(model, "hook_pattern")
+    r = intervene(model, both, ablations(configs, fill), targets=both[:, S + 1:], loss_from=S,
+                  capture={nm: lambda p: induction_diag(p, S) for nm in names})  # scores on every query, as head_scores
+    loss, sc = r.loss, torch.stack([r.captured[nm] for nm in names], 2)    # (K, 2n, T-1-S), (K, 2n, L, H)
     out = {"G": gain_per_prompt(loss[:, :n], loss[:, n:], 0),  # the losses already start at q = S
-           "delta_original": original_delta(loss[:, :n], loss[:, n:], probes.S, first=probes.S),
+           "delta_original": original_delta(loss[:, :n], loss[:, n:], S, first=S),
            "delta": sc[:, :n] - sc[:, n:]}
     if val is not None:
-        vloss, _ = ablated_run(model, val, keep, RESAMPLE if resample_val else fill)
+        vloss = ablated_losses(model, val, configs, RESAMPLE if resample_val else fill)
         out["val_loss"] = vloss.mean((1, 2))
     return out
 
@@ -925,20 +980,23 @@ def patch_positions(S: int, where: str) -> torch.Tensor:
 @torch.no_grad()
 def patch(model, m: Matched, sets, n_boot: int = 1000, seed: int = 0, positions: str = "measured") -> dict:
     """Noise and denoise each head set [[(l, h), ...], ...] on matched prompts (definitions in the docstring), at
-    `positions` (patch_positions): elsewhere each patched run keeps its own head outputs.
+    `positions` (patch_positions): elsewhere each patched head keeps its output of the unpatched run.
 
     Returns "removed" (noising: share of the normalised gain removed) and "restored" (denoising: share restored),
     each (mean, lo, hi) arrays of (K,), and the clean and corrupted chunk-2 losses (n,)."""
-    keep = head_mask(model, sets)
+    for heads in sets:
+        check_heads(model, heads)
     S = m.S
     clean_loss, corrupt_loss = chunk2_losses(model, m.clean, S), chunk2_losses(model, m.corrupt, S)
     gain = corrupt_loss - clean_loss  # (n,) the normalisation: 1 = clean, 0 = corrupted
     out = {"loss_clean": clean_loss, "loss_corrupt": corrupt_loss}
     z = {"clean": head_outputs(model, m.clean[:, :-1]), "corrupt": head_outputs(model, m.corrupt[:, :-1])}
-    where = patch_positions(S, positions).to(z["clean"].device).view(1, 1, -1, 1, 1)
+    where = patch_positions(S, positions)
     for direction, run_on, source in (("removed", "clean", "corrupt"), ("restored", "corrupt", "clean")):
-        fill = torch.where(where, z[source], z[run_on])  # (L, n, 2S-1, H, D): the source's outputs where patched
-        loss, _ = ablated_run(model, getattr(m, run_on), keep, fill, loss_from=S)
+        configs = [[Intervention(list(hs), z[source], where)]
+                   + ([Intervention(list(hs), z[run_on], ~where)] if not where.all() else []) for hs in sets]
+        x = getattr(m, run_on)
+        loss = intervene(model, x[:, :-1], configs, targets=x[:, S + 1:], loss_from=S).loss
         normalised = corrupt_loss - loss.mean(-1)  # (K, n): the gain the patched run keeps, per prompt
         mean, lo, hi = ratio_of_means(normalised, gain, n_boot, seed)
         out[direction] = (1 - mean, 1 - hi, 1 - lo) if direction == "removed" else (mean, lo, hi)
@@ -1016,70 +1074,33 @@ def path_patch(model, m: Matched, senders, receivers, into: str,
     "v"); the receivers' other inputs stay clean and everything downstream of them runs. freeze_mlps: the MLPs
     between them are frozen too, so only the direct path (through the residual stream alone) carries the change.
 
+    Two interventions: the path's run (every head frozen at its clean output but the senders, which take their
+    corrupted one; the MLPs recompute, Wang et al.'s path patching, so a path through an MLP counts as direct) gives
+    the receivers' `into` input; the clean run then takes it, and only it, at the receivers.
     Returns the receivers' attention from chunk 2's queries to the token after the copy, (n, len(receivers)), and the
     chunk-2 loss per prompt (n,), of the patched clean run."""
     if into not in ("q", "k", "v"):
         raise ValueError(f"into must be 'q', 'k' or 'v', got {into!r}")
-    L, H, D, C = model.config.n_layer, model.config.n_head, model.config.d_head, model.config.n_embd
-    S, device = m.S, next(model.parameters()).device
-    inputs = m.clean[:, :-1].to(device)                                      # (n, 2S-1)
+    check_heads(model, list(senders) + list(receivers))
+    L, H, S = model.config.n_layer, model.config.n_head, m.S
+    inputs = m.clean[:, :-1]                                                 # (n, 2S-1)
     layers = sorted({l for l, _ in receivers})
-    mlp_names = [f"blocks.{l}.hook_mlp_out" for l in range(L)] if freeze_mlps and not model.config.attn_only else []
-    names = ([f"blocks.{l}.hook_resid_pre" for l in layers] + _layer_names(model, "hook_z") + mlp_names
-             + [f"blocks.{l}.attn.hook_{w}" for l in layers for w in "qkv"])
-    _, clean = model.run_with_cache(inputs, names, return_type=None)
-    corrupt_z = head_outputs(model, m.corrupt[:, :-1])                       # (L, n, T, H, D)
-    # The receivers' input along the path: every head frozen at its clean output but the senders, which take their
-    # corrupted one; the MLPs recompute (Wang et al.'s path patching), so a path through an MLP counts as direct.
-    fill = torch.stack([clean[nm] for nm in _layer_names(model, "hook_z")])   # (L, n, T, H, D)
-    for ls, hs in senders:
-        fill[ls, :, :, hs] = corrupt_z[ls, :, :, hs]
-    path_input = {}
-
-    def freeze(z, hook):
-        return fill[hook.layer]
-
-    def freeze_mlp(x, hook):
-        return clean[hook.name]
-
-    def keep_input(x, hook):
-        path_input[hook.layer] = x
-
-    with model.hooks([(nm, freeze) for nm in _layer_names(model, "hook_z")] + [(nm, freeze_mlp) for nm in mlp_names] +
-                     [(f"blocks.{l}.hook_resid_pre", keep_input) for l in layers]):
-        model(inputs)
-    W = {w: i for i, w in enumerate("qkv")}
-    patched = {}                                                             # layer -> (n, T, H, D) for `into`
-    for lr in layers:
-        x = path_input[lr]                                                   # (n, T, C)
-        block = model.blocks[lr]
-        if model.config.positions == "shortformer" and into != "v":
-            x = x + model.pos_embed(*x.shape[:2], device)
-        w = block.attn.c_attn.weight[W[into] * C:(W[into] + 1) * C]
-        b = None if block.attn.c_attn.bias is None else block.attn.c_attn.bias[W[into] * C:(W[into] + 1) * C]
-        patched[lr] = torch.nn.functional.linear(block.ln_1(x), w, b).view(*x.shape[:2], H, D)
-    heads_at = {l: [h for lr, h in receivers if lr == l] for l in layers}
-
-    def input_hook(act, hook):  # act: (n, T, H, D); the receivers' inputs: patched for `into`, clean otherwise
-        w, l = hook.name.rsplit("_", 1)[1], hook.layer
-        act = act.clone()
-        src = patched[l] if w == into else clean[hook.name]
-        act[:, :, heads_at[l]] = src[:, :, heads_at[l]]
-        return act
-
-    scores = {}
-
-    def pattern_hook(p, hook):  # (n, H, T, T)
-        scores[hook.layer] = induction_diag(p, S)[:, heads_at[hook.layer]]   # (n, receivers in this layer)
-
-    hooks = [(f"blocks.{l}.attn.hook_{w}", input_hook) for l in layers for w in "qkv"]
-    hooks += [(f"blocks.{l}.attn.hook_pattern", pattern_hook) for l in layers]
-    with model.hooks(hooks):
-        x = model.run_blocks(clean[f"blocks.{layers[0]}.hook_resid_pre"], start=layers[0])
-    loss = model.unembed_loss(x[:, S:], m.clean[:, S + 1:].to(device), reduction="none").float().mean(-1).cpu()
-    order = [(l, i) for l in layers for i in range(len(heads_at[l]))]
-    pm = torch.stack([scores[l][:, i] for l, i in order], 1).float().cpu()
-    return pm, loss
+    qkv = [f"blocks.{l}.attn.hook_{w}" for l in layers for w in "qkv"]
+    mlps = [f"blocks.{l}.hook_mlp_out" for l in range(L)] if freeze_mlps and not model.config.attn_only else []
+    _, clean = model.run_with_cache(inputs.to(next(model.parameters()).device),
+                                    _layer_names(model, "hook_z") + qkv + mlps, return_type=None)
+    corrupt = head_outputs(model, m.corrupt[:, :-1])                         # (L, n, T, H, D)
+    path = [Intervention([(l, h) for l in range(L) for h in range(H) if (l, h) not in senders], clean),
+            Intervention(list(senders), corrupt)] + ([Intervention([(l, None) for l in range(L)], clean, site="mlp_out")]
+                                                     if mlps else [])
+    along = intervene(model, inputs, [path], capture={f"blocks.{l}.attn.hook_{into}": None for l in layers})
+    along = {nm: v[0] for nm, v in along.captured.items()}                   # {name: (n, T, H, D)}
+    to_receivers = [Intervention(list(receivers), along if w == into else clean, site=w) for w in "qkv"]
+    patterns = {f"blocks.{l}.attn.hook_pattern": lambda p: induction_diag(p, S) for l in layers}
+    r = intervene(model, inputs, [to_receivers], targets=m.clean[:, S + 1:], loss_from=S, capture=patterns)
+    pm = torch.stack([r.captured[f"blocks.{l}.attn.hook_pattern"][0][:, h] for l, h in
+                      sorted(receivers, key=lambda lh: layers.index(lh[0]))], 1)
+    return pm, r.loss[0].mean(-1)
 
 
 # ---- composition ------------------------------------------------------------------------

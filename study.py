@@ -856,7 +856,7 @@ def _set_patching(r: dict, i: int, heads, cost: float) -> SetPatching:
 
 def _val_cost(model, val: torch.Tensor, heads) -> float:
     """The set's cost on validation text: resample ablation (another window's output), nats/token."""
-    vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[], list(heads)]), ind.RESAMPLE)
+    vloss = ind.ablated_losses(model, val, [[], list(heads)], ind.RESAMPLE)
     return float(vloss[1].mean() - vloss[0].mean())
 
 
@@ -874,7 +874,7 @@ def _specificity(ctx: Context, m: ind.Matched, tested, cfg: StudyConfig, positio
     if val is None:
         cost = [tested_cost] * len(configs)
     else:
-        vloss, _ = ind.ablated_run(model, val, ind.head_mask(model, [[]] + configs), ind.RESAMPLE)
+        vloss = ind.ablated_losses(model, val, [[]] + configs, ind.RESAMPLE)
         cost = (vloss.mean((1, 2)) - vloss[0].mean()).tolist()[1:]
     t, rest = _set_patching(r, 0, tested, cost[0]), [_set_patching(r, i, st, cost[i]) for i, st in enumerate(configs)
                                                     if i > 0]
@@ -1023,8 +1023,7 @@ def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations,
         windows = ind.split_windows(ctx.val_tokens, T).to(next(model.parameters()).device)  # (N, T+1): all of val
         with torch.no_grad():
             clean = ind.icl_per_window(model.loss(windows[:, :-1], windows[:, 1:], reduction="none"))  # (N,)
-        keep = ind.head_mask(model, [tested])
-        ablated = {mode: ind.icl_per_window(ind.ablated_run(model, windows, keep, singles.fills[mode])[0][0])
+        ablated = {mode: ind.icl_per_window(ind.ablated_losses(model, windows, [tested], singles.fills[mode])[0])
                    for mode in ABLATIONS}  # each (N,)
         est = lambda v: ind.Estimate(*map(float, ind.bootstrap(v.cpu(), seed=cfg.seed)))  # noqa: E731
         early, late = ind.icl_positions(T)

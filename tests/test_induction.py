@@ -165,8 +165,14 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode, arch):
     assert torch.allclose(means[1], cache["blocks.1.attn.hook_z"].mean((0, 1)))
     fill = torch.zeros_like(means) if mode == "zero" else means
     before, _ = model(idx)
-    keep = ind.head_mask(model, [[], [(1, 2)], [(0, 0)]])
-    loss, scores = ind.ablated_run(model, idx, keep, fill, S=6)
+    sets = [[], [(1, 2)], [(0, 0)]]
+    scores_of = {f"blocks.{l}.attn.hook_pattern": lambda p: ind.induction_diag(p, 6) for l in range(2)}
+
+    def run(source, **kw):
+        r = ind.intervene(model, idx, ind.ablations(sets, source), targets=idx[:, 1:], capture=scores_of, **kw)
+        return r.loss, torch.stack(list(r.captured.values()), 2)  # (K, n, T-1), (K, n, L, H)
+
+    loss, scores = run(fill)
     for k, (l, h) in ((1, (1, 2)), (2, (0, 0))):  # a layer-1 config restarts from the clean layer-1 input
         manual_loss, manual_scores = _manual_run(model, idx, l, h, fill[l, h])
         assert torch.allclose(loss[k], manual_loss, atol=1e-6)
@@ -174,16 +180,50 @@ def test_batched_ablation_equals_a_manual_hook_and_leaves_no_hook(mode, arch):
     assert torch.allclose(loss[0], model(idx[:, :-1], idx[:, 1:], reduction="none")[1], atol=1e-6)
     # the same queries as head_scores (q in [S, T), all T positions), not one fewer
     assert torch.allclose(scores[0], ind.induction_diag(ind.attention_patterns(model, idx), 6), atol=1e-6)
-    tail, _ = ind.ablated_run(model, idx, keep, fill, loss_from=6)  # the unembedding only where asked
-    assert tail.shape == (3, 5, 17) and torch.allclose(tail, loss[..., 6:], atol=1e-6)
+    tail = ind.intervene(model, idx, ind.ablations(sets, fill), targets=idx[:, 7:], loss_from=6).loss
+    assert tail.shape == (3, 5, 17) and torch.allclose(tail, loss[..., 6:], atol=1e-6)  # unembedding where asked
     per_prompt = torch.randn(2, 5, 24, 3, 8)  # (L, n, T, H, D), as patching fills
-    whole = ind.ablated_run(model, idx, keep, per_prompt, S=6)
+    whole = run(per_prompt)
     for f, expected in ((fill, (loss, scores)), (per_prompt, whole)):  # in chunks of 2, 2 and 1 prompts
-        chunked = ind.ablated_run(model, idx, keep, f, S=6, max_tokens=48)
+        chunked = run(f, max_tokens=48)
         assert all(torch.allclose(c, e, atol=1e-6) for c, e in zip(chunked, expected))
     after, _ = model(idx)
     assert torch.equal(before, after)
     assert all(not hp._forward_hooks for hp in model.hook_points().values())
+
+
+def test_one_engine_patches_any_site_at_chosen_positions_from_several_sources_in_one_config():
+    """A config of three interventions (a head's key from another run at some positions, another head's output
+    zeroed, layer 0's MLP frozen at another run's output) equals the same edits made by hand with hooks."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=24, n_layer=2, n_head=3, n_embd=24)).eval()
+    idx, other = torch.randint(0, 30, (4, 24)), torch.randint(0, 30, (4, 23))
+    names = ["blocks.1.attn.hook_k", "blocks.0.hook_mlp_out"]
+    _, theirs = model.run_with_cache(other, names, return_type=None)
+    where = torch.arange(23) >= 10
+    config = [ind.Intervention([(1, 2)], theirs, where, site="k"),
+              ind.Intervention([(0, 1)], torch.zeros(2, 3, 8)),
+              ind.Intervention([(0, None)], theirs, site="mlp_out")]
+
+    def k_hook(k, hook):
+        k = k.clone()
+        k[:, where, 2] = theirs[hook.name][:, where, 2]
+        return k
+
+    def z_hook(z, hook):
+        z = z.clone()
+        z[:, :, 1] = 0
+        return z
+
+    hooks = [("blocks.1.attn.hook_k", k_hook), ("blocks.0.attn.hook_z", z_hook),
+             ("blocks.0.hook_mlp_out", lambda x, hook: theirs[hook.name])]
+    with model.hooks(hooks):
+        manual = model(idx[:, :-1], idx[:, 1:], reduction="none")[1]
+    r = ind.intervene(model, idx[:, :-1], [[], config], targets=idx[:, 1:], capture={"blocks.1.attn.hook_k": None})
+    assert torch.allclose(r.loss[1], manual, atol=1e-6) and not torch.allclose(r.loss[0], r.loss[1])
+    k = r.captured["blocks.1.attn.hook_k"]  # (K, n, T, H, D): the clean run's, then the patched one's
+    assert torch.equal(k[1][:, where, 2], theirs["blocks.1.attn.hook_k"][:, where, 2])
+    assert not torch.allclose(k[1][:, ~where, 2], k[0][:, ~where, 2])  # recomputed there, from the changed layer 0
 
 
 def test_resample_ablation_takes_the_heads_output_on_the_next_prompt():
@@ -202,11 +242,11 @@ def test_resample_ablation_takes_the_heads_output_on_the_next_prompt():
     with model.hooks([("blocks.1.attn.hook_z", hook)]):
         logits, _ = model(idx[:, :-1])
     manual = torch.nn.functional.cross_entropy(logits.transpose(1, 2), idx[:, 1:], reduction="none")
-    loss, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE)
+    configs = ind.ablations([[], [(1, 2)]], ind.RESAMPLE)
+    loss = ind.ablated_losses(model, idx, [[], [(1, 2)]], ind.RESAMPLE)
     assert torch.allclose(loss[1], manual, atol=1e-6) and not torch.allclose(loss[0], loss[1])
-    for max_tokens in (24, 48, 96):  # chunks of 1, 2 and 4 prompts: the next prompt is often in the next chunk
-        chunked, _ = ind.ablated_run(model, idx, ind.head_mask(model, [[], [(1, 2)]]), ind.RESAMPLE,
-                                     max_tokens=max_tokens)
+    for max_tokens in (23, 46, 92):  # chunks of 1, 2 and 4 prompts: the next prompt is often in the next chunk
+        chunked = ind.intervene(model, idx[:, :-1], configs, targets=idx[:, 1:], max_tokens=max_tokens).loss
         assert torch.allclose(chunked, loss, atol=1e-6), max_tokens
 
 
@@ -372,11 +412,14 @@ def test_ratio_of_means_ci_covers_the_ratio():
     assert lo[0] < mean[0] < hi[0] and abs(mean[0] - 0.5) < 0.02 and hi[0] - lo[0] < 0.05
 
 
-def test_ablating_a_missing_head_is_an_error(model):
+def test_ablating_a_missing_head_or_an_unknown_site_is_an_error(model):
+    idx, zero = torch.zeros(2, 8, dtype=torch.long), torch.zeros(2, 4, model.config.d_head)
     with pytest.raises(ValueError, match=r"head \(layer 2, head 0\) does not exist: this model has layers 0..1"):
-        ind.head_mask(model, [[(2, 0)]])
+        ind.intervene(model, idx, ind.ablations([[(2, 0)]], zero))
     with pytest.raises(ValueError, match=r"head \(layer 0, head 5\) does not exist"):
-        ind.head_mask(model, [[(0, 5)]])
+        ind.intervene(model, idx, ind.ablations([[(0, 5)]], zero))
+    with pytest.raises(ValueError, match=r"site must be one of z, q, k, v, mlp_out, got 'o'"):
+        ind.Intervention([(0, 0)], zero, site="o")
 
 
 def test_bootstrap_ci_covers_the_mean():
