@@ -6,6 +6,15 @@
 # from its preset (checkpoints/MiniGPT-2M-n_embd=64/), and `make study` follows it.
 PYTHON ?= python3
 VENV ?= .venv
+# No variable a user sets reaches a shell or make as syntax: a recipe takes its raw text ($(value ...), never
+# expanded) as one single-quoted argument, and the script it calls checks it (a run name, a path, an experiment).
+# TRAIN_ARGS is the one list: train.py splits it as a shell would (--args), without running one.
+quote = '$(subst ','"'"',$(value $1))'
+# make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it)
+unexport PYTHON VENV PRESET TRAIN_ARGS RUN AS NAME OVERWRITE FINAL STUDY
+# PYTHON and VENV name the toolchain and appear in targets, which make expands while reading this file: plain paths only
+$(foreach v,PYTHON VENV,$(if $(shell printf '%s' $(call quote,$v) | LC_ALL=C grep -qx '[A-Za-z0-9_./+=-]*' || echo bad),\
+	$(error $v must be a plain path (letters, digits and _ . / + = -), got: $(value $v))))
 BIN := $(VENV)/bin
 PRESET ?= 2M
 TRAIN_ARGS ?=
@@ -31,11 +40,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: train study  ## train PRESET (with TRAIN_ARGS), then study it
 
 train: $(VENV)/.installed  ## train PRESET into checkpoints/<run>/ (resumes it if it exists)
-	$(BIN)/python train.py --preset $(PRESET) --resume $(TRAIN_ARGS)
+	$(BIN)/python train.py --preset $(call quote,PRESET) --resume --args $(call quote,TRAIN_ARGS)
 
 # Figures and the attention page in Plots/<run>/; summary and executed notebook in checkpoints/<run>/.
 study: $(VENV)/.installed  ## study the run trained last, or RUN=<name or checkpoint path>
-	$(BIN)/python scripts/study_notebook.py $(RUN)
+	$(BIN)/python scripts/study_notebook.py $(if $(value RUN),$(call quote,RUN))
 
 # One pytest worker per core, one thread each; an idle worker takes tests queued for a busy one (worksteal).
 test: $(VENV)/.installed  ## the test suite (CPU, minutes)
@@ -60,8 +69,9 @@ reference promote exp: export MINIGPT_WRITE_REFERENCE = 1
 
 # A finished run into checkpoints/reference/AS: weights (no optimizer state), config, vocabulary, metrics, sample.
 promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1, FINAL=1)
-	@test -n "$(RUN)" -a -n "$(AS)" || { echo "usage: make promote RUN=<run folder> AS=<folder under $(REF)/>"; exit 2; }
-	$(BIN)/python scripts/promote.py "$(RUN)" "$(AS)" $(if $(OVERWRITE),--overwrite) $(if $(FINAL),--final)
+	@$(if $(and $(value RUN),$(value AS)),true,echo "usage: make promote RUN=<run folder> AS=<folder under $(REF)/>"; exit 2)
+	$(BIN)/python scripts/promote.py $(call quote,RUN) $(call quote,AS) $(if $(value OVERWRITE),--overwrite) \
+		$(if $(value FINAL),--final)
 
 # Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
 # computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).
@@ -98,8 +108,8 @@ reference-models: $(VENV)/.installed  ## retrain the 2M and 5.6M reference model
 # lists them). Its report reads the committed runs in checkpoints/reference/ and draws into results/figures/ (seconds
 # to a minute); RUN=1 trains its runs into runs/<name>/ instead (one thread each; hours), for make promote.
 exp: $(VENV)/.installed  ## an experiment's report (NAME=<experiment>), with RUN=1 its training runs, STUDY=1 its studies
-	@test -n "$(NAME)" || { $(BIN)/python -m experiments; echo "usage: make exp NAME=<experiment> [RUN=1 | STUDY=1]"; exit 2; }
-	$(BIN)/python -m experiments $(NAME) $(if $(RUN),run,$(if $(STUDY),study,report))
+	@$(if $(value NAME),true,$(BIN)/python -m experiments; echo "usage: make exp NAME=<experiment> [RUN=1 | STUDY=1]"; exit 2)
+	$(BIN)/python -m experiments $(call quote,NAME) $(if $(value RUN),run,$(if $(value STUDY),study,report))
 
 # The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~16 min).
 notebooks: $(VENV)/.installed  ## the executed copy of MiniGPT.ipynb in results/ (the 2M preset, ~16 min)
@@ -107,4 +117,4 @@ notebooks: $(VENV)/.installed  ## the executed copy of MiniGPT.ipynb in results/
 		-p PLOTS_DIR runs/notebook/plots -p RESUME False
 
 clean-venv:  ## remove .venv
-	rm -rf $(VENV)
+	rm -rf $(call quote,VENV)

@@ -33,7 +33,9 @@ import dataclasses
 import fcntl
 import math
 import os
+import shlex
 import signal
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -648,7 +650,15 @@ def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--plots-dir", help="where the loss-curve PNG goes (default: the run's own, Plots/<name>/)")
+    ap.add_argument("--args", default="", help="more of these flags in one string, split into words as a shell "
+                    "would but never run by one (make's TRAIN_ARGS)")
     args = ap.parse_args(argv)
+    if args.args:
+        try:
+            extra = shlex.split(args.args)
+        except ValueError as e:  # e.g. an unclosed quote
+            ap.error(f"--args {args.args!r}: {e}")
+        args = ap.parse_args([*(sys.argv[1:] if argv is None else argv), *extra])
     overrides = given(args, RunConfig)
     return run_config(overrides.pop("preset", "2M"), **overrides), args
 

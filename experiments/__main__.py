@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from checkpoint import CheckpointError, OutputError
+from config import ConfigError
 from experiments import EXPERIMENTS, ROOT, train_runs
 
 
@@ -16,9 +18,15 @@ def main(argv=None):
             print(f"  {name:<13} {doc}")
         return
     name, action = argv[0], argv[1] if len(argv) > 1 else "report"
-    if name not in EXPERIMENTS or action not in ("report", "run", "study"):
+    if name not in EXPERIMENTS or action not in ("report", "run", "study") or len(argv) > 2:
         raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}")
-    module = importlib.import_module(f"experiments.{name}")
+    try:
+        run(importlib.import_module(f"experiments.{name}"), name, action)
+    except (OutputError, CheckpointError, ConfigError) as e:  # e.g. results/ written outside make exp
+        raise SystemExit(f"error: {e}")
+
+
+def run(module, name: str, action: str):
     os.chdir(ROOT)  # the studies' paths are relative to the repository's root (checkpoint.portable)
     if action == "study":
         if not getattr(module, "STUDIES", None):
