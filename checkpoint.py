@@ -26,10 +26,14 @@ import json
 import os
 import pickle
 import re
+import shutil
+import signal
 import tempfile
+import threading
 import types
 import typing
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -114,10 +118,42 @@ def check_writable(directory, what: str) -> Path:
     return directory
 
 
-def disk_full(e: BaseException) -> bool:
-    """torch.save reports a full disk as a RuntimeError from its zip writer, not as an OSError."""
-    return (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(e, RuntimeError) and ("unexpected pos" in str(e) or "No space left" in str(e)))
+FULL = 16 * 2 ** 20  # free bytes below which a failed write is read as a full disk
+
+
+def disk_full(e: BaseException, folder) -> bool:
+    """A full disk, by errno. torch.save's zip writer reports a failed write as a RuntimeError ("unexpected pos")
+    whatever its cause: the OSError it carries as context (a write to a Python file) says which, and without one
+    the free space left in `folder` does (a Ctrl-C or any other failure there is not a full disk)."""
+    cause = e
+    for _ in range(8):  # the chain of exceptions being handled when each was raised
+        if isinstance(cause, OSError):
+            return cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        if isinstance(cause, KeyboardInterrupt):
+            return False
+        if cause.__context__ is None:
+            break
+        cause = cause.__context__
+    return "unexpected pos" in str(e) and shutil.disk_usage(folder).free < FULL
+
+
+@contextmanager
+def ctrl_c_after():
+    """Hold a Ctrl-C until the block ends, then deliver it: raised inside torch.save's writer it would surface as a
+    RuntimeError ("unexpected pos") and leave a half-written file. Only the main thread receives signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(*caught[0])  # e.g. the training loop's stop flag, or Python's KeyboardInterrupt
+        elif caught and previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None, step=0, metrics=None,
@@ -139,13 +175,13 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with ctrl_c_after(), open(tmp, "wb") as f:
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except RuntimeError as e:
-        if disk_full(e):  # as an OSError, so every caller's "disk full" message applies
+        if disk_full(e, path.parent):  # as an OSError, so every caller's "disk full" message applies
             raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
         raise
     finally:

@@ -21,6 +21,8 @@ if __name__ == "__main__":  # Ctrl-C while the imports load is noted, and acted 
     signal.signal(signal.SIGINT, lambda *_: _CTRL_C_WHILE_IMPORTING.append(True))
 
 import argparse
+import os
+import stat
 import sys
 import time
 from contextlib import contextmanager
@@ -32,7 +34,7 @@ import torch
 
 import induction as ind
 import utils
-from checkpoint import (CheckpointError, check_name, check_vocabulary, check_writable, is_reference, load_model,
+from checkpoint import (CheckpointError, OutputError, check_name, check_vocabulary, check_writable, is_reference, load_model,
                         output_path, portable, read_record, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
@@ -652,15 +654,37 @@ class Target:
                 f"figures -> {self.plots_dir}/, summary -> {self.out_json}")
 
 
+LAST_RUN_MAX = 4096  # bytes: a run's name is at most 120 characters
+
+
+def last_run() -> str:
+    """The name in LAST_RUN, read safely: a regular file of at most a few KB, UTF-8, holding one run's name (train.py
+    writes it). Anything else is a one-line error that never echoes the file (it may be huge, or another file)."""
+    fix = "delete it (training writes it again), or name the run: make study RUN=<name>"
+    try:
+        fd = os.open(LAST_RUN, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # no link, and a FIFO never blocks
+    except FileNotFoundError:
+        raise ConfigError(f"no run has been trained here yet ({LAST_RUN} is missing): run MiniGPT.ipynb or "
+                          f"`make train` first, or name a run or a checkpoint (CHECKPOINT / the first argument)") from None
+    except OSError as e:  # ELOOP: a symbolic link
+        raise ConfigError(f"{LAST_RUN} cannot be read as a file ({e.strerror}); {fix}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{LAST_RUN} is not a regular file; {fix}")
+        data = f.read(LAST_RUN_MAX + 1)
+    try:
+        if len(data) > LAST_RUN_MAX:
+            raise ValueError
+        return check_name(data.decode("utf-8").strip(), "run name")
+    except (ValueError, OutputError):  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"{LAST_RUN} does not hold one run's name (it should be one line of at most "
+                          f"{LAST_RUN_MAX} bytes, as training writes it); {fix}") from None
+
+
 def resolve(cfg: StudyConfig) -> Target:
     """Which checkpoint cfg names (a path, a run's name, or None for the run trained last) and its output paths."""
     if cfg.checkpoint is None:
-        if not LAST_RUN.exists():
-            raise ConfigError(f"no run has been trained here yet ({LAST_RUN} is missing): run MiniGPT.ipynb or "
-                              f"`make train` first, or name a run or a checkpoint (CHECKPOINT / the first argument)")
-        last = LAST_RUN.read_text().strip()
-        check_name(last, f"run name in {LAST_RUN}")
-        path, why = CHECKPOINTS / last / "best.pt", f"the run trained last here, {LAST_RUN.name}"
+        path, why = CHECKPOINTS / last_run() / "best.pt", f"the run trained last here, {LAST_RUN.name}"
     elif "/" not in cfg.checkpoint and not cfg.checkpoint.endswith(".pt"):
         check_name(cfg.checkpoint, "run name (CHECKPOINT)")
         path, why = CHECKPOINTS / cfg.checkpoint / "best.pt", "the run named"

@@ -2,6 +2,7 @@
 are read-only, real faults give their messages, resume checks what it resumes, inputs are checked before the work."""
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -432,3 +433,78 @@ def test_a_checkpoint_of_the_wrong_shape_is_named(run_dir, tmp_path, edit, match
 def test_a_warmup_longer_than_the_run_is_said(tmp_path, capsys):
     train(run_config(**TINY, max_steps=3, warmup_steps=50, out_dir=str(tmp_path)), **QUIET)
     assert "warmup_steps 50 exceeds max_steps 3, so the learning rate never reaches its peak" in capsys.readouterr().out
+
+
+# ---- checkpoints/last_run.txt is read safely (issue #43 item 4) --------------------------------------------------
+
+@pytest.mark.parametrize("make_it, why", [
+    (lambda p: p.symlink_to("/dev/zero"), "cannot be read as a file"),
+    (lambda p: os.mkfifo(p), "is not a regular file"),
+    (lambda p: p.write_bytes(b"\xff\xfe run"), "does not hold one run's name"),
+    (lambda p: p.write_bytes(b"x" * 10_000_000), "does not hold one run's name"),
+    (lambda p: p.symlink_to(Path(__file__).resolve().parent.parent / "README.md"), "cannot be read as a file"),
+    (lambda p: p.write_text("../../etc\n"), "does not hold one run's name"),
+])
+def test_a_last_run_file_that_is_not_one_run_name_gets_one_line_that_never_echoes_it(tmp_path, monkeypatch,
+                                                                                     make_it, why):
+    import study
+    last = tmp_path / "last_run.txt"
+    make_it(last)
+    monkeypatch.setattr(study, "LAST_RUN", last)
+    with pytest.raises(study.ConfigError) as e:
+        study.resolve(study.StudyConfig())
+    assert why in str(e.value) and "\n" not in str(e.value) and len(str(e.value)) < 400
+
+
+def test_a_last_run_file_names_the_run_to_study(tmp_path, monkeypatch):
+    import study
+    (tmp_path / "last_run.txt").write_text("MiniGPT-2M\n")
+    monkeypatch.setattr(study, "LAST_RUN", tmp_path / "last_run.txt")
+    assert study.last_run() == "MiniGPT-2M"
+
+
+# ---- a full disk only when it is, and Ctrl-C during a save (issue #43 item 6) ----------------------------------
+
+def test_a_failed_save_is_a_full_disk_only_when_the_disk_is_full(tmp_path, monkeypatch):
+    import checkpoint
+    from TransformerModel import GPT, GPTConfig
+    from tokenizer import build_tokenizer
+    tok = build_tokenizer("char", "abc", "abc")
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8))
+
+    def failing_save(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # the disk has room: not "No space left on device"
+        checkpoint.save_checkpoint(tmp_path / "a.pt", model, tok)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: shutil_usage(free=1024))
+    with pytest.raises(OSError, match="No space left on device"):
+        checkpoint.save_checkpoint(tmp_path / "a.pt", model, tok)
+    assert not list(tmp_path.iterdir())  # no half-written file either way
+
+
+def shutil_usage(free):
+    import shutil
+    return shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - free, free)
+
+
+def test_ctrl_c_during_a_save_is_held_until_the_file_is_whole_then_raised(tmp_path, monkeypatch):
+    import signal
+    import checkpoint
+    from TransformerModel import GPT, GPTConfig
+    from tokenizer import build_tokenizer
+    tok = build_tokenizer("char", "abc", "abc")
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    real_save = checkpoint.torch.save
+
+    def interrupted_save(obj, f):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while the file is being written
+        real_save(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):  # train.py's main turns it into exit 130
+        checkpoint.save_checkpoint(tmp_path / "a.pt", model, tok)
+    assert checkpoint.load_model(tmp_path / "a.pt")[0].config.n_embd == 8  # written whole before the interrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]

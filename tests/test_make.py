@@ -67,3 +67,4 @@ def test_python_m_experiments_refuses_extra_arguments_and_says_why_it_cannot_wri
     monkeypatch.delenv("MINIGPT_WRITE_REFERENCE", raising=False)
     with pytest.raises(SystemExit, match="^error: refusing to write .* only `make reference`, `make exp`"):
         main(["seeds"])
+
