@@ -54,7 +54,9 @@ class CheckpointError(RuntimeError):
 # ---- where files may go ------------------------------------------------------------------------
 # The committed reference results are read-only to every command but the ones that regenerate them (`make reference`,
 # `make promote`, an experiment's report), which set this variable; nothing else writes there, whatever its flags.
-PROTECTED = ("checkpoints/reference", "results")
+PROTECTED = ("checkpoints/reference", "results", "Data")
+WHO_WRITES = {"Data": "the Austen corpus, which only scripts/build_corpus.py rewrites"}  # whatever the environment
+WHO_WRITES_REF = "the committed reference results, which only `make reference`, `make exp` and `make promote` rewrite"
 WRITE_REFERENCE = "MINIGPT_WRITE_REFERENCE"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,119}")
 
@@ -98,10 +100,10 @@ def output_path(path, under=None, what: str = "output") -> Path:
     if under is not None and not resolved.is_relative_to(os.path.realpath(under)):
         raise OutputError(f"the {what} {path} would be written outside {under}; give a name without '/' or '..'")
     protected = reference_folder(resolved)
-    if os.environ.get(WRITE_REFERENCE) != "1" and protected:
-        raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds the committed reference results, "
-                          f"which only `make reference`, `make exp` and `make promote` rewrite; write your run "
-                          f"elsewhere (the defaults are checkpoints/<run>/ and Plots/<run>/)")
+    if protected and (protected in WHO_WRITES or os.environ.get(WRITE_REFERENCE) != "1"):  # Data/: never
+        raise OutputError(f"refusing to write the {what} {path}: {protected}/ holds "
+                          f"{WHO_WRITES.get(protected, WHO_WRITES_REF)}; write your run elsewhere (the defaults are "
+                          f"checkpoints/<run>/ and Plots/<run>/)")
     return resolved
 
 

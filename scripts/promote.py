@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checkpoint import CheckpointError, export_weights, load_checkpoint, output_path  # noqa: E402
-from config import RunConfig  # noqa: E402
+from config import ConfigError, RunConfig  # noqa: E402
 
 REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
@@ -74,7 +74,7 @@ def main(argv=None):
     try:
         for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite, a.final):
             print(f"wrote {path}")
-    except CheckpointError as e:
+    except (CheckpointError, ConfigError) as e:  # e.g. a latest.pt whose stored preset is not one
         raise SystemExit(f"error: {e}")
 
 

@@ -42,6 +42,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         target = study.resolve(study.StudyConfig(checkpoint=a.run))
+        study.load_model(target.checkpoint)  # not a checkpoint: our one line, before papermill's two tracebacks
         out = study.output_path(target.out_json.parent / "InductionHeads.ipynb", what="executed notebook")
     except study.ERRORS as e:
         raise SystemExit(f"error: {e}")

@@ -508,3 +508,35 @@ def test_ctrl_c_during_a_save_is_held_until_the_file_is_whole_then_raised(tmp_pa
         checkpoint.save_checkpoint(tmp_path / "a.pt", model, tok)
     assert checkpoint.load_model(tmp_path / "a.pt")[0].config.n_embd == 8  # written whole before the interrupt
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]
+
+
+@pytest.mark.parametrize("env", [{}, {"MINIGPT_WRITE_REFERENCE": "1"}])
+def test_the_corpus_folder_is_never_an_output(monkeypatch, env):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    data = Path(checkpoint.ROOT) / "Data"
+    with pytest.raises(OutputError, match="Data/ holds the Austen corpus, which only scripts/build_corpus.py rewrites"):
+        checkpoint.output_path(data / "run" / "best.pt", what="checkpoint")
+    with pytest.raises(OutputError, match="Data/ holds the Austen corpus"):  # train.py --out-dir Data
+        train_mod.locked(data).__enter__()
+
+
+def test_promote_of_a_run_whose_stored_preset_climbs_out_is_a_one_line_error(run_dir, tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(checkpoint.ROOT) / "scripts"))
+    import promote
+    monkeypatch.setattr(promote, "REFERENCE", tmp_path / "reference")
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    crafted(run_dir / "latest.pt", run / "latest.pt", lambda c: c["train_config"].update(preset="../../etc"))
+    with pytest.raises(SystemExit, match="^error: ") as e:
+        promote.main([str(run), "x"])
+    assert "preset" in str(e.value) and not (tmp_path / "reference").exists()
+
+
+def test_the_study_notebook_of_a_file_that_is_not_a_checkpoint_is_one_line_before_papermill_starts(tmp_path, capsys):
+    sys.path.insert(0, str(Path(checkpoint.ROOT) / "scripts"))
+    import study_notebook
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match="^error: .*notes.pt"):
+        study_notebook.main([str(tmp_path / "notes.pt")])
+    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "InductionHeads.ipynb").exists()
