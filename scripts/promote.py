@@ -8,59 +8,120 @@ metrics.json, sample.txt and train.log (the command's output, which `python -m e
 is studied (the original recipe, which memorises). The run must have reached its
 max_steps (--unfinished to promote a run in progress), the destination must not exist yet (--overwrite to replace
 it), and the weights must stay under 30 MB, the repository's limit for a committed file. Writing into
-checkpoints/reference/ needs MINIGPT_WRITE_REFERENCE=1, which `make promote` sets. A run in progress whose resumable
-latest.pt was committed in the destination keeps it until you `git rm` it: promote writes, and never deletes.
+checkpoints/reference/ needs MINIGPT_WRITE_REFERENCE=1, which `make promote` sets. Promote is a transaction: it checks
+everything first (symbolic links are refused, the run and the destination are different folders, the destination is
+a folder under checkpoints/reference/), writes into a temporary folder beside the destination, then swaps it in whole,
+so an overwrite keeps nothing of the old folder (git shows what went) and a failure leaves it as it was. One promote
+at a time: a second is refused while one runs.
 """
 import argparse
+import fcntl
+import os
 import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from checkpoint import CheckpointError, export_weights, load_checkpoint, output_path  # noqa: E402
+from checkpoint import CheckpointError, check_name, export_weights, load_checkpoint, output_path  # noqa: E402
 from config import ConfigError, RunConfig  # noqa: E402
 
 REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
 
 
-def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False,
-            final: bool = False) -> list[Path]:
-    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics, sample and log into dest
-    (a folder under checkpoints/reference/)."""
-    missing = [f for f in ("best.pt", "metrics.json") if not (run / f).is_file()]
+def _plain_file(path: Path, what: str) -> bool:
+    """Whether the run holds `path` as a regular file of its own; a symbolic link (which could bring a file from
+    outside the run into the reference) is refused."""
+    if path.is_symlink():
+        raise CheckpointError(f"{path} is a symbolic link; promote copies only a run's own files (copy the file "
+                              f"into the run, or remove the link)")
+    return path.is_file()
+
+
+def check(run: Path, dest: Path, unfinished: bool, overwrite: bool, final: bool) -> list[str]:
+    """Everything promote checks before it writes anything. Returns the run's files to copy beside the weights."""
+    if run.is_symlink() or not run.is_dir():
+        raise CheckpointError(f"{run} is not a run's folder (train.py --out-dir){' but a link' if run.is_symlink() else ''}")
+    missing = [f for f in ("best.pt", "metrics.json") if not _plain_file(run / f, f)]
     if missing:
         raise CheckpointError(f"{run} holds no {' or '.join(missing)}: is it a run's folder (train.py --out-dir)?")
     latest = run / "latest.pt"
-    if latest.exists() and not unfinished:
+    if _plain_file(latest, "latest.pt") and not unfinished:
         ckpt = load_checkpoint(latest)
         step, max_steps = ckpt.get("step"), RunConfig.from_checkpoint(ckpt).max_steps
         if step != max_steps:
             raise CheckpointError(f"{run} is at step {step:,} of {max_steps:,}: finish it (train.py --resume), or "
                                   f"pass --unfinished to promote it as it is")
-    if final and not latest.exists():
+    if final and not latest.is_file():
         raise CheckpointError(f"{run} holds no latest.pt, so no final weights to promote")
-    if not dest.resolve().is_relative_to(REFERENCE.resolve()):
-        raise CheckpointError(f"promote writes under {REFERENCE}, not {dest}")
+    reference, target = REFERENCE.resolve(), dest.resolve()
+    if not target.is_relative_to(reference) or target == reference:
+        raise CheckpointError(f"promote writes into a folder under {REFERENCE}, not {dest}")
+    for part in target.relative_to(reference).parts:
+        check_name(part, "destination folder (AS)")
+    source = run.resolve()
+    if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+        raise CheckpointError(f"{run} and {dest} are the same folder, or one holds the other; promote a run from "
+                              f"its own folder (e.g. under runs/)")
+    if dest.is_symlink():
+        raise CheckpointError(f"{dest} is a symbolic link; remove it first")
     if dest.exists() and any(dest.iterdir()) and not overwrite:
         raise CheckpointError(f"{dest} already holds a reference run; pass --overwrite to replace it")
     output_path(dest, what="reference run")  # refused unless MINIGPT_WRITE_REFERENCE=1 (make promote)
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for src, name in [(run / "best.pt", "best.pt")] + ([(latest, "final.pt")] if final else []):
-        written.append(export_weights(src, dest / name))
-        size = written[-1].stat().st_size
-        if size > MAX_BYTES:
-            for path in written:
-                path.unlink()
-            raise CheckpointError(f"{src} exports to {size / 2**20:.0f} MB of weights, "
-                                  f"above the {MAX_BYTES // 2**20} MB a committed file may hold; not promoted")
-    for name in ("metrics.json", "sample.txt", "train.log"):
-        if (run / name).is_file():
-            written.append(Path(shutil.copyfile(run / name, dest / name)))
-    return written
+    return [name for name in ("metrics.json", "sample.txt", "train.log") if _plain_file(run / name, name)]
+
+
+@contextmanager
+def one_at_a_time():
+    """An exclusive lock on checkpoints/reference/ itself: a second promote is refused while one runs."""
+    REFERENCE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(REFERENCE, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"another promote into {REFERENCE} is running; wait for it, then try again") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False,
+            final: bool = False) -> list[Path]:
+    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics, sample and log into dest
+    (a folder under checkpoints/reference/), as a transaction: everything is checked first, then written into a
+    temporary folder beside dest that replaces dest whole; a failure leaves the old reference exactly as it was."""
+    run, dest = Path(run), Path(dest)
+    with one_at_a_time():
+        files = check(run, dest, unfinished, overwrite, final)
+        new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.promote-", dir=_parent(dest)))
+        try:
+            for src, name in [(run / "best.pt", "best.pt")] + ([(run / "latest.pt", "final.pt")] if final else []):
+                size = export_weights(src, new / name).stat().st_size
+                if size > MAX_BYTES:
+                    raise CheckpointError(f"{src} exports to {size / 2**20:.0f} MB of weights, above the "
+                                          f"{MAX_BYTES // 2**20} MB a committed file may hold; not promoted, and "
+                                          f"{dest} is as it was")
+            for name in files:
+                shutil.copyfile(run / name, new / name)
+            os.chmod(new, 0o755)
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            if dest.exists():
+                os.rename(dest, old)
+            os.rename(new, dest)  # the swap: dest is the old folder or the new one, never a mixture
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
+    return sorted(dest / p.name for p in dest.iterdir())
+
+
+def _parent(dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest.parent
 
 
 def main(argv=None):
@@ -76,6 +137,9 @@ def main(argv=None):
             print(f"wrote {path}")
     except (CheckpointError, ConfigError) as e:  # e.g. a latest.pt whose stored preset is not one
         raise SystemExit(f"error: {e}")
+    except OSError as e:  # e.g. a full disk while writing the new folder: the old one is untouched
+        raise SystemExit(f"error: cannot write {e.filename or 'the new reference folder'}: {e.strerror}; "
+                         f"{a.dest} is as it was")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     with pytest.raises(CheckpointError, match="already holds a reference run; pass --overwrite"):
         promote.promote(run, dest)
     assert promote.promote(run, dest, overwrite=True)
-    with pytest.raises(CheckpointError, match="promote writes under"):
+    with pytest.raises(CheckpointError, match="promote writes into a folder under"):
         promote.promote(run, tmp_path / "elsewhere")
     (run / "train.log").write_text("step 1: ...\n")  # the command's output, as `python -m experiments X run` writes it
     try:
@@ -158,6 +158,63 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     assert sorted(p.name for p in final) == ["best.pt", "final.pt", "metrics.json", "sample.txt", "train.log"]
     last = load_checkpoint(dest / "final.pt")
     assert "optimizer" not in last and last["step"] == load_checkpoint(run / "latest.pt")["step"]
+
+
+def _tree(folder):
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_promote_is_a_transaction_that_checks_everything_before_it_writes(tiny_run, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import checkpoint
+    import promote
+    from checkpoint import CheckpointError
+    reference = tmp_path / "checkpoints" / "reference"
+    monkeypatch.setattr(checkpoint, "ROOT", tmp_path)
+    monkeypatch.setattr(promote, "REFERENCE", reference)
+    monkeypatch.setenv(checkpoint.WRITE_REFERENCE, "1")
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_run.best.parent, run, ignore=shutil.ignore_patterns("plots", ".lock"))
+    dest = reference / "MiniGPT-tiny"
+    promote.promote(run, dest)
+    (dest / "final.pt").write_bytes(b"an older run's")  # stale files an overwrite must not keep
+    before = _tree(reference)
+
+    def refused(match, run=run, dest=dest, **kw):
+        with pytest.raises(CheckpointError, match=match):
+            promote.promote(run, dest, **kw)
+        assert _tree(reference) == before and not list(reference.glob(".*"))  # untouched, no temp folder left
+
+    monkeypatch.setattr(promote, "MAX_BYTES", 1000)  # weights too large for a committed file, with --overwrite
+    refused("above the 0 MB a committed file may hold; not promoted", overwrite=True)
+    monkeypatch.setattr(promote, "MAX_BYTES", 30 * 2 ** 20)
+    os.symlink(dest, tmp_path / "link")  # a run folder that is the reference itself
+    refused("not a run's folder", run=tmp_path / "link", overwrite=True)
+    refused("the same folder, or one holds the other", run=dest, overwrite=True)
+    refused("a folder under", dest=reference / ".", overwrite=True)  # make promote AS=.
+    refused("cannot name files", dest=reference / "a b", overwrite=True)
+    (tmp_path / "outside.txt").write_text("not the run's")
+    (run / "sample.txt").rename(run / "sample.bak")
+    os.symlink(tmp_path / "outside.txt", run / "sample.txt")
+    refused("sample.txt is a symbolic link", overwrite=True)
+    (run / "sample.txt").unlink()
+    (run / "sample.bak").rename(run / "sample.txt")
+    with promote.one_at_a_time():  # a second promote while one runs
+        refused("another promote into .* is running", overwrite=True)
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:  # a failure while writing: the old reference stays whole
+        m.setattr(promote.shutil, "copyfile", full_disk)
+        with pytest.raises(OSError):
+            promote.promote(run, dest, overwrite=True)
+        assert _tree(reference) == before and not list(reference.glob(".*"))
+    promote.promote(run, dest, overwrite=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["best.pt", "metrics.json", "sample.txt"]  # nothing stale
 
 
 @pytest.mark.slow
