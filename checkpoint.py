@@ -107,6 +107,26 @@ def output_path(path, under=None, what: str = "output") -> Path:
     return resolved
 
 
+OWNER = ".run"  # in Plots/<name>/: the run folder whose figures it holds
+
+
+def claim_plots(plots_dir, run_folder) -> Path:
+    """Plots/<name>/ holds one run's figures. The first run to write there records its folder (relative to the
+    repository when inside it); a run from another folder with the same name is refused, where it would overwrite
+    them."""
+    plots_dir, mine = Path(plots_dir), portable(run_folder)
+    owner = plots_dir / OWNER
+    if owner.is_symlink() or owner.exists():
+        theirs = owner.read_bytes()[:4096].decode("utf-8", "replace").strip() if owner.is_file() else "?"
+        if theirs != mine:
+            raise OutputError(f"{plots_dir} holds the figures of the run in {theirs}, not of {mine}; give this one "
+                              f"another name (study: --name; training: another --out-dir name) or --plots-dir, or "
+                              f"delete {plots_dir}")
+        return plots_dir
+    write_file(owner, (mine + "\n").encode(), "figures folder's owner")
+    return plots_dir
+
+
 def check_writable(directory, what: str) -> Path:
     """Fail before the work, not after it, if an output folder cannot be written (or is protected)."""
     directory = output_path(directory, what=what)

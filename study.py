@@ -34,7 +34,7 @@ import torch
 
 import induction as ind
 import utils
-from checkpoint import (CheckpointError, OutputError, check_name, check_vocabulary, check_writable, is_reference, load_model,
+from checkpoint import (CheckpointError, OutputError, check_name, claim_plots, check_vocabulary, check_writable, is_reference, load_model,
                         output_path, portable, read_record, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
@@ -698,6 +698,8 @@ def resolve(cfg: StudyConfig) -> Target:
         out_dir = CHECKPOINTS / run_name
     else:
         run_name, out_dir = folder.name, folder
+    if path.name != "best.pt":  # final.pt and best.pt of one run get their own outputs
+        run_name += f"-{path.stem}"
     name = check_name(cfg.name or run_name, "run name")
     return Target(path, name, Path(cfg.plots_dir) if cfg.plots_dir else PLOTS / name,
                   Path(cfg.out_json) if cfg.out_json else out_dir / f"induction_{name}.json", why)
@@ -760,6 +762,8 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
                           f"{out / f'induction_{target.name}.json'}")
     check_writable(out.parent, "summary")
     check_writable(target.plots_dir, "figures")
+    if not cfg.plots_dir:  # the default, Plots/<name>/: one run's
+        claim_plots(target.plots_dir, target.checkpoint.resolve().parent)
     if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
         raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
     corpus = load_corpus(run.novels, run.held_out)

@@ -47,7 +47,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabulary, check_weights, check_writable,
+from checkpoint import (CheckpointError, MetricsRow, check_name, claim_plots, check_vocabulary, check_weights, check_writable,
                         load_checkpoint, metrics_of, output_path, portable, save_checkpoint, write_file, write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
                     pick_precision, run_config)
@@ -564,6 +564,8 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
     curve_path = None
     if plots_dir is True:
         plots_dir = cfg.plots_dir
+        if proc.main:
+            claim_plots(check_writable(plots_dir, "loss curve"), cfg.run_dir)  # Plots/<name>/: this run's alone
     if plots_dir and proc.main:  # checked now, not after an hour of training
         check_writable(plots_dir, "loss curve")
         curve_path = output_path(Path(plots_dir) / f"Loss_Curve_{check_name(cfg.name)}.png", plots_dir, "loss curve")

@@ -43,7 +43,9 @@ def main(argv=None):
     try:
         target = study.resolve(study.StudyConfig(checkpoint=a.run))
         study.load_model(target.checkpoint)  # not a checkpoint: our one line, before papermill's two tracebacks
-        out = study.output_path(target.out_json.parent / "InductionHeads.ipynb", what="executed notebook")
+        folder = target.out_json.parent  # one notebook per study: a run's best.pt, final.pt, ... each its own
+        out = study.output_path(folder / ("InductionHeads.ipynb" if target.name == folder.name
+                                          else f"InductionHeads_{target.name}.ipynb"), what="executed notebook")
     except study.ERRORS as e:
         raise SystemExit(f"error: {e}")
     print(target)

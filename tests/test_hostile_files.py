@@ -57,9 +57,9 @@ def test_a_preset_that_climbs_out_of_runs_is_refused_and_the_results_are_untouch
         with pytest.raises(CheckpointError, match="cannot name files"):
             study.load(study.StudyConfig(checkpoint=str(bad), plots_dir=str(tmp_path / "plots")))
     assert tree_hashes(ROOT / "results") == before and not (tmp_path / "plots").exists()
-    # and a study's outputs are named after the checkpoint's folder, never after a field inside the file
+    # and a study's outputs are named after the checkpoint's folder and file, never after a field inside the file
     t = study.resolve(study.StudyConfig(checkpoint=str(bad)))
-    assert t.name == tmp_path.name and t.out_json.parent == tmp_path
+    assert t.name == f"{tmp_path.name}-bad" and t.out_json.parent == tmp_path
 
 
 @pytest.mark.parametrize("name", ["/../../x", "../x", "a/b", "..", "x..y/"])
@@ -540,3 +540,31 @@ def test_the_study_notebook_of_a_file_that_is_not_a_checkpoint_is_one_line_befor
     with pytest.raises(SystemExit, match="^error: .*notes.pt"):
         study_notebook.main([str(tmp_path / "notes.pt")])
     assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "InductionHeads.ipynb").exists()
+
+
+# ---- one study, one name (issue #43 item 3) -------------------------------------------------------------------
+
+def test_best_and_final_of_one_run_get_their_own_outputs(run_dir):
+    best = study.resolve(study.StudyConfig(checkpoint=str(run_dir / "best.pt")))
+    final = study.resolve(study.StudyConfig(checkpoint=str(run_dir / "latest.pt")))
+    assert best.name == run_dir.name and final.name == f"{run_dir.name}-latest"
+    assert len({best.out_json, final.out_json}) == 2 and best.plots_dir != final.plots_dir
+
+
+def test_a_figures_folder_belongs_to_one_run_folder(tmp_path):
+    plots = tmp_path / "Plots" / "run"
+    checkpoint.claim_plots(plots, tmp_path / "a" / "run")
+    checkpoint.claim_plots(plots, tmp_path / "a" / "run")  # the same run again: its own folder
+    with pytest.raises(OutputError, match=r"holds the figures of the run in .*a/run, not of .*b/run; give this one "
+                                          r"another name \(study: --name"):
+        checkpoint.claim_plots(plots, tmp_path / "b" / "run")
+
+
+def test_training_a_second_run_of_the_same_name_elsewhere_keeps_the_first_runs_loss_curve(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "PLOTS", tmp_path / "Plots")
+    train(run_config(**TINY, max_steps=2, eval_interval=2, out_dir=str(tmp_path / "a" / "run")), progress=False)
+    curve = tmp_path / "Plots" / "run" / "Loss_Curve_run.png"
+    before = curve.read_bytes()
+    with pytest.raises(OutputError, match="holds the figures of the run in"):
+        train(run_config(**TINY, max_steps=2, eval_interval=2, out_dir=str(tmp_path / "b" / "run")), progress=False)
+    assert curve.read_bytes() == before and not (tmp_path / "b" / "run").exists()
