@@ -22,6 +22,7 @@ JSON data and `from_plain` reads it back into the same types, so every caller re
 """
 import dataclasses
 import errno
+import fcntl
 import json
 import os
 import pickle
@@ -105,6 +106,21 @@ def output_path(path, under=None, what: str = "output") -> Path:
                           f"{WHO_WRITES.get(protected, WHO_WRITES_REF)}; write your run elsewhere (the defaults are "
                           f"checkpoints/<run>/ and Plots/<run>/)")
     return resolved
+
+
+def in_training(folder) -> bool:
+    """Whether a training run holds the folder's lock (train.locked) now; a folder without one is not training."""
+    try:
+        fd = os.open(Path(folder) / ".lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 OWNER = ".run"  # in Plots/<name>/: the run folder whose figures it holds
@@ -320,6 +336,23 @@ def check_vocabulary(path, ckpt: dict, tok: Tokenizer):
                               f"the run began. Restore the file (or Data/), or retrain")
 
 
+def run_vocabulary(path, ckpt: dict) -> Tokenizer | None:
+    """The vocabulary the checkpoint's run builds from its corpus and settings (a tenth of a second); None for a
+    checkpoint without a complete run configuration (a hand-built or test model: nothing to rebuild it from)."""
+    from config import ConfigError, RunConfig
+    from corpus import CorpusError, load_corpus
+    from tokenizer import build_tokenizer
+    try:
+        run = RunConfig.from_checkpoint(ckpt)
+    except ConfigError:
+        return None
+    try:
+        corpus = load_corpus(run.novels, run.held_out)
+        return build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val, run.vocab_size)
+    except (CorpusError, TokenizerError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
 def load_model(path, device="cpu", expect_config: dict | None = None, expect_tokenizer: Tokenizer | None = None):
     """Load (model, tokenizer, checkpoint dict) for inference.
 
@@ -343,6 +376,8 @@ def load_model(path, device="cpu", expect_config: dict | None = None, expect_tok
                               f"expected ({expect_tokenizer.describe()}); use the tokenizer stored in the checkpoint")
     if cfg.vocab_size != tok.vocab_size:
         raise CheckpointError(f"{path}: model vocab_size {cfg.vocab_size} != tokenizer's {tok.vocab_size}")
+    if (built := run_vocabulary(path, ckpt)) is not None:  # as the study checks it
+        check_vocabulary(path, ckpt, built)
     check_weights(path, ckpt["model"], cfg)
     model = GPT(cfg)
     model.load_state_dict(ckpt["model"])

@@ -34,12 +34,12 @@ import torch
 
 import induction as ind
 import utils
-from checkpoint import (CheckpointError, OutputError, check_name, claim_plots, check_vocabulary, check_writable, is_reference, load_model,
-                        output_path, portable, read_record, write_record)
+from checkpoint import (CheckpointError, OutputError, check_name, check_writable, claim_plots, in_training, is_reference,
+                        load_model, output_path, portable, read_record, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
-from tokenizer import TokenizerError, build_tokenizer
+from tokenizer import TokenizerError
 
 
 PROBE_SETS = ("text-val", "text-train", "random", "random-known")
@@ -747,10 +747,18 @@ class Context:
                 f"{self.run.batch_size} × {self.run.block_size} tokens, repeat_frac {self.run.repeat_frac})")
 
 
+def check_not_training(target: Target):
+    """A run still training is not studied: its best.pt changes under the study, and so would its outputs."""
+    if in_training(target.checkpoint.parent):
+        raise ConfigError(f"{target.checkpoint.parent} is still training (its folder is locked); study it when the "
+                          f"training ends, or copy its best.pt elsewhere and study the copy")
+
+
 def load(cfg: StudyConfig, progress: bool = False) -> Context:
     """Load the checkpoint and its corpus, after checking every input and that the outputs can be written."""
     t0 = time.perf_counter()
     target = resolve(cfg)
+    check_not_training(target)
     model, tok, ckpt = load_model(target.checkpoint, cfg.device)
     try:
         run = RunConfig.from_checkpoint(ckpt)
@@ -767,8 +775,6 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
     if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
         raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
     corpus = load_corpus(run.novels, run.held_out)
-    check_vocabulary(target.checkpoint, ckpt, build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val,
-                                                              run.vocab_size))
     ctx = Context(model, tok, ckpt, run, target, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
                   torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device),
                   progress=progress)

@@ -42,6 +42,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         target = study.resolve(study.StudyConfig(checkpoint=a.run))
+        study.check_not_training(target)
         study.load_model(target.checkpoint)  # not a checkpoint: our one line, before papermill's two tracebacks
         folder = target.out_json.parent  # one notebook per study: a run's best.pt, final.pt, ... each its own
         out = study.output_path(folder / ("InductionHeads.ipynb" if target.name == folder.name
@@ -52,7 +53,8 @@ def main(argv=None):
     import papermill as pm
     out.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(ROOT / "InductionHeads.ipynb"), str(out), cwd=str(ROOT), log_output=False,
-                        parameters={} if a.run is None else {"CHECKPOINT": a.run})
+                        parameters={"CHECKPOINT": study.portable(target.checkpoint)})  # the one resolved
+    # above: a run trained meanwhile (last_run.txt) must not swap the notebook's subject
     result = study.read_result(target.out_json)
     print(result)
     if (note := fail_note(result)) is not None:

@@ -568,3 +568,27 @@ def test_training_a_second_run_of_the_same_name_elsewhere_keeps_the_first_runs_l
     with pytest.raises(OutputError, match="holds the figures of the run in"):
         train(run_config(**TINY, max_steps=2, eval_interval=2, out_dir=str(tmp_path / "b" / "run")), progress=False)
     assert curve.read_bytes() == before and not (tmp_path / "b" / "run").exists()
+
+
+def test_a_run_still_training_is_not_studied(run_dir):
+    with train_mod.locked(run_dir):  # what a training holds while it runs
+        with pytest.raises(ConfigError, match="is still training"):
+            study.load(study.StudyConfig(checkpoint=str(run_dir / "best.pt")))
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import study_notebook
+        with pytest.raises(SystemExit, match="^error: .* is still training"):
+            study_notebook.main([str(run_dir / "best.pt")])
+    study.check_not_training(study.resolve(study.StudyConfig(checkpoint=str(run_dir / "best.pt"))))  # it ended
+
+
+def test_loading_a_model_whose_vocabulary_was_edited_is_refused_as_the_study_refuses_it(run_dir, tmp_path):
+    def swap(c):
+        state = json.loads(c["tokenizer"])
+        key = next(k for k, v in state.items() if isinstance(v, (list, str)) and k != "kind")
+        v = state[key]
+        state[key] = [v[1], v[0], *v[2:]] if isinstance(v, list) else v[1] + v[0] + v[2:]
+        c["tokenizer"] = json.dumps(state)
+
+    bad = crafted(run_dir / "best.pt", tmp_path / "best.pt", swap)
+    with pytest.raises(CheckpointError, match="vocabulary differs from the one its corpus and settings build"):
+        load_model(bad)  # and with it generation and the TransformerLens export
