@@ -21,6 +21,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports load is noted, and acted 
     signal.signal(signal.SIGINT, lambda *_: _CTRL_C_WHILE_IMPORTING.append(True))
 
 import argparse
+import errno
 import os
 import stat
 import sys
@@ -666,8 +667,9 @@ def last_run() -> str:
     except FileNotFoundError:
         raise ConfigError(f"no run has been trained here yet ({LAST_RUN} is missing): run MiniGPT.ipynb or "
                           f"`make train` first, or name a run or a checkpoint (CHECKPOINT / the first argument)") from None
-    except OSError as e:  # ELOOP: a symbolic link
-        raise ConfigError(f"{LAST_RUN} cannot be read as a file ({e.strerror}); {fix}") from None
+    except OSError as e:
+        what = "a symbolic link" if e.errno == errno.ELOOP else f"unreadable ({e.strerror})"
+        raise ConfigError(f"{LAST_RUN} is {what}, not the file training writes; {fix}") from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ConfigError(f"{LAST_RUN} is not a regular file; {fix}")
