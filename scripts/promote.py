@@ -59,7 +59,9 @@ def check(run: Path, dest: Path, unfinished: bool, overwrite: bool, final: bool)
     if final and not latest.is_file():
         raise CheckpointError(f"{run} holds no latest.pt, so no final weights to promote")
     reference, target = REFERENCE.resolve(), dest.resolve()
-    if not target.is_relative_to(reference) or target == reference:
+    if target == reference:
+        raise CheckpointError(f"AS names {REFERENCE} itself; give a folder under it, e.g. AS=seeds/<run>")
+    if not target.is_relative_to(reference):
         raise CheckpointError(f"promote writes into a folder under {REFERENCE}, not {dest}")
     for part in target.relative_to(reference).parts:
         check_name(part, "destination folder (AS)")

@@ -194,7 +194,7 @@ def test_promote_is_a_transaction_that_checks_everything_before_it_writes(tiny_r
     os.symlink(dest, tmp_path / "link")  # a run folder that is the reference itself
     refused("not a run's folder", run=tmp_path / "link", overwrite=True)
     refused("the same folder, or one holds the other", run=dest, overwrite=True)
-    refused("a folder under", dest=reference / ".", overwrite=True)  # make promote AS=.
+    refused("AS names .* itself; give a folder under it", dest=reference / ".", overwrite=True)  # make promote AS=.
     refused("cannot name files", dest=reference / "a b", overwrite=True)
     (tmp_path / "outside.txt").write_text("not the run's")
     (run / "sample.txt").rename(run / "sample.bak")
