@@ -384,12 +384,21 @@ def load_model(path, device="cpu", expect_config: dict | None = None, expect_tok
     return model.to(device).eval(), tok, ckpt
 
 
+def portable_config(train_config: dict | None) -> dict:
+    """A stored run configuration whose out_dir is relative to the repository (portable) when it lies inside it."""
+    cfg = dict(train_config or {})
+    if isinstance(cfg.get("out_dir"), str) and cfg["out_dir"]:
+        cfg["out_dir"] = portable(cfg["out_dir"])
+    return cfg
+
+
 def export_weights(src, dst) -> Path:
-    """Copy a checkpoint without optimizer and RNG state (for committing reference models)."""
+    """Copy a checkpoint without optimizer and RNG state (for committing reference models), its stored out_dir
+    relative to the repository (a committed file records no path of this machine)."""
     ckpt = load_checkpoint(src)
     model, tok, _ = load_model(src)
-    return save_checkpoint(dst, model, tok, train_config=ckpt.get("train_config"), step=ckpt.get("step", 0),
-                           metrics=metrics_of(ckpt))
+    return save_checkpoint(dst, model, tok, train_config=portable_config(ckpt.get("train_config")),
+                           step=ckpt.get("step", 0), metrics=metrics_of(ckpt))
 
 
 # ---- JSON records of typed results -------------------------------------------------------------

@@ -110,6 +110,9 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
                                           f"{dest} is as it was")
             for name in files:
                 shutil.copyfile(run / name, new / name)
+            if "train.log" in files:  # the command's output names the run's files by their paths on this machine
+                log = new / "train.log"
+                log.write_bytes(log.read_bytes().replace(f"{ROOT}/".encode(), b""))
             os.chmod(new, 0o755)
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             if dest.exists():

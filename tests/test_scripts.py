@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import induction as ind
 from checkpoint import write_json
@@ -215,6 +216,15 @@ def test_promote_is_a_transaction_that_checks_everything_before_it_writes(tiny_r
         assert _tree(reference) == before and not list(reference.glob(".*"))
     promote.promote(run, dest, overwrite=True)
     assert sorted(p.name for p in dest.iterdir()) == ["best.pt", "metrics.json", "sample.txt"]  # nothing stale
+    # what promote commits names no path of this machine: the log's and the stored out_dir, relative to the repository
+    monkeypatch.setattr(promote, "ROOT", tmp_path)
+    ckpt = checkpoint.load_checkpoint(run / "best.pt")
+    ckpt["train_config"]["out_dir"] = str(run)
+    torch.save(ckpt, run / "best.pt")
+    (run / "train.log").write_text(f"checkpoints: {run}/latest.pt (resumable)\n")
+    promote.promote(run, dest, overwrite=True)
+    assert (dest / "train.log").read_text() == "checkpoints: runs/tiny/latest.pt (resumable)\n"
+    assert checkpoint.load_checkpoint(dest / "best.pt")["train_config"]["out_dir"] == "runs/tiny"
 
 
 @pytest.mark.slow
