@@ -1,6 +1,6 @@
 """Rewrite the committed records that still name a path of the machine that wrote them (issue #41), once.
 
-    MINIGPT_WRITE_REFERENCE=1 .venv/bin/python scripts/portable_records.py --root /work/main
+    MINIGPT_WRITE_REFERENCE=1 .venv/bin/python scripts/portable_records.py --root <the checkout they name>
 
 Every tracked train.log loses the prefix `<root>/` (its paths become relative to the repository), and every tracked
 checkpoint whose stored run configuration holds out_dir under `<root>` gets it relative to the repository; the weights,
