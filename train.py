@@ -37,12 +37,13 @@ import shlex
 import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.func import functional_call
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
@@ -560,66 +561,202 @@ def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progres
 
     plots_dir: the loss curve's folder; True: the run's own, Plots/<name>/; None or False: no loss curve.
     """
-    proc = init_distributed(pick_device(cfg.device))
-    curve_path = None
-    if plots_dir is True:
-        plots_dir = cfg.plots_dir
-        if proc.main:
-            claim_plots(check_writable(plots_dir, "loss curve"), cfg.run_dir)  # Plots/<name>/: this run's alone
-    if plots_dir and proc.main:  # checked now, not after an hour of training
-        check_writable(plots_dir, "loss curve")
-        curve_path = output_path(Path(plots_dir) / f"Loss_Curve_{check_name(cfg.name)}.png", plots_dir, "loss curve")
-    with locked(cfg.run_dir) if proc.main else nullcontext():
-        run = start_run(cfg, resume, overwrite, proc)
-        cfg = run.cfg  # with "auto" precision resolved
-        if proc.main and cfg.run_dir.resolve().parent == CHECKPOINTS:  # what InductionHeads.ipynb studies by default
-            write_file(LAST_RUN, (cfg.run_dir.name + "\n").encode(), "the last run's name")
-        prior_elapsed = run.metrics[-1].elapsed_s if run.metrics else 0.0
-        prior_train = run.metrics[-1].train_s if run.metrics else 0.0
-        t0, train_s, start_step = time.perf_counter(), 0.0, run.step
-        if not run.metrics:
+    return _train([cfg], resume, overwrite, progress, sample_prompt, plots_dir)[0]
+
+
+def train_seeds(cfgs: list[RunConfig], resume: bool = False, overwrite: bool = False, progress: bool = True,
+                sample_prompt: str | None = "it is a truth universally acknowledged") -> list[TrainResult]:
+    """Train several seeds of one configuration in one process (StackedSeeds); each seed's run folder, loss curve,
+    checkpoints, metrics, probes and sample are those a single run of that seed writes (seed_configs)."""
+    return _train(cfgs, resume, overwrite, progress, sample_prompt, True)
+
+
+def seed_configs(preset: str, seeds, **overrides) -> list[RunConfig]:
+    """The configuration of each seed's single run: run_config(preset, seed=s, **overrides), its own folder and name."""
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise TrainingError(f"--seeds takes two or more different seeds, got {seeds}")
+    if overrides.get("out_dir") or overrides.get("name"):
+        raise TrainingError("--seeds trains one folder per seed, named as its single run would be: leave out "
+                            "--out-dir and --name")
+    cfgs = [run_config(preset, **overrides, seed=s) for s in seeds]
+    if any(c.dropout for c in cfgs):
+        raise TrainingError("--seeds needs dropout 0: under vmap each seed's dropout masks would come from one stream, "
+                            "so a seed would no longer follow its single run")
+    return cfgs
+
+
+def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, plots_dir) -> list[TrainResult]:
+    """The training loop of one run, or of several seeds stacked (len(cfgs) > 1)."""
+    proc = init_distributed(pick_device(cfgs[0].device))
+    if len(cfgs) > 1 and proc.world > 1:
+        raise TrainingError("--seeds trains in one process; run it without torchrun")
+    curve_paths = []
+    for cfg in cfgs:
+        curve_path, folder = None, plots_dir
+        if folder is True:
+            folder = cfg.plots_dir
             if proc.main:
-                log_eval(run, 0.0, 0.0)
-            save(run, run.latest)
-        device = next(run.model.parameters()).device.type
-        bar = tqdm(total=cfg.max_steps, initial=run.step, desc=cfg.name, disable=not (progress and proc.main),
-                   dynamic_ncols=True, mininterval=1.0)
+                claim_plots(check_writable(folder, "loss curve"), cfg.run_dir)  # Plots/<name>/: this run's alone
+        if folder and proc.main:  # checked now, not after an hour of training
+            check_writable(folder, "loss curve")
+            curve_path = output_path(Path(folder) / f"Loss_Curve_{check_name(cfg.name)}.png", folder, "loss curve")
+        curve_paths.append(curve_path)
+    with ExitStack() as held:
+        if proc.main:
+            for cfg in cfgs:
+                held.enter_context(locked(cfg.run_dir))
+        runs = [start_run(cfg, resume, overwrite, proc) for cfg in cfgs]
+        if len({r.step for r in runs}) > 1:
+            raise TrainingError(f"the seeds' runs are at different steps ({', '.join(f'{r.cfg.name}: {r.step:,}' for r in runs)}); "
+                                f"resume each alone to the same step, or start them over with --overwrite")
+        stack = StackedSeeds(runs) if len(runs) > 1 else None
+        cfg = runs[0].cfg  # the shared settings, with "auto" precision resolved
+        for run in runs:
+            if proc.main and run.cfg.run_dir.resolve().parent == CHECKPOINTS:  # what InductionHeads.ipynb studies
+                write_file(LAST_RUN, (run.cfg.run_dir.name + "\n").encode(), "the last run's name")
+        prior = [(r.metrics[-1].elapsed_s, r.metrics[-1].train_s) if r.metrics else (0.0, 0.0) for r in runs]
+        t0, train_s, start_step = time.perf_counter(), 0.0, runs[0].step
+        for run in runs:
+            if not run.metrics:
+                if proc.main:
+                    log_eval(run, 0.0, 0.0)
+                _save(run, stack)
+        device = next(runs[0].model.parameters()).device.type
+        bar = tqdm(total=cfg.max_steps, initial=start_step, desc=cfg.name if stack is None else f"{len(runs)} seeds",
+                   disable=not (progress and proc.main), dynamic_ncols=True, mininterval=1.0)
         evals = probe_steps(cfg) | set(range(cfg.eval_interval, cfg.max_steps + 1, cfg.eval_interval)) | {cfg.max_steps}
-        run.model.train()
+        for run in runs:
+            run.model.train()
         with _StopFlag(patient=proc.world > 1) as flag:
-            while run.step < cfg.max_steps and not proc.any(flag.stop):  # all processes stop at one step
+            while runs[0].step < cfg.max_steps and not proc.any(flag.stop):  # all processes stop at one step
                 t_step = time.perf_counter()
-                x, y = run.batches.sample(run.g_batch, device, repeat_frac_at(run.step, cfg))
-                loss = train_step(run.ddp or run.model, run.optimizer, x, y, lr_at(run.step, cfg), cfg.grad_clip,
-                                  cfg.precision)
-                check_finite(run, loss, "training batch")
-                run.step += 1
+                step, lr = runs[0].step, lr_at(runs[0].step, cfg)
+                batches = [r.batches.sample(r.g_batch, device, repeat_frac_at(step, cfg)) for r in runs]
+                if stack is None:
+                    run = runs[0]
+                    losses = [train_step(run.ddp or run.model, run.optimizer, *batches[0], lr, cfg.grad_clip,
+                                         cfg.precision)]
+                else:
+                    losses = stack.step(batches, lr, cfg.grad_clip, cfg.precision)
+                for run, loss in zip(runs, losses):
+                    check_finite(run, loss, "training batch")
+                    run.step += 1
                 train_s += time.perf_counter() - t_step
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{(run.step - start_step) * cfg.tokens_per_step / train_s:,.0f}")
-                if proc.main and run.step in evals:
-                    bar.write(str(log_eval(run, prior_elapsed + time.perf_counter() - t0, prior_train + train_s)))
-                if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
-                    save(run, run.latest)
+                bar.set_postfix(loss="/".join(f"{x:.3f}" for x in losses),
+                                tok_s=f"{(runs[0].step - start_step) * cfg.tokens_per_step * len(runs) / train_s:,.0f}")
+                for run, (elapsed, trained) in zip(runs, prior):
+                    if proc.main and run.step in evals:
+                        row = log_eval(run, elapsed + time.perf_counter() - t0, trained + train_s)
+                        bar.write(str(row) if stack is None else f"{run.cfg.name}: {row}")
+                    if run.step % (cfg.save_interval or cfg.eval_interval) == 0 or run.step == cfg.max_steps:
+                        _save(run, stack)
         bar.close()
-        stopped = run.step < cfg.max_steps  # by Ctrl-C (or torchrun passing one on)
-        if stopped:
-            save(run, run.latest)
-            if proc.main:
-                print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
-        sample = None
-        if sample_prompt is not None and not stopped and proc.main:
-            sample = generate_text(run.model, run.tokenizer, sample_prompt, seed=cfg.seed)
-            write_file(cfg.run_dir / "sample.txt", (sample + "\n").encode(), "sample")
-    curve = None
-    if curve_path is not None:
-        curve = utils.plot_loss_curve(run.metrics, curve_path,
-                                      f"{cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
-                                      f"{run.tokenizer.kind} tokens)")
+        stopped = runs[0].step < cfg.max_steps  # by Ctrl-C (or torchrun passing one on)
+        samples = [None] * len(runs)
+        for i, run in enumerate(runs):
+            if stopped:
+                _save(run, stack)
+                if proc.main:
+                    print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
+            elif sample_prompt is not None and proc.main:
+                samples[i] = generate_text(run.model, run.tokenizer, sample_prompt, seed=run.cfg.seed)
+                write_file(run.cfg.run_dir / "sample.txt", (samples[i] + "\n").encode(), "sample")
+    results = []
+    for run, curve_path, sample in zip(runs, curve_paths, samples):
+        curve = None
+        if curve_path is not None:
+            curve = utils.plot_loss_curve(run.metrics, curve_path,
+                                          f"{run.cfg.name} ({run.model.num_params() / 1e6:.2f}M params, "
+                                          f"{run.tokenizer.kind} tokens)")
+        results.append(TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample,
+                                   stopped, run.cfg))
     if proc.world > 1:
-        end_distributed(run)
-    return TrainResult(run.model.eval(), run.tokenizer, run.metrics, run.latest, run.best, curve, sample, stopped,
-                       cfg)
+        end_distributed(runs[0])
+    return results
+
+
+def _save(run: Run, stack: "StackedSeeds | None"):
+    """save(run, run.latest), after handing a stacked run its own slice of the optimizer's state."""
+    if stack is not None:
+        stack.unstack_optimizer()
+    save(run, run.latest)
+
+
+# ---- several seeds in one process ---------------------------------------------------------------------------
+
+class StackedSeeds:
+    """The runs of several seeds of one configuration, their parameters stacked on a leading seed dimension (S, ...)
+    and trained by one vmapped step (torch.func.functional_call + vmap over the one model class).
+
+    Each run's model holds views into the stack, so its evaluation, probes, samples and checkpoints are a single run's
+    code, unchanged. Each seed draws its own batches from its own generator, clips its own gradient norm and keeps its
+    own AdamW state (the stacked state's slice), so in fp32 it follows its single run within float rounding.
+    """
+
+    def __init__(self, runs: list[Run]):
+        self.runs = runs
+        self.model = runs[0].model  # the module whose code vmap runs, on the stacked parameters
+        self.names = [n for n, _ in self.model.named_parameters()]
+        self.params = {n: torch.stack([r.model.get_parameter(n).detach() for r in runs]).requires_grad_()
+                       for n in self.names}                                   # each (S, *shape)
+        for i, r in enumerate(runs):
+            for n in self.names:
+                r.model.get_parameter(n).data = self.params[n].data[i]       # a view: the seed's slice
+        cfg, device = runs[0].cfg, self.params[self.names[0]].device.type
+        decay = [p for p in self.params.values() if p.dim() >= 3]            # as make_optimizer: matrices decay
+        no_decay = [p for p in self.params.values() if p.dim() < 3]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                                           betas=(0.9, cfg.beta2), fused=device in ("cpu", "cuda"))
+        self.stack_optimizer()
+
+    def stack_optimizer(self):
+        """The stacked AdamW state from each run's own (restored from its latest.pt on resume; empty when new)."""
+        for n in self.names:
+            states = [r.optimizer.state.get(r.model.get_parameter(n)) for r in self.runs]
+            if all(states):
+                self.optimizer.state[self.params[n]] = {k: v.clone() if k == "step" else torch.stack([s[k] for s in states])
+                                                        for k, v in states[0].items()}
+
+    def unstack_optimizer(self):
+        """Each run's own AdamW state and learning rate: its slice of the stacked ones (what its checkpoint saves)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        for i, r in enumerate(self.runs):
+            for group in r.optimizer.param_groups:
+                group["lr"] = lr
+            for n in self.names:
+                state = self.optimizer.state.get(self.params[n])
+                if state:
+                    r.optimizer.state[r.model.get_parameter(n)] = {k: v.clone() if k == "step" else v[i].clone()
+                                                                   for k, v in state.items()}
+
+    def step(self, batches, lr: float, grad_clip: float, precision: str) -> list[float]:
+        """One optimizer step of every seed on its own batch (x, y); returns each seed's loss (train_step's, stacked)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = torch.stack([b[0] for b in batches])                             # (S, B, T)
+        y = torch.stack([b[1] for b in batches])
+
+        def loss(params, x, y):
+            return functional_call(self.model, params, (x, y))[1]
+
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"), \
+                self.model.unchecked_ids():
+            losses = torch.vmap(loss)(self.params, x, y)                     # (S,)
+        values = losses.tolist()
+        if not all(math.isfinite(v) for v in values):
+            return values
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # the seeds' graphs are independent: each slice gets its own seed's gradient
+        grads = [p.grad for p in self.params.values()]
+        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (S,) as clip_grad_norm_
+        scale = (grad_clip / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+        self.optimizer.step()
+        return values
 
 
 def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int | None = None, temperature: float = 0.8,
@@ -652,6 +789,8 @@ def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--plots-dir", help="where the loss-curve PNG goes (default: the run's own, Plots/<name>/)")
+    ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="train these seeds of the configuration "
+                    "in one process (stacked), each into the folder its single run would use")
     ap.add_argument("--args", default="", help="more of these flags in one string, split into words as a shell "
                     "would but never run by one (make's TRAIN_ARGS)")
     args = ap.parse_args(argv)
@@ -668,6 +807,19 @@ def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
 def main(argv=None):
     try:
         cfg, args = parse_args(argv)
+        if args.seeds:
+            overrides = given(args, RunConfig)
+            overrides.pop("seed", None)
+            if args.plots_dir:
+                raise TrainingError("--seeds writes each seed's loss curve into its own Plots/<run>/: leave out "
+                                    "--plots-dir")
+            results = train_seeds(seed_configs(overrides.pop("preset", "2M"), args.seeds, **overrides),
+                                  resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+            if int(os.environ.get("RANK", "0")) == 0:
+                print("\n\n".join(map(str, results)))
+            if results[0].interrupted:
+                raise SystemExit(INTERRUPTED)
+            return
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                        plots_dir=args.plots_dir or True)
     except ERRORS as e:
