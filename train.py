@@ -43,6 +43,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.func import functional_call
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
@@ -686,6 +687,20 @@ def _save(run: Run, stack: "StackedSeeds | None"):
 
 # ---- several seeds in one process ---------------------------------------------------------------------------
 
+class _SeedLoss(torch.nn.Module):
+    """GPT.loss for torch.vmap: the same loss with the logits materialised (vmap cannot run the chunked loss, whose
+    gradient is written by hand); under autocast the logits go to fp32 first, as the chunked loss does."""
+
+    def __init__(self, model: GPT):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y):  # x, y: (B, T) of one seed
+        m = self.model
+        logits = m.lm_head(m.ln_final(m.run_blocks(m.embed(x))))           # (B, T, V)
+        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+
+
 class StackedSeeds:
     """The runs of several seeds of one configuration, their parameters stacked on a leading seed dimension (S, ...)
     and trained by one vmapped step (torch.func.functional_call + vmap over the one model class).
@@ -698,6 +713,7 @@ class StackedSeeds:
     def __init__(self, runs: list[Run]):
         self.runs = runs
         self.model = runs[0].model  # the module whose code vmap runs, on the stacked parameters
+        self.loss_of = _SeedLoss(self.model)
         self.names = [n for n, _ in self.model.named_parameters()]
         self.params = {n: torch.stack([r.model.get_parameter(n).detach() for r in runs]).requires_grad_()
                        for n in self.names}                                   # each (S, *shape)
@@ -740,11 +756,11 @@ class StackedSeeds:
         y = torch.stack([b[1] for b in batches])
 
         def loss(params, x, y):
-            return functional_call(self.model, params, (x, y))[1]
+            return functional_call(self.loss_of, params, (x, y))
 
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"), \
                 self.model.unchecked_ids():
-            losses = torch.vmap(loss)(self.params, x, y)                     # (S,)
+            losses = torch.vmap(loss)({f"model.{n}": p for n, p in self.params.items()}, x, y)  # (S,)
         values = losses.tolist()
         if not all(math.isfinite(v) for v in values):
             return values
