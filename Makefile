@@ -11,7 +11,7 @@ VENV ?= .venv
 # TRAIN_ARGS is the one list: train.py splits it as a shell would (--args), without running one.
 quote = '$(subst ','"'"',$(value $1))'
 # make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it)
-unexport PYTHON VENV PRESET TRAIN_ARGS RUN AS NAME OVERWRITE FINAL STUDY
+unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL STUDY
 # PYTHON and VENV name the toolchain and appear in targets, which make expands while reading this file: plain paths only
 $(foreach v,PYTHON VENV,$(if $(shell printf '%s' $(call quote,$v) | LC_ALL=C grep -qx '[A-Za-z0-9_./+=-]*' || echo bad),\
 	$(error $v must be a plain path (letters, digits and _ . / + = -), got: $(value $v))))
@@ -39,8 +39,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: train study  ## train PRESET (with TRAIN_ARGS), then study it
 
-train: $(VENV)/.installed  ## train PRESET into checkpoints/<run>/ (resumes it if it exists)
-	$(BIN)/python train.py --preset $(call quote,PRESET) --resume --args $(call quote,TRAIN_ARGS)
+train: $(VENV)/.installed  ## train PRESET into checkpoints/<run>/ (resumes it if it exists); SEEDS="1337 1 2": stacked
+	$(BIN)/python train.py --preset $(call quote,PRESET) --resume --args $(call quote,TRAIN_ARGS) \
+		$(if $(value SEEDS),--seeds $(call quote,SEEDS))
 
 # Figures and the attention page in Plots/<run>/; summary and executed notebook in checkpoints/<run>/.
 study: $(VENV)/.installed  ## study the run trained last, or RUN=<name or checkpoint path>

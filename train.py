@@ -758,9 +758,16 @@ class StackedSeeds:
         def loss(params, x, y):
             return functional_call(self.loss_of, params, (x, y))
 
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"), \
-                self.model.unchecked_ids():
-            losses = torch.vmap(loss)({f"model.{n}": p for n, p in self.params.items()}, x, y)  # (S,)
+        kernels = [b.attn.attention for b in self.model.blocks]
+        for b in self.model.blocks:  # vmap has no batching rule for the fused attention kernel: it would loop
+            b.attn.attention = "explicit"
+        try:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"), \
+                    self.model.unchecked_ids():
+                losses = torch.vmap(loss)({f"model.{n}": p for n, p in self.params.items()}, x, y)  # (S,)
+        finally:
+            for b, kernel in zip(self.model.blocks, kernels):
+                b.attn.attention = kernel
         values = losses.tolist()
         if not all(math.isfinite(v) for v in values):
             return values
@@ -805,8 +812,9 @@ def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     ap.add_argument("--overwrite", action="store_true", help="start over even if <out_dir> holds a run")
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     ap.add_argument("--plots-dir", help="where the loss-curve PNG goes (default: the run's own, Plots/<name>/)")
-    ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="train these seeds of the configuration "
-                    "in one process (stacked), each into the folder its single run would use")
+    ap.add_argument("--seeds", nargs="+", metavar="SEED", help="train these seeds of the configuration in one "
+                    "process (stacked), each into the folder its single run would use; integers, or one string of them "
+                    "(make's SEEDS)")
     ap.add_argument("--args", default="", help="more of these flags in one string, split into words as a shell "
                     "would but never run by one (make's TRAIN_ARGS)")
     args = ap.parse_args(argv)
@@ -829,7 +837,11 @@ def main(argv=None):
             if args.plots_dir:
                 raise TrainingError("--seeds writes each seed's loss curve into its own Plots/<run>/: leave out "
                                     "--plots-dir")
-            results = train_seeds(seed_configs(overrides.pop("preset", "2M"), args.seeds, **overrides),
+            try:
+                seeds = [int(x) for a in args.seeds for x in a.replace(",", " ").split()]
+            except ValueError:
+                raise TrainingError(f"--seeds takes integers, got {' '.join(args.seeds)!r}") from None
+            results = train_seeds(seed_configs(overrides.pop("preset", "2M"), seeds, **overrides),
                                   resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
             if int(os.environ.get("RANK", "0")) == 0:
                 print("\n\n".join(map(str, results)))

@@ -223,6 +223,75 @@ VARIANTS = [
 
 # Issue #27's goals for the default step against fp32 eager, measured in one run: at least as fast on a CPU without
 # native bf16, and 1.5x (2M) / 1.7x (5.6M) where bf16 is native.
+def seeds_steps(spec: dict) -> dict:
+    """`--seeds` in this process: spec["seeds"] runs of the preset stacked (train.StackedSeeds), or one run alone
+    (seeds 1); the median seconds of a step that advances every seed once."""
+    import types
+
+    import torch
+
+    from config import pick_precision, run_config
+    from train import Batches, StackedSeeds, lr_at, make_optimizer, train_step
+    from TransformerModel import GPT
+    torch.set_num_threads(spec["threads"])
+    cfg = run_config(spec["preset"])
+    precision = pick_precision(spec.get("precision", cfg.precision), "cpu")
+    runs = []
+    for seed in range(spec["seeds"]):
+        torch.manual_seed(seed)
+        model = GPT(cfg.model_config(spec["vocab"]))
+        runs.append(types.SimpleNamespace(model=model, optimizer=make_optimizer(model, cfg, "cpu"), cfg=cfg))
+    stack = StackedSeeds(runs) if len(runs) > 1 else None
+    batches = Batches(torch.randint(0, spec["vocab"], (200_000,)), cfg.block_size, cfg.batch_size)
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        xy = [batches.sample(g, "cpu") for _ in runs]
+        if stack is None:
+            train_step(runs[0].model, runs[0].optimizer, *xy[0], lr_at(100, cfg), cfg.grad_clip, precision)
+        else:
+            stack.step(xy, lr_at(100, cfg), cfg.grad_clip, precision)
+
+    for _ in range(2):
+        step()
+    ts = []
+    for _ in range(spec["steps"]):
+        t = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t)
+    n = runs[0].model.num_params() - runs[0].model.wpe.weight.numel()
+    return dict(precision=precision, step_s=statistics.median(ts), tokens_per_step=cfg.batch_size * cfg.block_size,
+                flops_per_token=6 * n + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd,
+                run_tokens=cfg.max_steps * cfg.batch_size * cfg.block_size)
+
+
+def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 10, precision: str = "auto") -> str:
+    """3 seeds of the 2M preset stacked in one process (all cores) against 3 separate processes at one thread each,
+    side by side on the same cores (today's practice): seeds per hour of the preset's full run, and MFU."""
+    cores = os.cpu_count()
+
+    def launch(n_seeds, threads):
+        spec = dict(preset="2M", vocab=vocab, seeds=n_seeds, threads=threads, steps=steps, precision=precision)
+        return subprocess.Popen([sys.executable, __file__, "--one-seeds", json.dumps(spec)], stdout=subprocess.PIPE,
+                                text=True)
+
+    t = time.perf_counter()
+    stacked = json.loads(launch(seeds, cores).communicate()[0].strip().splitlines()[-1])
+    procs = [launch(1, 1) for _ in range(seeds)]  # side by side, as experiments.train_runs runs them
+    alone = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    rows = {"stacked, one process": seeds * stacked["tokens_per_step"] / stacked["step_s"],
+            f"{seeds} processes, 1 thread each": sum(a["tokens_per_step"] / a["step_s"] for a in alone)}
+    out = [f"\n{seeds} seeds of the 2M preset ({stacked['precision']}, {cores} cores, "
+           f"{time.perf_counter() - t:.0f} s to measure): seeds per hour of its {stacked['run_tokens'] / 1e6:.2f}M-token run",
+           "| how | tokens/s, all seeds | seeds per hour | MFU |", "|---|---|---|---|"]
+    for how, tok_s in rows.items():
+        mfu = tok_s * stacked["flops_per_token"] / 1e9 / peaks[stacked["precision"]]
+        out.append(f"| {how} | {tok_s:,.0f} | {3600 * tok_s / stacked['run_tokens']:.2f} | {100 * mfu:.0f}% |")
+    ratio = rows["stacked, one process"] / rows[f"{seeds} processes, 1 thread each"]
+    out.append(f"stacked seeds vs separate processes: {ratio:.2f}x the seeds per hour (goal: 1.5x)")
+    return "\n".join(out)
+
+
 GOALS = {True: {"2M": 1.5, "5.6M": 1.7}, False: {"2M": 1.0, "5.6M": 1.0}}
 
 
@@ -309,6 +378,7 @@ def speedup(runs: dict, preset: str, variant: int = 0) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--one-seeds", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="2M only: the default step (and bf16 where native) vs fp32 "
                                                          "eager, 4 rounds")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
@@ -318,6 +388,9 @@ def main():
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
+        return
+    if args.one_seeds:
+        print(json.dumps(seeds_steps(json.loads(args.one_seeds))))
         return
     vocab = word_vocab_size()
     if args.optimizer:
@@ -381,6 +454,8 @@ def main():
         print("\ntorch.profiler, 2M, 3 training steps:\n")
         from config import PRESETS
         print(profile("2M", PRESETS["2M"].batch_size, vocab))
+    for p in ("auto", "fp32") if "bf16" in timed else ("fp32",):
+        print(seeds_per_hour(vocab, peaks, precision=p))
     if bf16_row is not None:
         print(f"2M, bf16 autocast vs fp32 eager: {speedup(runs, '2M', bf16_row):.2f}×")
     s, note = default_speedup(runs, "2M", variants)

@@ -68,3 +68,10 @@ def test_python_m_experiments_refuses_extra_arguments_and_says_why_it_cannot_wri
     with pytest.raises(SystemExit, match="^error: refusing to write .* only `make reference`, `make exp`"):
         main(["seeds"])
 
+
+
+def test_seeds_reach_train_py_as_one_string_of_integers():
+    r = make("-n", "train", "SEEDS=1337 1 2")
+    assert r.returncode == 0 and "--seeds '1337 1 2'" in r.stdout
+    with pytest.raises(SystemExit, match="--seeds takes integers, got '1 x'"):
+        train.main(["--preset", "tiny", "--seeds", "1 x"])
