@@ -11,7 +11,7 @@ VENV ?= .venv
 # TRAIN_ARGS is the one list: train.py splits it as a shell would (--args), without running one.
 quote = '$(subst ','"'"',$(value $1))'
 # make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it)
-unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL STUDY
+unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL STUDY TO
 # PYTHON and VENV name the toolchain and appear in targets, which make expands while reading this file: plain paths only
 $(foreach v,PYTHON VENV,$(if $(shell printf '%s' $(call quote,$v) | LC_ALL=C grep -qx '[A-Za-z0-9_./+=-]*' || echo bad),\
 	$(error $v must be a plain path (letters, digits and _ . / + = -), got: $(value $v))))
@@ -25,7 +25,7 @@ CUR := $(REF)/curriculum
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
-.PHONY: help run train study test test-interop bench promote reference exp screenshot reference-models notebooks \
+.PHONY: help run train study test test-interop bench export promote reference exp screenshot reference-models notebooks \
 	clean-venv
 
 help:  ## print every target with one line
@@ -60,6 +60,11 @@ $(VENV)/.interop-installed: $(VENV)/.installed requirements-interop.txt
 test-interop: $(VENV)/.interop-installed  ## TransformerLens export and the attention page in Chromium
 	@test -x /usr/bin/chromium || { echo "error: the browser test needs Debian's Chromium: apt-get install chromium"; exit 1; }
 	$(BIN)/python -m pytest -q -m interop
+
+# A run as a Hugging Face GPT-2 folder that transformers and nnsight load with no code of ours (interop.to_hf).
+export: $(VENV)/.interop-installed  ## a run as a Hugging Face GPT-2 folder (RUN=<name or checkpoint> TO=<new folder>)
+	@$(if $(and $(value RUN),$(value TO)),true,echo "usage: make export RUN=<run name or checkpoint> TO=<new folder>"; exit 2)
+	$(BIN)/python scripts/export_hf.py $(call quote,RUN) $(call quote,TO)
 
 bench: $(VENV)/.installed  ## the speed table (about 10 min; bench/bench.py --quick: 90 s)
 	$(BIN)/python bench/bench.py --profile

@@ -160,3 +160,126 @@ def load_transformer_lens(path, device="cpu"):
     """A MiniGPT checkpoint (path) -> TransformerBridge, with the checkpoint's tokenizer."""
     model, tok, _ = load_model(Path(path), device)
     return to_transformer_lens(model, tok, device)
+
+
+# ---- Hugging Face transformers: a GPT-2 folder (config.json, model.safetensors, tokenizer.json) -------------------
+
+HF_CONVENTIONS = """GPT-2 in transformers computes what MiniGPT computes when: activation_function is "gelu" (exact erf,
+MiniGPT's F.gelu; GPT-2's own is the tanh "gelu_new"); layer_norm_epsilon is 1e-5; the LM head is the tied embedding;
+Conv1D weights are (in, out), MiniGPT's Linear weights (out, in) transposed; c_attn fuses Q, K and V along its output
+in that order, head by head, as MiniGPT's c_attn; a model without biases gets zero biases (GPT-2 always has them);
+no weight is scaled (scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn off)."""
+
+
+def check_gpt2(model: GPT):
+    """GPT-2 has learned positions in the residual stream and an MLP in every block: anything else is refused."""
+    c = model.config
+    if c.positions != "residual" or c.attn_only:
+        raise ValueError(f"GPT-2 cannot represent this model (positions={c.positions!r}, attn_only={c.attn_only}): "
+                         f"its positions enter the residual stream and every block has an MLP. Export it to "
+                         f"TransformerLens instead (interop.to_transformer_lens), which is tested for the standard "
+                         f"architecture only, or train it with the standard one")
+
+
+def hf_config(model: GPT) -> dict:
+    c = model.config
+    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
+            "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+            "n_inner": 4 * c.n_embd, "activation_function": "gelu", "layer_norm_epsilon": 1e-5,
+            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": c.init_std,
+            "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+            "tie_word_embeddings": True, "use_cache": True, "bos_token_id": None, "eos_token_id": None,
+            "torch_dtype": "float32"}
+
+
+@torch.no_grad()
+def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """GPT2LMHeadModel's weights (without the tied lm_head, which safetensors would store twice)."""
+    check_gpt2(model)
+    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+
+    def bias(name, n):
+        return sd.get(name, torch.zeros(n))
+
+    C = model.config.n_embd
+    out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
+           "transformer.ln_f.weight": sd["ln_final.weight"], "transformer.ln_f.bias": bias("ln_final.bias", C)}
+    for l in range(model.config.n_layer):
+        ours, theirs = f"blocks.{l}.", f"transformer.h.{l}."
+        for ln in ("ln_1", "ln_2"):
+            out[f"{theirs}{ln}.weight"] = sd[f"{ours}{ln}.weight"]
+            out[f"{theirs}{ln}.bias"] = bias(f"{ours}{ln}.bias", C)
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            w = sd[f"{ours}{name}.weight"]                                     # (out, in): nn.Linear
+            out[f"{theirs}{name}.weight"] = w.T.contiguous()                   # (in, out): GPT-2's Conv1D
+            out[f"{theirs}{name}.bias"] = bias(f"{ours}{name}.bias", w.shape[0])
+    return out
+
+
+def model_card(model: GPT, tok: Tokenizer, ckpt: dict, source: str) -> str:
+    """README.md of an exported folder: what the model is, how it was trained, and how to load it."""
+    from config import RunConfig
+    cfg = RunConfig.from_checkpoint(ckpt)
+    tokens = ckpt.get("step", 0) * cfg.tokens_per_step
+    return (f"# {cfg.name}\n\nA {model.num_params() / 1e6:.2f}M-parameter GPT from MiniGPT (preset `{cfg.preset}`, "
+            f"seed {cfg.seed}), trained on Jane Austen's novels ({', '.join(cfg.novels)}) with {tok.kind} tokens "
+            f"({tok.vocab_size:,}) for {ckpt.get('step', 0):,} steps, {tokens / 1e6:.2f}M tokens, context "
+            f"{cfg.block_size}.\n\nExported from `{source}` by `interop.to_hf` (`make export`). Load it with\n\n"
+            f"```python\nfrom transformers import AutoTokenizer, GPT2LMHeadModel\nmodel = GPT2LMHeadModel."
+            f"from_pretrained(folder)\ntok = AutoTokenizer.from_pretrained(folder)\n```\n\nor back into MiniGPT with "
+            f"`interop.load_hf(folder)`. The induction-head study of the checkpoint, and its verdict: `make study "
+            f"RUN={source}` (results/README.md for the reference models). To reproduce the weights: `python train.py "
+            f"--preset {cfg.preset} --seed {cfg.seed}` (then `make promote`, `make export`).\n\nConventions:\n"
+            f"{HF_CONVENTIONS}\n")
+
+
+def to_hf(checkpoint, folder) -> Path:
+    """A MiniGPT checkpoint -> a folder that transformers.GPT2LMHeadModel.from_pretrained and AutoTokenizer load with
+    no code of ours: config.json, model.safetensors, tokenizer.json (and its config) and a model card."""
+    require_interop()
+    import json
+    from safetensors.torch import save_file
+
+    from checkpoint import load_checkpoint, output_path
+    model, tok, ckpt = load_model(Path(checkpoint))
+    check_gpt2(model)
+    folder = output_path(folder, what="exported model")
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty; export into a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(hf_config(model), indent=1) + "\n")
+    save_file(hf_state_dict(model), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    hf_tokenizer(tok).save_pretrained(str(folder))
+    (folder / "minigpt.json").write_text(json.dumps({"tokenizer": tok.state(),
+                                                     "train_config": load_checkpoint(checkpoint).get("train_config")},
+                                                    indent=1) + "\n")
+    (folder / "README.md").write_text(model_card(model, tok, ckpt, str(checkpoint)))
+    return folder
+
+
+def load_hf(folder, device="cpu"):
+    """An exported folder (to_hf) -> (GPT, tokenizer), MiniGPT's own: the export round-trips."""
+    import json
+    from safetensors.torch import load_file
+
+    from tokenizer import from_state
+    from TransformerModel import GPTConfig
+    folder = Path(folder)
+    hf, ours = (json.loads((folder / f).read_text()) for f in ("config.json", "minigpt.json"))
+    tok = from_state(ours["tokenizer"])
+    model = GPT(GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
+                          n_head=hf["n_head"], n_embd=hf["n_embd"], init_std=hf.get("initializer_range", 0.02)))
+    sd = load_file(str(folder / "model.safetensors"))
+    mine = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
+            "ln_final.weight": sd["transformer.ln_f.weight"], "ln_final.bias": sd["transformer.ln_f.bias"],
+            "lm_head.weight": sd["transformer.wte.weight"]}
+    for l in range(hf["n_layer"]):
+        ours_, theirs = f"blocks.{l}.", f"transformer.h.{l}."
+        for ln in ("ln_1", "ln_2"):
+            for p in ("weight", "bias"):
+                mine[f"{ours_}{ln}.{p}"] = sd[f"{theirs}{ln}.{p}"]
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            mine[f"{ours_}{name}.weight"] = sd[f"{theirs}{name}.weight"].T.contiguous()
+            mine[f"{ours_}{name}.bias"] = sd[f"{theirs}{name}.bias"]
+    model.load_state_dict(mine)
+    return model.to(device).eval(), tok

@@ -75,3 +75,10 @@ def test_seeds_reach_train_py_as_one_string_of_integers():
     assert r.returncode == 0 and "--seeds '1337 1 2'" in r.stdout
     with pytest.raises(SystemExit, match="--seeds takes integers, got '1 x'"):
         train.main(["--preset", "tiny", "--seeds", "1 x"])
+
+
+def test_export_passes_its_folder_as_one_literal_argument(tmp_path):
+    r = make("-n", "-o", f"{VENV}/.interop-installed", "export", "RUN=MiniGPT-2M", f"TO=; touch {tmp_path}/pwned")
+    assert r.returncode == 0 and f"scripts/export_hf.py 'MiniGPT-2M' '; touch {tmp_path}/pwned'" in r.stdout
+    r = make("-o", f"{VENV}/.interop-installed", "export", "RUN=MiniGPT-2M")
+    assert r.returncode == 2 and "usage: make export RUN=" in r.stdout
