@@ -250,7 +250,10 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}; "
                              f"crop the input to its last {self.config.block_size} tokens")
-        if self.check_ids and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+        # the check reads values: not under torch.vmap (unchecked_ids) nor torch.compile, where it would break the
+        # graph (the trainer's compiled step, whose batches come from the checked corpus)
+        checked = self.check_ids and not torch.compiler.is_compiling()
+        if checked and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got "
                              f"[{int(idx.min())}, {int(idx.max())}]: was the input encoded with this model's tokenizer?")
         if self.config.positions == "shortformer":  # the stream holds the tokens alone (run_blocks adds positions)

@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import re
+import shutil
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -35,6 +36,8 @@ LAST_RUN = CHECKPOINTS / "last_run.txt"  # the name of the run trained last here
 DEFAULT_NOVELS = ("prideprejudice", "sensesensibility", "emma")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE = ("auto", "on", "off")
+COMPILE_MIN_STEPS = 2000  # auto compiles a run this long or longer: its ~40 s of compiling is repaid (pick_compile)
 TOKENIZERS = ("word", "char", "bpe")
 
 
@@ -125,6 +128,8 @@ class RunConfig:
     out_dir: str | None = doc("the run's folder, whose name is the run's name (None: checkpoints/<name>, the name "
                               "being MiniGPT-<preset> plus every setting that differs from the preset)", None)
     device: str = doc("auto, cpu, cuda or mps", "auto")
+    compile: str = doc("torch.compile the training step's loss: on, off, or auto (on where it pays: pick_compile)",
+                       "auto")
 
     def __post_init__(self):
         check_types(self)
@@ -190,6 +195,8 @@ class RunConfig:
             raise ConfigError("RunConfig.out_dir must not be empty; use None for checkpoints/<the run's name>")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"RunConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.compile not in COMPILE:
+            raise ConfigError(f"RunConfig.compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
         if self.device not in DEVICES:
             raise ConfigError(f"RunConfig.device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
@@ -247,7 +254,7 @@ class RunConfig:
     def identity(self) -> dict:
         """The fields that define the run: resuming requires them to match (max_steps may grow)."""
         logging_only = ("max_steps", "eval_interval", "eval_batches", "save_interval", "probe_interval",
-                        "probes_per_decade", "out_dir", "device")
+                        "probes_per_decade", "out_dir", "device", "compile")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in logging_only}
 
     def model_config(self, vocab_size: int):
@@ -273,7 +280,7 @@ MAX_EVAL_TOKENS = 2 ** 22  # tokens per evaluated split: 4.2M, 10x a novel, minu
 
 # Fields added to RunConfig after checkpoints were first written, with the value every earlier run had.
 ADDED_FIELDS = dict(held_out=(), precision="fp32", repeat_end=None, probes_per_decade=0, positions="residual",
-                    attn_only=False, init_std=0.02)
+                    attn_only=False, init_std=0.02, compile="off")
 
 # The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
 # (results/README.md, "The recipe").
@@ -365,6 +372,16 @@ def pick_precision(name: str, device: str) -> str:
     if name != "auto":
         return name
     return "bf16" if native_bf16(device) else "fp32"
+
+
+def pick_compile(cfg: "RunConfig", precision: str, device: str) -> bool:
+    """Whether the training step's loss runs under torch.compile. "auto": only bf16 on a CPU with native bf16 (there
+    it makes the 2M preset's step about 1.2x faster, bench/bench.py; fp32 gains little), for a run of at least
+    COMPILE_MIN_STEPS steps (compiling takes about 40 s), and where a C++ compiler is found (inductor needs one)."""
+    if cfg.compile != "auto":
+        return cfg.compile == "on"
+    return (precision == "bf16" and device == "cpu" and native_bf16(device) and cfg.max_steps >= COMPILE_MIN_STEPS
+            and shutil.which("c++") is not None)
 
 
 # ---- command lines from dataclasses ------------------------------------------------------------

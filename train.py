@@ -5,11 +5,13 @@
     python train.py --preset 2M --n-embd 64        # another run -> checkpoints/MiniGPT-2M-n_embd=64/
     python train.py --preset tiny --max-steps 600 --out-dir runs/tiny   # a run named after its folder: tiny
     torchrun --standalone --nproc_per_node=2 train.py --preset 2M   # 2 processes (DDP), each 4 of the 8 rows
+    python train.py --preset 2M --seeds 1337 1 2   # 3 seeds in one process (StackedSeeds), each in its own folder
 
 Every flag overrides one field of the preset's RunConfig (config.py). Batches are random
 windows of the training split; AdamW (weight decay on 2-D weights only); linear warmup then
 cosine decay to min_lr; gradient clipping. The training step runs in fp32 or under bf16
-autocast (--precision; the presets' "auto" picks bf16 where the hardware runs it natively);
+autocast (--precision; the presets' "auto" picks bf16 where the hardware runs it natively), and under torch.compile
+where that pays (--compile, config.pick_compile);
 weights, optimizer state, evaluations and probes stay fp32. Every eval_interval steps, train and val loss
 (nats/token, on fixed windows) and val bits per character go to <out_dir>/metrics.json.
 <out_dir>/latest.pt (every save_interval steps, and on Ctrl-C) holds everything needed to
@@ -49,10 +51,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import (CheckpointError, MetricsRow, check_name, claim_plots, check_vocabulary, check_weights, check_writable,
-                        load_checkpoint, metrics_of, output_path, portable, save_checkpoint, write_file, write_record)
-from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_device,
-                    pick_precision, run_config)
+from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabulary, check_weights, check_writable,
+                        claim_plots, load_checkpoint, metrics_of, output_path, portable, save_checkpoint, write_file,
+                        write_record)
+from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_compile,
+                    pick_device, pick_precision, run_config)
 from corpus import CorpusError, load_corpus
 from induction import ProbeError, TrainingProbe, split_windows
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer
@@ -233,6 +236,7 @@ class Run:
     probe: TrainingProbe | None
     dist: Dist = Dist()
     ddp: DDP | None = None     # under torchrun: the model's loss wrapped for gradient averaging
+    loss_fn: object = None     # the training step's loss under torch.compile (config.pick_compile), else None
     step: int = 0
     metrics: list[MetricsRow] = field(default_factory=list)
 
@@ -337,6 +341,11 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
             print(f"resuming {latest} at step {run.step:,}")
     if proc.world > 1:  # after loading: DDP starts every process from rank 0's weights
         run.ddp = DDP(LossOnly(model), device_ids=[proc.local_rank] if device.startswith("cuda") else None)
+    elif pick_compile(cfg, cfg.precision, device):  # evaluation stays eager (its batches vary in size)
+        run.loss_fn = torch.compile(model.loss)
+        if proc.main:
+            print(f"the training step runs under torch.compile (--compile {cfg.compile}): about 40 s of compiling "
+                  f"at the first steps; --compile off to skip it")
     return run
 
 
@@ -413,7 +422,8 @@ def check_memory(cfg: RunConfig, vocab_size: int, limit_share: float = 0.8):
                           f"--block-size or --eval-batches")
 
 
-def train_step(model: GPT | DDP, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32") -> float:
+def train_step(model: GPT | DDP, optimizer, x, y, lr: float, grad_clip: float, precision: str = "fp32",
+               loss_fn=None) -> float:
     """One optimizer step on the batch (x, y); returns its loss. This is the step bench/bench.py times.
 
     precision "bf16": the forward and backward matmuls run under bf16 autocast; the weights, their
@@ -424,7 +434,7 @@ def train_step(model: GPT | DDP, optimizer, x, y, lr: float, grad_clip: float, p
     for group in optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        loss = model(x, y) if isinstance(model, DDP) else model.loss(x, y)
+        loss = model(x, y) if isinstance(model, DDP) else (loss_fn or model.loss)(x, y)
     if isinstance(model, DDP):
         total = loss.detach().clone()
         dist.all_reduce(total)
@@ -609,8 +619,9 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, pl
                 held.enter_context(locked(cfg.run_dir))
         runs = [start_run(cfg, resume, overwrite, proc) for cfg in cfgs]
         if len({r.step for r in runs}) > 1:
-            raise TrainingError(f"the seeds' runs are at different steps ({', '.join(f'{r.cfg.name}: {r.step:,}' for r in runs)}); "
-                                f"resume each alone to the same step, or start them over with --overwrite")
+            steps = ", ".join(f"{r.cfg.name}: {r.step:,}" for r in runs)
+            raise TrainingError(f"the seeds' runs are at different steps ({steps}); resume each alone to the same "
+                                f"step, or start them over with --overwrite")
         stack = StackedSeeds(runs) if len(runs) > 1 else None
         cfg = runs[0].cfg  # the shared settings, with "auto" precision resolved
         for run in runs:
@@ -637,7 +648,7 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, pl
                 if stack is None:
                     run = runs[0]
                     losses = [train_step(run.ddp or run.model, run.optimizer, *batches[0], lr, cfg.grad_clip,
-                                         cfg.precision)]
+                                         cfg.precision, run.loss_fn)]
                 else:
                     losses = stack.step(batches, lr, cfg.grad_clip, cfg.precision)
                 for run, loss in zip(runs, losses):
@@ -681,7 +692,7 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, pl
 def _save(run: Run, stack: "StackedSeeds | None"):
     """save(run, run.latest), after handing a stacked run its own slice of the optimizer's state."""
     if stack is not None:
-        stack.unstack_optimizer()
+        stack.unstack_optimizer(run)
     save(run, run.latest)
 
 
@@ -733,13 +744,13 @@ class StackedSeeds:
         for n in self.names:
             states = [r.optimizer.state.get(r.model.get_parameter(n)) for r in self.runs]
             if all(states):
-                self.optimizer.state[self.params[n]] = {k: v.clone() if k == "step" else torch.stack([s[k] for s in states])
-                                                        for k, v in states[0].items()}
+                self.optimizer.state[self.params[n]] = {
+                    k: v.clone() if k == "step" else torch.stack([s[k] for s in states]) for k, v in states[0].items()}
 
-    def unstack_optimizer(self):
-        """Each run's own AdamW state and learning rate: its slice of the stacked ones (what its checkpoint saves)."""
+    def unstack_optimizer(self, run: Run):
+        """The run's own AdamW state and learning rate: its slice of the stacked ones (what its checkpoint saves)."""
         lr = self.optimizer.param_groups[0]["lr"]
-        for i, r in enumerate(self.runs):
+        for i, r in ((i, r) for i, r in enumerate(self.runs) if r is run):
             for group in r.optimizer.param_groups:
                 group["lr"] = lr
             for n in self.names:
@@ -749,7 +760,7 @@ class StackedSeeds:
                                                                    for k, v in state.items()}
 
     def step(self, batches, lr: float, grad_clip: float, precision: str) -> list[float]:
-        """One optimizer step of every seed on its own batch (x, y); returns each seed's loss (train_step's, stacked)."""
+        """One optimizer step of every seed on its own batch (x, y); returns each seed's loss (as train_step)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = torch.stack([b[0] for b in batches])                             # (S, B, T)

@@ -86,7 +86,7 @@ def one(spec: dict) -> dict:
     batches = Batches(tokens, T, cfg.batch_size)
     g = torch.Generator().manual_seed(0)
     compile_s = None
-    if spec.get("compile"):
+    if compiled(spec, cfg, precision):
         t = time.perf_counter()
         model.loss = torch.compile(model.loss)
         x, y = batches.sample(g, "cpu")
@@ -208,7 +208,7 @@ def optimizer_steps(vocab: int, rounds: int = 2, steps: int = 15) -> str:
 BASELINE = {"precision": "fp32", "loss": "logits", "attention": "fused"}
 VARIANTS = [
     # (label, spec); the first row of each preset is the preset itself (config.PRESETS)
-    ("default: the preset (precision auto, its loss path, fused AdamW)", {}),
+    ("default: the preset (precision auto, its loss path, fused AdamW, compile auto)", {"compile": "auto"}),
     ("fp32 eager (the speedup baseline)", BASELINE),
     ("bf16 autocast, chunked loss", {"precision": "bf16"}),
     ("fp32, chunked loss", {"precision": "fp32", "loss": "chunked"}),
@@ -311,6 +311,12 @@ def plan(quick: bool) -> tuple[tuple[str, ...], list]:
     return ("2M", "5.6M"), [(variants[0][0], {**variants[0][1], "eval": True})] + variants[1:]
 
 
+def compiled(spec: dict, cfg, precision: str) -> bool:
+    """Whether a row's step runs under torch.compile: "auto" as the trainer decides (config.pick_compile)."""
+    from config import pick_compile
+    return pick_compile(cfg, precision, "cpu") if spec.get("compile") == "auto" else bool(spec.get("compile"))
+
+
 def trainer_step(spec: dict, preset: str) -> tuple:
     """What a row's training step runs on this machine: precision (auto resolved), loss path, attention kernel,
     optimizer, compile, threads, batch and context. Two rows with the same step are one code path: their ratio is
@@ -321,8 +327,8 @@ def trainer_step(spec: dict, preset: str) -> tuple:
     attention = spec.get("attention", "auto")
     if attention == "auto":  # CausalSelfAttention.explicit: the explicit path under CPU autocast, fused otherwise
         attention = "explicit" if precision == "bf16" else "fused"
-    return (precision, loss, attention, spec.get("optimizer", "fused"), bool(spec.get("compile")), spec.get("threads"),
-            spec.get("batch"), spec.get("block"))
+    return (precision, loss, attention, spec.get("optimizer", "fused"), compiled(spec, PRESETS[preset], precision),
+            spec.get("threads"), spec.get("batch"), spec.get("block"))
 
 
 def default_speedup(runs: dict, preset: str, variants) -> tuple[float, str]:

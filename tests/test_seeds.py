@@ -107,3 +107,4 @@ def test_seeds_are_refused_where_they_cannot_follow_their_single_runs():
         seed_configs("tiny", [1, 2], out_dir="x")
     with pytest.raises(TrainingError, match="dropout 0"):
         seed_configs("tiny", [1, 2], dropout=0.1)
+

@@ -382,3 +382,19 @@ def test_eval_batches_none_evaluates_the_whole_validation_split(tmp_path):
     n_val = len(run.tokenizer.encode(corpus.val))
     assert val == (n_val - 1) // cfg.block_size * cfg.block_size  # every non-overlapping window, once
     assert sum(x.numel() for x, _ in run.eval_sets["train"]) == val
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_follows_the_eager_one(tmp_path):
+    """--compile on (auto turns it on for long bf16 runs on CPUs with native bf16): the same run within float
+    rounding in fp32, and it resumes."""
+    kw = dict(novels=("emma",), max_steps=20, eval_interval=10, eval_batches=2, precision="fp32", batch_size=8)
+    eager = train(run_config("tiny", compile="off", out_dir=str(tmp_path / "eager"), **kw), progress=False,
+                  plots_dir=None, sample_prompt=None)
+    compiled = train(run_config("tiny", compile="on", out_dir=str(tmp_path / "compiled"), **{**kw, "max_steps": 10}),
+                     progress=False, plots_dir=None, sample_prompt=None)
+    compiled = train(run_config("tiny", compile="on", out_dir=str(tmp_path / "compiled"), **kw), resume=True,
+                     progress=False, plots_dir=None, sample_prompt=None)
+    worst = max(abs(a.val_loss - b.val_loss) for a, b in zip(eager.metrics, compiled.metrics))
+    assert [m.step for m in compiled.metrics] == [0, 10, 20] and worst < 1e-4, worst
+    assert run_config("tiny", compile="on").name == run_config("tiny").name  # how it runs, not which run
