@@ -10,6 +10,7 @@ bench and tests all go through it, and every checkpoint stores the RunConfig it 
 trained with. `python config.py` prints the README's preset table.
 """
 import argparse
+import ast
 import dataclasses
 import hashlib
 import math
@@ -420,28 +421,60 @@ def given(args: argparse.Namespace, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
+PARAMETERS_MARK = "# parameters"  # the first line of a notebook's parameters cell (papermill's injected cell: "# Parameters")
+
+
+def parameter_names(namespace: dict) -> set[str] | None:
+    """The names assigned in a notebook's parameters cell, as last run, and in the cell papermill injects after it
+    (IPython's input history, `In`); None outside IPython."""
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return None
+    starts = [i for i, src in enumerate(history) if isinstance(src, str) and src.lstrip().startswith(PARAMETERS_MARK)]
+    if not starts:
+        return None
+    cells = [history[starts[-1]]] + [src for src in history[starts[-1] + 1:]
+                                     if isinstance(src, str) and src.lstrip().startswith("# Parameters")]
+    names = set()
+    for src in cells:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError as e:
+            raise ConfigError(f"the parameters cell is not plain assignments ({e.msg}, line {e.lineno}): give each "
+                              f"parameter as NAME = value") from None
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AnnAssign, ast.AugAssign)) else []
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def notebook_parameters(namespace: dict, cls, extra: dict | None = None) -> dict:
-    """A notebook's parameters (its UPPER_CASE data globals) as field values of dataclass `cls`.
+    """A notebook's parameters as field values of dataclass `cls`: the names assigned in its parameters cell (and
+    papermill's injected cell), with their current values.
 
     NAME sets field `name`; `extra` maps the notebook's own parameters to their type (or tuple of types), which is
-    checked here. Any other UPPER_CASE name, e.g. a misspelt parameter passed by papermill, is an error instead of a
-    silent default. A name the notebook does not define takes the field's default (the preset's value): the parameters
-    cell clears the previous values first, so a deleted line does not leave its old value behind.
+    checked here. A name assigned there that is no parameter, e.g. one misspelt or passed by papermill, is an error
+    instead of a silent default. A name the cell does not assign (a deleted line) takes the field's default (the
+    preset's value), whatever the namespace still holds; scratch variables of other cells, in capitals or not, neither
+    fail nor apply. Outside IPython every UPPER_CASE data global is a parameter.
     """
     extra = extra or {}
+    names = parameter_names(namespace)
+    if names is None:
+        names = {k for k, v in namespace.items() if k.isupper() and not k.startswith("_")
+                 and not (callable(v) or isinstance(v, types.ModuleType))}  # e.g. an imported class GPT
     for k, tp in extra.items():
         v, tps = namespace.get(k), tp if isinstance(tp, tuple) else (tp,)
-        if k in namespace and not (isinstance(v, tps) and (bool in tps or not isinstance(v, bool))):
+        if k in names and k in namespace and not (isinstance(v, tps) and (bool in tps or not isinstance(v, bool))):
             raise ConfigError(f"notebook parameter {k} must be {' or '.join(t.__name__ for t in tps)}, got {v!r} "
                               f"({type(v).__name__})")
     by_name = {f.name.upper(): f.name for f in fields(cls)}
-    given = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")
-             and not (callable(v) or isinstance(v, types.ModuleType))}  # e.g. an imported class GPT
-    unknown = sorted(set(given) - set(by_name) - set(extra))
+    unknown = sorted(names - set(by_name) - set(extra))
     if unknown:
         raise ConfigError(f"unknown notebook parameter(s) {', '.join(unknown)}; the parameters are "
                           f"{', '.join(sorted(set(by_name) | set(extra)))}")
-    return {by_name[k]: v for k, v in given.items() if k in by_name}
+    return {by_name[k]: namespace[k] for k in names if k in by_name and k in namespace}
 
 
 # ---- the README's preset table -----------------------------------------------------------------

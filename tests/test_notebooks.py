@@ -25,9 +25,9 @@ def parameters(name) -> dict:
     nb = nbformat.read(ROOT / name, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     assert "parameters" in cell.metadata.get("tags", []), f"{name}: the first code cell must hold the parameters"
-    assert cell.source.startswith("%reset_selective -f ^[A-Z][A-Z0-9_]*$\n"), "a deleted line must not keep its old value"
-    code = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
-    return {t.targets[0].id: ast.literal_eval(t.value) for t in ast.parse(code).body}
+    from config import PARAMETERS_MARK
+    assert cell.source.startswith(PARAMETERS_MARK), "notebook_parameters finds the parameters cell by its first line"
+    return {t.targets[0].id: ast.literal_eval(t.value) for t in ast.parse(cell.source).body}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -164,3 +164,17 @@ def test_a_misspelt_parameter_is_an_error_not_a_silent_default(tmp_path):
 def test_wrong_parameter_type_is_explained(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="RunConfig.max_steps must be int, got '100' \\(str\\)"):
         run_notebook(ROOT / "MiniGPT.ipynb", tmp_path, PRESET="tiny", MAX_STEPS="100", OUT_DIR=str(tmp_path / "c"))
+
+
+def test_the_parameters_are_the_names_assigned_in_the_parameters_cell_and_papermills():
+    """Scratch variables of other cells, in capitals or not, neither fail nor apply; a deleted line takes the preset's
+    value though the namespace still holds the old one; papermill's injected cell counts (issue #42)."""
+    from config import PARAMETERS_MARK, ConfigError, RunConfig, notebook_parameters
+    history = ["", f"{PARAMETERS_MARK}\nPRESET = 'tiny'\nN_EMBD = 64\n", "MY_TABLE = {}\nn_head = 3\n",
+               f"{PARAMETERS_MARK}\nPRESET = 'tiny'\n",                      # rerun with the N_EMBD line deleted
+               "# Parameters\nSEED = 3\n", "SCRATCH = 5\n"]
+    ns = {"In": history, "PRESET": "tiny", "N_EMBD": 64, "MY_TABLE": {}, "n_head": 3, "SEED": 3, "SCRATCH": 5}
+    assert notebook_parameters(ns, RunConfig) == {"preset": "tiny", "seed": 3}
+    history.append("# Parameters\nN_EMBED = 64\n")  # a misspelt parameter from papermill is still an error
+    with pytest.raises(ConfigError, match="unknown notebook parameter"):
+        notebook_parameters({**ns, "N_EMBED": 64}, RunConfig)
