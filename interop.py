@@ -192,27 +192,31 @@ def hf_config(model: GPT) -> dict:
             "torch_dtype": "float32"}
 
 
-@torch.no_grad()
-def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
-    """GPT2LMHeadModel's weights (without the tied lm_head, which safetensors would store twice)."""
-    check_gpt2(model)
-    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
-
-    def bias(name, n):
-        return sd.get(name, torch.zeros(n))
-
-    C = model.config.n_embd
-    out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
-           "transformer.ln_f.weight": sd["ln_final.weight"], "transformer.ln_f.bias": bias("ln_final.bias", C)}
-    for l in range(model.config.n_layer):
+def hf_names(n_layer: int):
+    """(our name, GPT-2's name, transposed) for every weight: GPT-2's Conv1D holds (in, out), our Linear (out, in)."""
+    yield from (("wte.weight", "transformer.wte.weight", False), ("wpe.weight", "transformer.wpe.weight", False),
+                ("ln_final.weight", "transformer.ln_f.weight", False), ("ln_final.bias", "transformer.ln_f.bias", False))
+    for l in range(n_layer):
         ours, theirs = f"blocks.{l}.", f"transformer.h.{l}."
         for ln in ("ln_1", "ln_2"):
-            out[f"{theirs}{ln}.weight"] = sd[f"{ours}{ln}.weight"]
-            out[f"{theirs}{ln}.bias"] = bias(f"{ours}{ln}.bias", C)
+            yield from ((f"{ours}{ln}.{p}", f"{theirs}{ln}.{p}", False) for p in ("weight", "bias"))
         for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
-            w = sd[f"{ours}{name}.weight"]                                     # (out, in): nn.Linear
-            out[f"{theirs}{name}.weight"] = w.T.contiguous()                   # (in, out): GPT-2's Conv1D
-            out[f"{theirs}{name}.bias"] = bias(f"{ours}{name}.bias", w.shape[0])
+            yield f"{ours}{name}.weight", f"{theirs}{name}.weight", True
+            yield f"{ours}{name}.bias", f"{theirs}{name}.bias", False
+
+
+@torch.no_grad()
+def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
+    """GPT2LMHeadModel's weights (without the tied lm_head, which safetensors would store twice); zero biases where
+    the model has none."""
+    check_gpt2(model)
+    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+    out = {}
+    for ours, theirs, transposed in hf_names(model.config.n_layer):
+        if ours not in sd:  # bias=False: GPT-2 always has the bias, ours is 0
+            out[theirs] = torch.zeros(sd[ours.replace(".bias", ".weight")].shape[0])  # (out,) of Linear or LayerNorm
+        else:
+            out[theirs] = sd[ours].T.contiguous() if transposed else sd[ours]
     return out
 
 
@@ -265,21 +269,13 @@ def load_hf(folder, device="cpu"):
     from tokenizer import from_state
     from TransformerModel import GPTConfig
     folder = Path(folder)
-    hf, ours = (json.loads((folder / f).read_text()) for f in ("config.json", "minigpt.json"))
-    tok = from_state(ours["tokenizer"])
+    hf, meta = (json.loads((folder / f).read_text()) for f in ("config.json", "minigpt.json"))
+    tok = from_state(meta["tokenizer"])
     model = GPT(GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
                           n_head=hf["n_head"], n_embd=hf["n_embd"], init_std=hf.get("initializer_range", 0.02)))
     sd = load_file(str(folder / "model.safetensors"))
-    mine = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
-            "ln_final.weight": sd["transformer.ln_f.weight"], "ln_final.bias": sd["transformer.ln_f.bias"],
-            "lm_head.weight": sd["transformer.wte.weight"]}
-    for l in range(hf["n_layer"]):
-        ours_, theirs = f"blocks.{l}.", f"transformer.h.{l}."
-        for ln in ("ln_1", "ln_2"):
-            for p in ("weight", "bias"):
-                mine[f"{ours_}{ln}.{p}"] = sd[f"{theirs}{ln}.{p}"]
-        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
-            mine[f"{ours_}{name}.weight"] = sd[f"{theirs}{name}.weight"].T.contiguous()
-            mine[f"{ours_}{name}.bias"] = sd[f"{theirs}{name}.bias"]
+    mine = {ours: sd[theirs].T.contiguous() if transposed else sd[theirs]
+            for ours, theirs, transposed in hf_names(hf["n_layer"])}
+    mine["lm_head.weight"] = mine["wte.weight"]  # tied
     model.load_state_dict(mine)
     return model.to(device).eval(), tok

@@ -54,6 +54,18 @@ def matmul_peak(dtype: str = "fp32", n=2048, reps=10) -> float:
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
+def median_step_s(step, warmup: int, steps: int) -> float:
+    """The median seconds of `step()` over `steps` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    ts = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
 def one(spec: dict) -> dict:
     """Run one configuration in this process and return its measurements."""
     import torch
@@ -98,14 +110,7 @@ def one(spec: dict) -> dict:
         x, y = batches.sample(g, "cpu")
         train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip, precision)
 
-    for _ in range(spec.get("warmup", 2)):
-        step()
-    ts = []
-    for _ in range(spec.get("steps", 5)):
-        t = time.perf_counter()
-        step()
-        ts.append(time.perf_counter() - t)
-    t_step = statistics.median(ts)
+    t_step = median_step_s(step, spec.get("warmup", 2), spec.get("steps", 5))
     t = time.perf_counter()
     for _ in range(50):
         batches.sample(g, "cpu")
@@ -252,15 +257,9 @@ def seeds_steps(spec: dict) -> dict:
         else:
             stack.step(xy, lr_at(100, cfg), cfg.grad_clip, precision)
 
-    for _ in range(2):
-        step()
-    ts = []
-    for _ in range(spec["steps"]):
-        t = time.perf_counter()
-        step()
-        ts.append(time.perf_counter() - t)
     n = runs[0].model.num_params() - runs[0].model.wpe.weight.numel()
-    return dict(precision=precision, step_s=statistics.median(ts), tokens_per_step=cfg.batch_size * cfg.block_size,
+    return dict(precision=precision, step_s=median_step_s(step, 2, spec["steps"]),
+                tokens_per_step=cfg.batch_size * cfg.block_size,
                 flops_per_token=6 * n + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd,
                 run_tokens=cfg.max_steps * cfg.batch_size * cfg.block_size)
 
