@@ -604,13 +604,11 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, pl
         raise TrainingError("--seeds trains in one process; run it without torchrun")
     curve_paths = []
     for cfg in cfgs:
-        curve_path, folder = None, plots_dir
-        if folder is True:
-            folder = cfg.plots_dir
-            if proc.main:
-                claim_plots(check_writable(folder, "loss curve"), cfg.run_dir)  # Plots/<name>/: this run's alone
+        curve_path, folder = None, cfg.plots_dir if plots_dir is True else plots_dir
         if folder and proc.main:  # checked now, not after an hour of training
             check_writable(folder, "loss curve")
+            if plots_dir is True:  # Plots/<name>/: this run's alone
+                claim_plots(folder, cfg.run_dir)
             curve_path = output_path(Path(folder) / f"Loss_Curve_{check_name(cfg.name)}.png", folder, "loss curve")
         curve_paths.append(curve_path)
     with ExitStack() as held:
