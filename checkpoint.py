@@ -395,8 +395,7 @@ def portable_config(train_config: dict | None) -> dict:
 def export_weights(src, dst) -> Path:
     """Copy a checkpoint without optimizer and RNG state (for committing reference models), its stored out_dir
     relative to the repository (a committed file records no path of this machine)."""
-    ckpt = load_checkpoint(src)
-    model, tok, _ = load_model(src)
+    model, tok, ckpt = load_model(src)
     return save_checkpoint(dst, model, tok, train_config=portable_config(ckpt.get("train_config")),
                            step=ckpt.get("step", 0), metrics=metrics_of(ckpt))
 

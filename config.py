@@ -421,7 +421,7 @@ def given(args: argparse.Namespace, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
 
-PARAMETERS_MARK = "# parameters"  # the first line of a notebook's parameters cell (papermill's injected cell: "# Parameters")
+PARAMETERS_MARK = "# parameters"  # a parameters cell's first line (papermill's injected cell starts "# Parameters")
 
 
 def parameter_names(namespace: dict) -> set[str] | None:
@@ -443,9 +443,10 @@ def parameter_names(namespace: dict) -> set[str] | None:
             raise ConfigError(f"the parameters cell is not plain assignments ({e.msg}, line {e.lineno}): give each "
                               f"parameter as NAME = value") from None
         for node in ast.walk(tree):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, (ast.AnnAssign, ast.AugAssign)) else []
-            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+            if isinstance(node, ast.Assign):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
     return names
 
 

@@ -33,7 +33,7 @@ REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
 
 
-def _plain_file(path: Path, what: str) -> bool:
+def _plain_file(path: Path) -> bool:
     """Whether the run holds `path` as a regular file of its own; a symbolic link (which could bring a file from
     outside the run into the reference) is refused."""
     if path.is_symlink():
@@ -45,12 +45,13 @@ def _plain_file(path: Path, what: str) -> bool:
 def check(run: Path, dest: Path, unfinished: bool, overwrite: bool, final: bool) -> list[str]:
     """Everything promote checks before it writes anything. Returns the run's files to copy beside the weights."""
     if run.is_symlink() or not run.is_dir():
-        raise CheckpointError(f"{run} is not a run's folder (train.py --out-dir){' but a link' if run.is_symlink() else ''}")
-    missing = [f for f in ("best.pt", "metrics.json") if not _plain_file(run / f, f)]
+        link = " but a link" if run.is_symlink() else ""
+        raise CheckpointError(f"{run} is not a run's folder (train.py --out-dir){link}")
+    missing = [f for f in ("best.pt", "metrics.json") if not _plain_file(run / f)]
     if missing:
         raise CheckpointError(f"{run} holds no {' or '.join(missing)}: is it a run's folder (train.py --out-dir)?")
     latest = run / "latest.pt"
-    if _plain_file(latest, "latest.pt") and not unfinished:
+    if _plain_file(latest) and not unfinished:
         ckpt = load_checkpoint(latest)
         step, max_steps = ckpt.get("step"), RunConfig.from_checkpoint(ckpt).max_steps
         if step != max_steps:
@@ -74,7 +75,7 @@ def check(run: Path, dest: Path, unfinished: bool, overwrite: bool, final: bool)
     if dest.exists() and any(dest.iterdir()) and not overwrite:
         raise CheckpointError(f"{dest} already holds a reference run; pass --overwrite to replace it")
     output_path(dest, what="reference run")  # refused unless MINIGPT_WRITE_REFERENCE=1 (make promote)
-    return [name for name in ("metrics.json", "sample.txt", "train.log") if _plain_file(run / name, name)]
+    return [name for name in ("metrics.json", "sample.txt", "train.log") if _plain_file(run / name)]
 
 
 @contextmanager
@@ -100,7 +101,8 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
     run, dest = Path(run), Path(dest)
     with one_at_a_time():
         files = check(run, dest, unfinished, overwrite, final)
-        new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.promote-", dir=_parent(dest)))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.promote-", dir=dest.parent))
         try:
             for src, name in [(run / "best.pt", "best.pt")] + ([(run / "latest.pt", "final.pt")] if final else []):
                 size = export_weights(src, new / name).stat().st_size
@@ -122,11 +124,6 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
         finally:
             shutil.rmtree(new, ignore_errors=True)
     return sorted(dest / p.name for p in dest.iterdir())
-
-
-def _parent(dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return dest.parent
 
 
 def main(argv=None):

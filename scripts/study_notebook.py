@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import study  # noqa: E402
+from checkpoint import load_checkpoint  # noqa: E402
 
 RATES = ROOT / "results" / "verdict_rates.json"  # written by `make exp NAME=verdicts`
 
@@ -43,7 +44,7 @@ def main(argv=None):
     try:
         target = study.resolve(study.StudyConfig(checkpoint=a.run))
         study.check_not_training(target)
-        study.load_model(target.checkpoint)  # not a checkpoint: our one line, before papermill's two tracebacks
+        load_checkpoint(target.checkpoint)  # not a checkpoint: our one line, before papermill's two tracebacks
         folder = target.out_json.parent  # one notebook per study: a run's best.pt, final.pt, ... each its own
         out = study.output_path(folder / ("InductionHeads.ipynb" if target.name == folder.name
                                           else f"InductionHeads_{target.name}.ipynb"), what="executed notebook")
