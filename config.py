@@ -113,7 +113,11 @@ class RunConfig:
     grad_clip: float = doc("clip the gradient's global norm to this")
     repeat_frac: float = doc("fraction of training windows made periodic (train.Batches)")
     repeat_end: float | None = doc("share of max_steps by which the periodic windows' fraction falls linearly from "
-                                   "repeat_frac to 0 (a curriculum; None: repeat_frac throughout)")
+                                   "repeat_frac to repeat_floor (a curriculum; None: repeat_frac throughout)")
+    repeat_floor: float = doc("the periodic windows' fraction from repeat_end on (needs repeat_end; 0: none)")
+    relabel_repeats: float = doc("share of the periodic windows whose token ids go through a fresh random permutation "
+                                 "of the vocabulary (train.Batches): only the window's own earlier tokens predict them")
+    relabel_natural: float = doc("share of the other (natural) training windows relabelled the same way")
     seed: int = doc("seed of the initialisation, the batches and the evaluation windows")
     precision: str = doc("fp32, or bf16 autocast for the training step (weights, optimizer state, loss and all "
                          "evaluation stay fp32); auto: bf16 where the hardware runs it fast (config.pick_precision)")
@@ -166,6 +170,18 @@ class RunConfig:
             raise ConfigError(f"RunConfig.repeat_frac must be in [0, 1], got {self.repeat_frac!r}")
         if self.repeat_end is not None and not 0 < self.repeat_end <= 1:
             raise ConfigError(f"RunConfig.repeat_end must be in (0, 1] or None, got {self.repeat_end!r}")
+        if not 0 <= self.repeat_floor <= self.repeat_frac:
+            raise ConfigError(f"RunConfig.repeat_floor must be in [0, repeat_frac = {self.repeat_frac:g}], got "
+                              f"{self.repeat_floor!r}")
+        if self.repeat_floor and self.repeat_end is None:
+            raise ConfigError(f"RunConfig.repeat_floor {self.repeat_floor:g} needs repeat_end, the share of max_steps "
+                              f"at which the repeats reach it (without one, repeat_frac holds throughout)")
+        for name in ("relabel_repeats", "relabel_natural"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"RunConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.relabel_repeats and not self.repeat_frac:
+            raise ConfigError(f"RunConfig.relabel_repeats {self.relabel_repeats:g} relabels periodic windows, but "
+                              f"repeat_frac is 0: set repeat_frac, or use relabel_natural for natural windows")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
             raise ConfigError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr!r}, min_lr={self.min_lr!r}")
         if not self.grad_clip > 0:
@@ -281,7 +297,8 @@ MAX_EVAL_TOKENS = 2 ** 22  # tokens per evaluated split: 4.2M, 10x a novel, minu
 
 # Fields added to RunConfig after checkpoints were first written, with the value every earlier run had.
 ADDED_FIELDS = dict(held_out=(), precision="fp32", repeat_end=None, probes_per_decade=0, positions="residual",
-                    attn_only=False, init_std=0.02, compile="off")
+                    attn_only=False, init_std=0.02, compile="off", repeat_floor=0.0, relabel_repeats=0.0,
+                    relabel_natural=0.0)
 
 # The recipe that forms induction heads within a CPU budget: half the windows repeat an excerpt
 # (results/README.md, "The recipe").
@@ -292,12 +309,14 @@ _CHAR = dict(_WORD, tokenizer="char")
 # spread between fp32 runs that differ only in rounding or seed (results/README.md, "Precision"). The committed
 # reference models were trained in fp32.
 _ADAMW = dict(weight_decay=0.1, beta2=0.99, grad_clip=1.0, seed=1337, eval_batches=8, save_interval=None,
-              precision="auto", repeat_end=None, probes_per_decade=0)
+              precision="auto", repeat_end=None, repeat_floor=0.0, relabel_repeats=0.0, relabel_natural=0.0,
+              probes_per_decade=0)
 _REPEATS = dict(_ADAMW, eval_batches=None, block_size=64, batch_size=8, lr=2e-3, min_lr=2e-4, warmup_steps=200,
                 repeat_frac=0.5, eval_interval=500, probe_interval=500)
 _ORIGINAL = dict(_WORD, novels=("prideprejudice", "sensesensibility", "emma[:24576]"), held_out=("persuasion",),
                  block_size=128, batch_size=32, lr=3e-4, min_lr=3e-4, warmup_steps=0, weight_decay=0.1, beta2=0.999,
-                 grad_clip=1.0, repeat_frac=0.0, repeat_end=None, seed=1337, precision="fp32", eval_interval=1000,
+                 grad_clip=1.0, repeat_frac=0.0, repeat_end=None, repeat_floor=0.0, relabel_repeats=0.0,
+                 relabel_natural=0.0, seed=1337, precision="fp32", eval_interval=1000,
                  eval_batches=None, save_interval=250, probe_interval=0, probes_per_decade=10)
 
 PRESETS = {

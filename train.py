@@ -120,10 +120,12 @@ class LossOnly(torch.nn.Module):
 
 
 def repeat_frac_at(step: int, cfg: RunConfig) -> float:
-    """The share of repeated windows at a step: repeat_frac throughout, or falling linearly to 0 at repeat_end."""
+    """The share of repeated windows at a step: repeat_frac throughout, or falling linearly to repeat_floor at
+    repeat_end."""
     if cfg.repeat_end is None:
         return cfg.repeat_frac
-    return cfg.repeat_frac * max(0.0, 1 - step / (cfg.repeat_end * cfg.max_steps))
+    left = max(0.0, 1 - step / (cfg.repeat_end * cfg.max_steps))
+    return cfg.repeat_floor + (cfg.repeat_frac - cfg.repeat_floor) * left
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -159,12 +161,20 @@ class Batches:
     This puts exact in-context repeats into Austen text, the signal induction heads
     learn from; the period varies so no fixed positional offset can solve it.
 
+    relabel_repeats / relabel_natural > 0: that share of the periodic / the other windows has
+    its token ids mapped through a fresh random permutation of the vocabulary, one per window.
+    A token that recurs in the window still recurs, but what follows it can be known only
+    from the window itself, never from the weights: repeats that teach copying without
+    teaching that Austen's text repeats (issue #44). Without either, no random number is
+    drawn for it, so every earlier run's batches are unchanged.
+
     Under torchrun (world > 1) every process draws the same global batch and keeps its own
     batch_size // world rows, so the job trains on exactly the batches of a single process.
     """
 
     def __init__(self, tokens: torch.Tensor, block_size: int, batch_size: int, repeat_frac: float = 0.0,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, relabel_repeats: float = 0.0, relabel_natural: float = 0.0,
+                 vocab_size: int | None = None):
         if len(tokens) <= block_size + 1:
             raise TrainingError(f"a split of the corpus has {len(tokens):,} tokens, too few for windows of "
                                 f"block_size {block_size:,}; use a block_size below {len(tokens) - 1:,}")
@@ -174,18 +184,29 @@ class Batches:
         self.windows = tokens.unfold(0, block_size + 1, 1)  # (N, T+1), a view: no copy
         self.batch_size, self.repeat_frac = batch_size, repeat_frac
         self.rows = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+        self.relabel = (relabel_repeats, relabel_natural)
+        if any(self.relabel) and (vocab_size is None or vocab_size <= int(tokens.max())):
+            raise TrainingError(f"relabelling permutes the vocabulary: give its vocab_size (above the largest token "
+                                f"id, {int(tokens.max())}), got {vocab_size!r}")
+        self.vocab_size = vocab_size
 
     def sample(self, generator: torch.Generator, device: str, repeat_frac: float | None = None):
         """repeat_frac: this batch's share of repeated windows (a schedule's current value; None: the constructor's)."""
         repeat_frac = self.repeat_frac if repeat_frac is None else repeat_frac
         ix = torch.randint(len(self.windows), (self.batch_size,), generator=generator)
         w = self.windows[ix]  # (B, T+1), a copy
+        rows = torch.zeros(self.batch_size, dtype=torch.bool)  # the periodic windows
         if repeat_frac > 0:
             n = w.shape[1]
             rows = torch.rand(self.batch_size, generator=generator) < repeat_frac
             period = torch.randint(min(8, n // 2), n // 2 + 1, (self.batch_size, 1), generator=generator)
             src = torch.arange(n) % period  # (B, T+1): index of the token each position copies
             w = torch.where(rows[:, None], w.gather(1, src), w)
+        if any(self.relabel):
+            share = torch.where(rows, *self.relabel)  # (B,)
+            chosen = torch.rand(self.batch_size, generator=generator) < share
+            perms = torch.rand(int(chosen.sum()), self.vocab_size, generator=generator).argsort(dim=1)  # (n, V)
+            w[chosen] = perms.gather(1, w[chosen])  # token t of window i becomes perms[i, t]
         w = w[self.rows].to(device, non_blocking=True)  # this process's rows (all of them without torchrun)
         return w[:, :-1], w[:, 1:]
 
@@ -313,7 +334,8 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
     check_memory(cfg, tok.vocab_size)
     train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
     val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
-    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, proc.rank, proc.world)  # checks sizes
+    batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, proc.rank, proc.world,
+                      cfg.relabel_repeats, cfg.relabel_natural, tok.vocab_size)  # checks sizes
     # Fixed evaluation windows, drawn from their own generator so evaluation never
     # perturbs the training RNG stream (exact resume depends on that).
     g_eval = torch.Generator().manual_seed(cfg.seed + 1)

@@ -365,6 +365,74 @@ def test_a_repeat_curriculum_falls_linearly_to_zero_and_then_trains_on_natural_t
     assert all(len(set(r.tolist())) < 32 for r in x_all) and all(len(set(r.tolist())) == 32 for r in x_none)
 
 
+def test_repeats_can_fall_to_a_floor_instead_of_to_zero():
+    cfg = run_config("2M", repeat_frac=0.5, repeat_end=0.6, repeat_floor=0.1, max_steps=100)
+    assert [train_mod.repeat_frac_at(s, cfg) for s in (0, 30, 60, 90)] == pytest.approx([0.5, 0.3, 0.1, 0.1])
+    with pytest.raises(ConfigError, match="repeat_floor 0.1 needs repeat_end"):
+        run_config("2M", repeat_floor=0.1)
+    with pytest.raises(ConfigError, match=r"repeat_floor must be in \[0, repeat_frac = 0.5\]"):
+        run_config("2M", repeat_end=0.5, repeat_floor=0.6)
+    with pytest.raises(ConfigError, match="repeat_frac is 0: set repeat_frac, or use relabel_natural"):
+        run_config("2M", repeat_frac=0.0, relabel_repeats=1.0)
+
+
+def test_relabelling_keeps_a_windows_own_repeats_and_only_the_chosen_share_of_windows():
+    V = 50
+    tokens = torch.randint(0, 40, (4000,), generator=torch.Generator().manual_seed(0))
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    plain = train_mod.Batches(tokens, 32, 256, repeat_frac=0.5)
+    x0, y0 = plain.sample(g(), "cpu")
+    x, y = train_mod.Batches(tokens, 32, 256, repeat_frac=0.5, relabel_repeats=1.0, vocab_size=V).sample(g(), "cpu")
+    assert torch.equal(x[:, 1:], y[:, :-1])  # y is still x shifted by one
+    w0, w = torch.cat([x0, y0[:, -1:]], 1), torch.cat([x, y[:, -1:]], 1)  # (B, T+1)
+    periodic = torch.tensor([len(set(r.tolist())) < 16 for r in w0])  # 4,000 tokens of 40 ids: no natural window
+    same = (w == w0).all(1)  # is this short; relabelled windows almost never keep every id
+    assert 80 < periodic.sum() < 176 and torch.equal(same, ~periodic)  # exactly the periodic windows, each relabelled
+    for a, b in zip(w0[periodic], w[periodic]):  # a bijection per window: equal ids stay equal, distinct stay distinct
+        assert torch.equal(a[:, None] == a[None], b[:, None] == b[None])
+        assert b.max() < V
+    maps = {tuple(b[a == t][:1].tolist()) for a, b in zip(w0[periodic], w[periodic]) for t in a[:1]}
+    assert len(maps) > 20  # a fresh permutation per window, not one shared relabelling
+    xn, _ = train_mod.Batches(tokens, 32, 256, repeat_frac=0.5, relabel_natural=0.5, vocab_size=V).sample(g(), "cpu")
+    assert torch.equal(xn[periodic], x0[periodic]) and 0.3 < (xn[~periodic] != x0[~periodic]).any(1).float().mean() < 0.7
+    with pytest.raises(TrainingError, match="give its vocab_size"):
+        train_mod.Batches(tokens, 32, 8, relabel_natural=0.5)
+
+
+def test_relabelling_recipes_train_resume_and_load_with_evaluation_and_probes_never_relabelled(tmp_path, monkeypatch):
+    kw = dict(TINY, eval_interval=10, repeat_frac=0.5, repeat_end=0.5, repeat_floor=0.1, relabel_repeats=0.8,
+              relabel_natural=0.2, probe_interval=20)
+    full = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False, sample_prompt=None,
+                 plots_dir=None)
+    step, calls = train_mod.train_step, []
+
+    def ctrl_c_at_step_17(*a, **k):  # the schedules depend on max_steps: stop the same run midway, as Ctrl-C does
+        calls.append(1)
+        if len(calls) == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*a, **k)
+    monkeypatch.setattr(train_mod, "train_step", ctrl_c_at_step_17)
+    part = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
+                 plots_dir=None)
+    monkeypatch.undo()
+    assert part.interrupted and part.metrics[-1].step == 10
+    resumed = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
+                    sample_prompt=None, plots_dir=None)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [m.val_loss for m in full.metrics] == [m.val_loss for m in resumed.metrics]
+    _, _, ckpt = load_model(full.best)
+    stored = RunConfig.from_checkpoint(ckpt)
+    assert all(getattr(stored, k) == v for k, v in kw.items())
+    plain = train(run_config(**TINY, max_steps=40, eval_interval=10, probe_interval=20, out_dir=str(tmp_path / "p")),
+                  progress=False, sample_prompt=None, plots_dir=None)
+    with train_mod.locked(tmp_path / "e"):  # the same evaluation windows, and the untrained model probed alike
+        runs = [train_mod.start_run(run_config(**k, max_steps=40, out_dir=str(tmp_path / "e"))) for k in (kw, TINY)]
+    assert all(torch.equal(p, q) for s in ("train", "val") for (p, _), (q, _) in zip(*(r.eval_sets[s] for r in runs)))
+    from checkpoint import to_plain
+    assert to_plain(full.metrics[0]) == {**to_plain(plain.metrics[0]), "elapsed_s": full.metrics[0].elapsed_s}
+
+
 def test_a_run_with_a_held_out_novel_validates_on_it(tmp_path):
     cfg = run_config(**TINY, max_steps=1, novels=("prideprejudice",), held_out=("persuasion",), out_dir=str(tmp_path))
     with train_mod.locked(cfg.run_dir):
