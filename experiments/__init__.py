@@ -21,7 +21,7 @@ FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
-               "original", "levers", "verdicts")
+               "original", "levers", "verdicts", "default_recipe")
 
 
 
