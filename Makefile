@@ -11,7 +11,7 @@ VENV ?= .venv
 # TRAIN_ARGS is the one list: train.py splits it as a shell would (--args), without running one.
 quote = '$(subst ','"'"',$(value $1))'
 # make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it)
-unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL STUDY TO
+unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL RECORDS_ONLY STUDY TO
 # PYTHON and VENV name the toolchain and appear in targets, which make expands while reading this file: plain paths only
 $(foreach v,PYTHON VENV,$(if $(shell printf '%s' $(call quote,$v) | LC_ALL=C grep -qx '[A-Za-z0-9_./+=-]*' || echo bad),\
 	$(error $v must be a plain path (letters, digits and _ . / + = -), got: $(value $v))))
@@ -74,10 +74,10 @@ bench: $(VENV)/.installed  ## the speed table (about 10 min; bench/bench.py --qu
 reference promote exp: export MINIGPT_WRITE_REFERENCE = 1
 
 # A finished run into checkpoints/reference/AS: weights (no optimizer state), config, vocabulary, metrics, sample.
-promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1, FINAL=1)
+promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1, FINAL=1, RECORDS_ONLY=1)
 	@$(if $(and $(value RUN),$(value AS)),true,echo "usage: make promote RUN=<run folder> AS=<folder under $(REF)/>"; exit 2)
 	$(BIN)/python scripts/promote.py $(call quote,RUN) $(call quote,AS) $(if $(value OVERWRITE),--overwrite) \
-		$(if $(value FINAL),--final)
+		$(if $(value FINAL),--final) $(if $(value RECORDS_ONLY),--records-only)
 
 # Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
 # computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).

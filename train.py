@@ -58,6 +58,7 @@ from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_ar
                     pick_device, pick_precision, run_config)
 from corpus import CorpusError, load_corpus
 from induction import ProbeError, TrainingProbe, split_windows
+from samples import SampleError, held_out_samples
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer
 from TransformerModel import GPT
 
@@ -587,21 +588,21 @@ class _StopFlag:
 
 
 def train(cfg: RunConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          sample_prompt: str | None = "it is a truth universally acknowledged",
-          plots_dir: str | Path | bool | None = True) -> TrainResult:
+          samples: bool = True, plots_dir: str | Path | bool | None = True) -> TrainResult:
     """Run (or continue) training; the run directory is locked while it runs. Under torchrun every process calls
     it: rank 0 holds the lock, evaluates and writes; all of them step together.
 
+    samples: at the end, two samples from held-out prompts into sample.txt (samples.held_out_samples).
     plots_dir: the loss curve's folder; True: the run's own, Plots/<name>/; None or False: no loss curve.
     """
-    return _train([cfg], resume, overwrite, progress, sample_prompt, plots_dir)[0]
+    return _train([cfg], resume, overwrite, progress, samples, plots_dir)[0]
 
 
 def train_seeds(cfgs: list[RunConfig], resume: bool = False, overwrite: bool = False, progress: bool = True,
-                sample_prompt: str | None = "it is a truth universally acknowledged") -> list[TrainResult]:
+                samples: bool = True) -> list[TrainResult]:
     """Train several seeds of one configuration in one process (StackedSeeds); each seed's run folder, loss curve,
     checkpoints, metrics, probes and sample are those a single run of that seed writes (seed_configs)."""
-    return _train(cfgs, resume, overwrite, progress, sample_prompt, True)
+    return _train(cfgs, resume, overwrite, progress, samples, True)
 
 
 def seed_configs(preset: str, seeds, **overrides) -> list[RunConfig]:
@@ -619,7 +620,7 @@ def seed_configs(preset: str, seeds, **overrides) -> list[RunConfig]:
     return cfgs
 
 
-def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, plots_dir) -> list[TrainResult]:
+def _train(cfgs: list[RunConfig], resume, overwrite, progress, with_samples, plots_dir) -> list[TrainResult]:
     """The training loop of one run, or of several seeds stacked (len(cfgs) > 1)."""
     proc = init_distributed(pick_device(cfgs[0].device))
     if len(cfgs) > 1 and proc.world > 1:
@@ -692,8 +693,9 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, sample_prompt, pl
                 _save(run, stack)
                 if proc.main:
                     print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
-            elif sample_prompt is not None and proc.main:
-                samples[i] = generate_text(run.model, run.tokenizer, sample_prompt, seed=run.cfg.seed)
+            elif with_samples and proc.main:
+                val_text = load_corpus(run.cfg.novels, run.cfg.held_out).val
+                samples[i] = str(held_out_samples(run.model, run.tokenizer, val_text))
                 write_file(run.cfg.run_dir / "sample.txt", (samples[i] + "\n").encode(), "sample")
     results = []
     for run, curve_path, sample in zip(runs, curve_paths, samples):
@@ -813,27 +815,7 @@ class StackedSeeds:
         return values
 
 
-def generate_text(model: GPT, tok, prompt: str, max_new_tokens: int | None = None, temperature: float = 0.8,
-                  top_k: int | None = 40, seed: int = 0) -> str:
-    """Continue `prompt` (default: 200 words or 600 characters / BPE tokens); a prompt longer than the
-    context is cropped to its last block_size tokens."""
-    if not isinstance(prompt, str):
-        raise TrainingError(f"the prompt must be text (a str), got {type(prompt).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
-        raise TrainingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    if max_new_tokens is None:
-        max_new_tokens = 200 if tok.kind == "word" else 600
-    device = next(model.parameters()).device
-    ids = tok.encode(prompt)
-    if not ids:
-        raise TrainingError(f"the prompt {prompt!r} encodes to no tokens; give some text to continue")
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    g = torch.Generator(device=device).manual_seed(seed)
-    out = model.eval().generate(idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=g)
-    return tok.decode(out[0].tolist())
-
-
-ERRORS = (TrainingError, CheckpointError, ConfigError, CorpusError, TokenizerError, ProbeError)
+ERRORS = (TrainingError, CheckpointError, ConfigError, CorpusError, TokenizerError, ProbeError, SampleError)
 
 
 def parse_args(argv=None) -> tuple[RunConfig, argparse.Namespace]:

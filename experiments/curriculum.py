@@ -25,6 +25,7 @@ import torch
 import induction as ind
 from checkpoint import load_model
 from corpus import load_corpus
+from samples import held_out_samples
 from study import heads_str, read_result
 from experiments import REF
 from checkpoint import read_metrics
@@ -38,7 +39,6 @@ REPORTS = [[f"curriculum={REF}/curriculum/2M-curriculum", f"control={REF}/curric
 LOSS_TOL = 0.05        # nats/token
 N_SAMPLES = 24
 SAMPLE_TOKENS = 200
-PROMPT_TOKENS = 16
 
 
 @dataclass
@@ -51,33 +51,11 @@ class Repetition:
         return f"distinct bigrams {self.distinct_2}; repeated 4-grams {self.repeated_4}"
 
 
-def per_sample(ids: list[int], start: int) -> tuple[float, float]:
-    gen = ids[start:]
-    bigrams = list(zip(gen, gen[1:]))
-    seen, repeated, total = set(), 0, 0
-    for i in range(len(ids) - 3):
-        gram = tuple(ids[i:i + 4])
-        if i >= start:
-            total += 1
-            repeated += gram in seen
-        seen.add(gram)
-    return len(set(bigrams)) / len(bigrams), repeated / total
-
-
-@torch.no_grad()
-def samples(run_dir: Path, seed: int = 0) -> torch.Tensor:
+def samples(run_dir: Path) -> torch.Tensor:
     """(N_SAMPLES, 2): distinct-2 and repeated-4 of each sample (prompts: held-out text, the same for every model)."""
     model, tok, _ = load_model(run_dir / "best.pt")
-    val = torch.tensor(tok.encode(load_corpus().val))
-    g = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, len(val) - PROMPT_TOKENS, (N_SAMPLES,), generator=g)
-    rows = []
-    for i, s in enumerate(starts.tolist()):
-        prompt = val[s:s + PROMPT_TOKENS][None]
-        out = model.generate(prompt, SAMPLE_TOKENS, temperature=0.8, top_k=40,
-                             generator=torch.Generator().manual_seed(seed + i))
-        rows.append(per_sample(out[0].tolist(), PROMPT_TOKENS))
-    return torch.tensor(rows, dtype=torch.float64)
+    drawn = held_out_samples(model, tok, load_corpus().val, N_SAMPLES, SAMPLE_TOKENS)
+    return torch.tensor([(s.distinct_2, s.repeated_4) for s in drawn.samples], dtype=torch.float64)
 
 
 @torch.no_grad()

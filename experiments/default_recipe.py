@@ -35,9 +35,23 @@ each judged per seed against that seed's control:
 A recipe passes when all three hold in each of three seeds (SEEDS). One seed each first; the two most promising then
 get seeds 1 and 2, chosen by how many criteria their first seed meets, then by the smaller repeated-4-gram share.
 The figure: each run's repeated-4-gram share of its samples against the patching score of its study's found circuit
-(the smaller of noising's share removed and denoising's share restored; the controls have no circuit to patch).
+(the smaller of noising's share removed and denoising's share restored), controls included.
+The report writes each run's measurements (results/default_recipe/measured_<run>.json, from its weights) and reads the
+studies' summaries beside them, so the table regenerates from committed records; it also writes the controls' share of
+repeated 4-grams, which every run's sample.txt prints beside its own (samples.CONTROL).
 """
-from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS  # noqa: F401  (the criteria, shared)
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+import utils
+from checkpoint import portable, read_json, read_metrics, write_json
+from experiments import FIG, REF, ROOT, RUNS as WORK
+from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS, estimate, samples, val_loss
+from induction import Estimate
+from samples import CONTROL as CONTROL_SAMPLES  # what every sample.txt compares with
 
 SEEDS = (1337, 1, 2)
 BASE = ["--preset", "2M", "--precision", "bf16"]
@@ -49,8 +63,182 @@ RECIPES = {"control": ["--repeat-frac", "0"],
            "relabel-natural-0.5": ["--relabel-natural", "0.5"]}
 FIRST = {f"2M-{name}-seed1337": [*BASE, *args, "--seed", "1337"] for name, args in RECIPES.items()}
 RUNS = FIRST
-REPORTS = [[]]
+
+RESULTS = ROOT / "results" / "default_recipe"   # each run's measurements and study summary
+STUDIES = [[portable(WORK / "default_recipe" / run / "best.pt"), "--name", run, "--out-json",
+            portable(RESULTS / f"induction_{run}.json"), "--plots-dir", portable(WORK / "default_recipe" / "plots"),
+            "--precision", "fp32"] for run in RUNS]
+REPORTS = [["--out", FIG / "Default_Recipe.png"]]
+
+
+@dataclass
+class Measured:
+    """One run's language-model measurements: best.pt's loss on the whole validation split, and its N_SAMPLES
+    samples' distinct bigrams and repeated 4-grams (curriculum.samples: the same prompts and seeds for every run)."""
+    run: str
+    tokens: int            # training tokens
+    val_loss: float
+    distinct_2: list[float]
+    repeated_4: list[float]
+
+
+def weights(run: str) -> Path | None:
+    """A run's best.pt: committed (checkpoints/reference/default-recipe/) or trained here (runs/default_recipe/)."""
+    for folder in (REF / "default-recipe" / run, WORK / "default_recipe" / run):
+        if (folder / "best.pt").exists():
+            return folder
+    return None
+
+
+def measured(run: str) -> Measured | None:
+    """The run's measurements: the committed record, or measured now from its weights and recorded."""
+    path = RESULTS / f"measured_{run}.json"
+    if path.exists():
+        return Measured(**read_json(path))
+    folder = weights(run)
+    if folder is None:
+        return None
+    reps = samples(folder)  # (N_SAMPLES, 2)
+    m = Measured(run, read_metrics(folder)[-1].tokens, val_loss(folder), reps[:, 0].tolist(), reps[:, 1].tolist())
+    print(write_json(path, m))
+    return m
+
+
+def study(run: str):
+    from study import read_result
+    path = RESULTS / f"induction_{run}.json"
+    return read_result(path) if path.exists() else None
+
+
+@dataclass
+class Row:
+    recipe: str
+    seed: int
+    loss_gap: float | None          # against the same seed's control, nats/token
+    distinct_2: Estimate
+    repeated_4: Estimate
+    d2: Estimate | None             # paired difference against the control (recipe - control)
+    r4: Estimate | None
+    verdict: bool | None            # the study's verdict on held-out text (None: not studied)
+    patching: float | None          # the found circuit's patching score
+
+    def passes(self) -> dict[str, bool | None]:
+        return {"loss": None if self.loss_gap is None else self.loss_gap <= LOSS_TOL,
+                "samples": None if self.d2 is None else self.d2.hi >= 0 and self.r4.lo <= 0,
+                "heads": self.verdict}
+
+
+def rows() -> list[Row]:
+    out = []
+    for seed in SEEDS:
+        control = measured(f"2M-control-seed{seed}")
+        for recipe in RECIPES:
+            m = measured(f"2M-{recipe}-seed{seed}")
+            if m is None:
+                continue
+            st = study(m.run)
+            d2 = r4 = gap = None
+            if control is not None and recipe != "control":
+                if m.tokens != control.tokens:
+                    raise SystemExit(f"error: {m.run} trained {m.tokens:,} tokens, its control {control.tokens:,}: "
+                                     f"equal tokens, or no comparison")
+                gap = m.val_loss - control.val_loss
+                d2 = estimate(torch.tensor(m.distinct_2) - torch.tensor(control.distinct_2))
+                r4 = estimate(torch.tensor(m.repeated_4) - torch.tensor(control.repeated_4))
+            out.append(Row(recipe, seed, gap, estimate(m.distinct_2), estimate(m.repeated_4), d2, r4,
+                           None if st is None else st.validation.validated,
+                           None if st is None or st.validation.patching is None else
+                           st.validation.patching.circuit.score))
+    return out
+
+
+def cell(ok: bool | None, text: str) -> str:
+    return f"{text} ({'—' if ok is None else 'pass' if ok else 'FAIL'})"
+
+
+def table(rs: list[Row]) -> list[str]:
+    pct = lambda e: f"{100 * e.mean:.1f}% [{100 * e.lo:.1f}, {100 * e.hi:.1f}]"  # noqa: E731
+    lines = ["| recipe | seed | loss − control (≤ 0.05) | distinct bigrams | − control | repeated 4-grams | − control | "
+             "verdict on held-out text | circuit's patching score |", "|" + "---|" * 9]
+    for r in rs:
+        ok = r.passes()
+        lines.append(" | ".join(["", r.recipe, str(r.seed),
+                                 "—" if r.loss_gap is None else cell(ok["loss"], f"{r.loss_gap:+.3f}"),
+                                 pct(r.distinct_2), "—" if r.d2 is None else pct(r.d2), pct(r.repeated_4),
+                                 "—" if r.r4 is None else cell(ok["samples"], pct(r.r4)),
+                                 "not studied" if r.verdict is None else "**PASS**" if r.verdict else "FAIL",
+                                 "—" if r.patching is None else f"{r.patching:.2f}", ""]).strip())
+    return lines
+
+
+def verdicts(rs: list[Row]) -> list[str]:
+    """Each recipe: passes when every criterion holds in each of the three seeds."""
+    lines = []
+    for recipe in RECIPES:
+        mine = [r for r in rs if r.recipe == recipe]
+        if recipe == "control" or not mine:
+            continue
+        failed = [f"{k} in seed {r.seed}" for r in mine for k, v in r.passes().items() if v is False]
+        open_ = [f"{k} in seed {r.seed}" for r in mine for k, v in r.passes().items() if v is None]
+        seeds = len(mine)
+        if failed:
+            lines.append(f"- {recipe}: FAILS ({', '.join(failed)}; {seeds} of {len(SEEDS)} seeds trained)")
+        elif open_:
+            lines.append(f"- {recipe}: not judged yet ({', '.join(open_)} not measured)")
+        elif seeds < len(SEEDS):
+            lines.append(f"- {recipe}: every criterion holds so far, in {seeds} of {len(SEEDS)} seeds")
+        else:
+            lines.append(f"- {recipe}: PASSES in all {seeds} seeds")
+    return lines
+
+
+def figure(rs: list[Row], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    markers = dict(zip(SEEDS, "os^"))
+    colours = dict(zip(RECIPES, plt.cm.tab10.colors))
+    for r in rs:
+        if r.patching is None:
+            continue
+        e = r.repeated_4
+        ax.errorbar(100 * e.mean, r.patching, xerr=[[100 * (e.mean - e.lo)], [100 * (e.hi - e.mean)]],
+                    marker=markers[r.seed], color=colours[r.recipe], capsize=3, linestyle="none",
+                    mfc=colours[r.recipe] if r.verdict else "white", ms=8)
+    for recipe, c in colours.items():
+        ax.plot([], [], "o", color=c, label=recipe)
+    for seed, mk in markers.items():
+        ax.plot([], [], mk, color="grey", mfc="white", label=f"seed {seed}")
+    ax.plot([], [], "o", color="grey", label="verdict PASS (filled)")
+    ax.set_xlabel(f"repeated 4-grams in {N_SAMPLES} samples of {SAMPLE_TOKENS} tokens (%, 95% CI)")
+    ax.set_ylabel("found circuit's patching score (min of noising removed, denoising restored)")
+    ax.set_title("Repetition of the samples against the verdict's patching score (2M, 5.12M tokens)")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return utils.save_figure(fig, path)
+
+
+def control_record(rs: list[Row]) -> dict | None:
+    """The controls' repeated-4-gram share over all their samples (samples.CONTROL, which sample.txt prints)."""
+    reps = [m.repeated_4 for s in SEEDS if (m := measured(f"2M-control-seed{s}"))]
+    if not reps:
+        return None
+    e = estimate(torch.tensor([x for r in reps for x in r]))
+    return {"model": "2M", "tokenizer": "word", "seeds": len(reps), "samples": sum(map(len, reps)),
+            "repeated_4": {"mean": e.mean, "lo": e.lo, "hi": e.hi},
+            "source": "python -m experiments default_recipe (results/default_recipe/measured_2M-control-seed*.json)"}
 
 
 def main(argv):
-    raise SystemExit("the report comes with the runs (issue #44); the criteria above are fixed first")
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    rs = rows()
+    if not rs:
+        raise SystemExit("error: no run of this experiment is trained or committed yet (make exp NAME=default_recipe "
+                         "RUN=1)")
+    print("\n".join(table(rs)))
+    print("\nEach recipe (criteria in experiments/default_recipe.py; all three in each of three seeds):")
+    print("\n".join(verdicts(rs)))
+    if (c := control_record(rs)) is not None:
+        print(write_json(CONTROL_SAMPLES, c))
+    print(figure(rs, a.out))

@@ -12,7 +12,8 @@ checkpoints/reference/ needs MINIGPT_WRITE_REFERENCE=1, which `make promote` set
 everything first (symbolic links are refused, the run and the destination are different folders, the destination is
 a folder under checkpoints/reference/), writes into a temporary folder beside the destination, then swaps it in whole,
 so an overwrite keeps nothing of the old folder (git shows what went) and a failure leaves it as it was. One promote
-at a time: a second is refused while one runs.
+at a time: a second is refused while one runs. --records-only (RECORDS_ONLY=1) copies no weights: for a run whose
+measurements and study are committed as records (results/), so that the clone stays lean.
 """
 import argparse
 import fcntl
@@ -94,17 +95,20 @@ def one_at_a_time():
 
 
 def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = False,
-            final: bool = False) -> list[Path]:
-    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`), metrics, sample and log into dest
-    (a folder under checkpoints/reference/), as a transaction: everything is checked first, then written into a
-    temporary folder beside dest that replaces dest whole; a failure leaves the old reference exactly as it was."""
+            final: bool = False, records_only: bool = False) -> list[Path]:
+    """Copy the run's weights (best.pt, and latest.pt's as final.pt with `final`; none with `records_only`), metrics,
+    sample and log into dest (a folder under checkpoints/reference/), as a transaction: everything is checked first,
+    then written into a temporary folder beside dest that replaces dest whole; a failure leaves the old reference
+    exactly as it was."""
     run, dest = Path(run), Path(dest)
     with one_at_a_time():
         files = check(run, dest, unfinished, overwrite, final)
         dest.parent.mkdir(parents=True, exist_ok=True)
         new = Path(tempfile.mkdtemp(prefix=f".{dest.name}.promote-", dir=dest.parent))
         try:
-            for src, name in [(run / "best.pt", "best.pt")] + ([(run / "latest.pt", "final.pt")] if final else []):
+            weights = [] if records_only else [(run / "best.pt", "best.pt")] + ([(run / "latest.pt", "final.pt")]
+                                                                                 if final else [])
+            for src, name in weights:
                 size = export_weights(src, new / name).stat().st_size
                 if size > MAX_BYTES:
                     raise CheckpointError(f"{src} exports to {size / 2**20:.0f} MB of weights, above the "
@@ -133,9 +137,13 @@ def main(argv=None):
     ap.add_argument("--unfinished", action="store_true", help="promote a run that has not reached max_steps")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing reference run")
     ap.add_argument("--final", action="store_true", help="also the last step's weights, as final.pt")
+    ap.add_argument("--records-only", action="store_true", help="no weights: metrics, sample and log alone (a run "
+                    "whose measurements and study are committed as records in results/, keeping the clone lean)")
     a = ap.parse_args(argv)
+    if a.records_only and a.final:
+        raise SystemExit("error: --final promotes weights and --records-only none; choose one")
     try:
-        for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite, a.final):
+        for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite, a.final, a.records_only):
             print(f"wrote {path}")
     except (CheckpointError, ConfigError) as e:  # e.g. a latest.pt whose stored preset is not one
         raise SystemExit(f"error: {e}")

@@ -25,7 +25,7 @@ from train import TrainingError, generate_text, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2, novels=("emma",))
-QUIET = dict(progress=False, sample_prompt=None, plots_dir=None)
+QUIET = dict(progress=False, samples=False, plots_dir=None)
 
 
 def tree_hashes(folder: Path) -> dict:
@@ -153,7 +153,7 @@ def test_no_command_writes_into_the_reference_results(run_dir, tmp_path):
         with pytest.raises(OutputError, match="holds the committed reference results"):
             train(run_config(**TINY, max_steps=2, out_dir=str(out_dir)), overwrite=True, **QUIET)
     with pytest.raises(OutputError, match="holds the committed reference results"):
-        train(run_config(**TINY, max_steps=2, out_dir=str(tmp_path / "r")), progress=False, sample_prompt=None,
+        train(run_config(**TINY, max_steps=2, out_dir=str(tmp_path / "r")), progress=False, samples=False,
               plots_dir=ROOT / "results" / "figures")
     for kw in (dict(out_json=str(ROOT / "results" / "induction_MiniGPT-5.6M.json")),
                dict(plots_dir=str(ROOT / "results" / "figures")), dict(plots_dir=str(ref / "MiniGPT-2M"))):
@@ -354,7 +354,7 @@ def test_a_bad_page_prompt_fails_before_the_study(run_dir, tmp_path, prompt, err
 def test_an_unwritable_plots_dir_fails_before_training(tmp_path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(OutputError, match="cannot write the loss curve into"):
-        train(run_config(**TINY, max_steps=3, out_dir=str(tmp_path / "run")), progress=False, sample_prompt=None,
+        train(run_config(**TINY, max_steps=3, out_dir=str(tmp_path / "run")), progress=False, samples=False,
               plots_dir=tmp_path / "a-file" / "plots")
     assert not (tmp_path / "run").exists()
 

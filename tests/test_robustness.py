@@ -22,7 +22,7 @@ from train import TrainingError, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2, novels=("emma",))
-QUIET = dict(progress=False, sample_prompt=None, plots_dir=None)
+QUIET = dict(progress=False, samples=False, plots_dir=None)
 
 
 # ---- data loss ---------------------------------------------------------------------------------

@@ -159,6 +159,8 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     assert sorted(p.name for p in final) == ["best.pt", "final.pt", "metrics.json", "sample.txt", "train.log"]
     last = load_checkpoint(dest / "final.pt")
     assert "optimizer" not in last and last["step"] == load_checkpoint(run / "latest.pt")["step"]
+    records = promote.promote(run, dest, overwrite=True, records_only=True)  # no weights: the old ones go too
+    assert sorted(p.name for p in records) == ["metrics.json", "sample.txt"]
 
 
 def _tree(folder):

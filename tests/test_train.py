@@ -39,7 +39,8 @@ def test_tiny_model_beats_the_unigram_baseline(tiny_run):
     assert final.step == 300
     assert final.val_loss < unigram - 0.4, (final.val_loss, unigram)
     assert final.val_bpc == pytest.approx(final.val_loss / math.log(2), rel=1e-6)  # 1 char = 1 token
-    assert tiny_run.loss_curve.exists() and tiny_run.sample.startswith("it is a truth")
+    assert tiny_run.loss_curve.exists() and tiny_run.sample.startswith("2 samples from held-out prompts")
+    assert (tiny_run.latest.parent / "sample.txt").read_text() == tiny_run.sample + "\n"
     assert read_metrics(tiny_run.latest.parent) == tiny_run.metrics
 
 
@@ -51,7 +52,7 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
 
 def test_same_seed_same_loss_curve(tmp_path):
     runs = [train(run_config(**TINY, max_steps=30, eval_interval=10, out_dir=str(tmp_path / f"r{i}")),
-                  progress=False, sample_prompt=None, plots_dir=None) for i in range(2)]
+                  progress=False, samples=False, plots_dir=None) for i in range(2)]
     strip = lambda ms: [(m.train_loss, m.val_loss) for m in ms]  # noqa: E731
     assert strip(runs[0].metrics) == strip(runs[1].metrics)
 
@@ -60,11 +61,11 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
     # constant lr after warmup, so stopping at 20 and extending to 40 is the same recipe
     kw = dict(TINY, min_lr=3e-3, warmup_steps=5, eval_interval=10, repeat_frac=0.3, dropout=0.1)
     full = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False,
-                 sample_prompt=None, plots_dir=None)
-    train(run_config(**kw, max_steps=20, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
+                 samples=False, plots_dir=None)
+    train(run_config(**kw, max_steps=20, out_dir=str(tmp_path / "part")), progress=False, samples=False,
           plots_dir=None)
     resumed = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
-                    sample_prompt=None, plots_dir=None)
+                    samples=False, plots_dir=None)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [m.val_loss for m in full.metrics] == [m.val_loss for m in resumed.metrics]
@@ -72,12 +73,12 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
 
 def test_existing_run_is_never_overwritten_silently(tmp_path):
     cfg = run_config(**TINY, max_steps=5, eval_interval=5, out_dir=str(tmp_path))
-    train(cfg, progress=False, sample_prompt=None, plots_dir=None)
+    train(cfg, progress=False, samples=False, plots_dir=None)
     with pytest.raises(TrainingError, match="already holds a run .* --resume .* --overwrite"):
-        train(cfg, progress=False, sample_prompt=None, plots_dir=None)
+        train(cfg, progress=False, samples=False, plots_dir=None)
     changed = run_config(**dict(TINY, lr=1e-3), max_steps=5, eval_interval=5, out_dir=str(tmp_path))
     with pytest.raises(Exception, match=r"settings differ \(lr: 0.003 -> 0.001\)"):
-        train(changed, resume=True, progress=False, sample_prompt=None, plots_dir=None)
+        train(changed, resume=True, progress=False, samples=False, plots_dir=None)
 
 
 def test_unwritable_output_directory_fails_before_training(tmp_path):
@@ -145,7 +146,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     steps = 100
     ref = tmp_path / "ref"  # the uninterrupted run, in this process (same code, same thread count)
     cfg = train_mod.parse_args(_train_cmd(ref, steps, save_interval=50, precision=precision)[2:])[0]
-    train(cfg, progress=False, sample_prompt=None, plots_dir=None)
+    train(cfg, progress=False, samples=False, plots_dir=None)
     run, latest = tmp_path / "killed", tmp_path / "killed" / "latest.pt"
     rng = random.Random(0)
     kills, last_step, orphan_temp_files = 0, 0, 0
@@ -170,7 +171,7 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
         assert step >= last_step
         last_step = step
     train(train_mod.parse_args(_train_cmd(run, steps, precision=precision)[2:])[0], resume=True, progress=False,
-          sample_prompt=None, plots_dir=None)
+          samples=False, plots_dir=None)
     assert kills >= n_kills, f"only {kills} kills landed before the run finished"
     assert orphan_temp_files >= 1, "no kill landed during a checkpoint write"
     assert not list(run.glob(".*.tmp")), "the resumed run did not clean up half-written checkpoints"
@@ -185,7 +186,7 @@ def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
 
     from induction import Estimate, HeadValue, first_formed
     res = train(run_config(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
-                progress=False, sample_prompt=None, plots_dir=None)
+                progress=False, samples=False, plots_dir=None)
     rows = read_metrics(tmp_path)
     assert [r.step for r in rows] == [0, 10, 20] == [r.step for r in res.metrics]
     for r in rows:
@@ -281,18 +282,18 @@ def test_precision_auto_resolves_and_the_checkpoint_records_it(tmp_path):
     assert config.pick_precision("auto", "cpu") == expected
     assert config.pick_precision("fp32", "cpu") == "fp32" and config.pick_precision("bf16", "cpu") == "bf16"
     res = train(run_config(**TINY, max_steps=2, eval_interval=2, precision="auto", out_dir=str(tmp_path)),
-                progress=False, sample_prompt=None, plots_dir=None)
+                progress=False, samples=False, plots_dir=None)
     assert res.config.precision == expected and {m.precision for m in res.metrics} == {expected}
     assert load_checkpoint(res.latest)["train_config"]["precision"] == expected
     other = "fp32" if expected == "bf16" else "bf16"
     with pytest.raises(CheckpointError, match=f"precision: '{expected}' -> '{other}'"):
         train(run_config(**TINY, max_steps=4, eval_interval=2, precision=other, out_dir=str(tmp_path)), resume=True,
-              progress=False, sample_prompt=None, plots_dir=None)
+              progress=False, samples=False, plots_dir=None)
     # a run begun in the other precision (on another machine) keeps it when resumed with auto
     train(run_config(**TINY, max_steps=2, eval_interval=2, precision=other, out_dir=str(tmp_path / "o")),
-          progress=False, sample_prompt=None, plots_dir=None)
+          progress=False, samples=False, plots_dir=None)
     res = train(run_config(**TINY, max_steps=4, eval_interval=2, precision="auto", out_dir=str(tmp_path / "o")),
-                resume=True, progress=False, sample_prompt=None, plots_dir=None)
+                resume=True, progress=False, samples=False, plots_dir=None)
     assert res.config.precision == other and [m.precision for m in res.metrics] == [other] * 3
 
 
@@ -310,7 +311,7 @@ def test_a_run_is_named_by_what_differs_from_its_preset_and_stays_in_that_folder
     assert run_config("2M", out_dir="/tmp/somewhere/my-run").name == "my-run"  # a folder given names the run
     cfg = run_config(**TINY, max_steps=2, eval_interval=2, precision="auto", seed=12345)
     assert cfg.name == "MiniGPT-tiny-batch_size=8-seed=12345" and cfg.run_dir == CHECKPOINTS / cfg.name
-    res = train(cfg, progress=False, sample_prompt=None)
+    res = train(cfg, progress=False, samples=False)
     assert res.latest == CHECKPOINTS / cfg.name / "latest.pt" and res.config.name == cfg.name
     assert res.loss_curve == PLOTS / cfg.name / f"Loss_Curve_{cfg.name}.png" and res.loss_curve.exists()
     assert LAST_RUN.read_text().strip() == cfg.name  # what InductionHeads.ipynb studies by default
@@ -319,8 +320,8 @@ def test_a_run_is_named_by_what_differs_from_its_preset_and_stays_in_that_folder
 @pytest.mark.parametrize("lever", [dict(positions="shortformer"), dict(attn_only=True)])
 def test_a_lever_trains_resumes_and_loads_back(tmp_path, lever):
     cfg = run_config(**TINY, max_steps=4, eval_interval=2, out_dir=str(tmp_path), **lever)
-    train(dataclasses.replace(cfg, max_steps=2), progress=False, sample_prompt=None, plots_dir=None)
-    res = train(cfg, resume=True, progress=False, sample_prompt=None, plots_dir=None)
+    train(dataclasses.replace(cfg, max_steps=2), progress=False, samples=False, plots_dir=None)
+    res = train(cfg, resume=True, progress=False, samples=False, plots_dir=None)
     model, _, ckpt = load_model(res.best)
     assert all(getattr(model.config, k) == v for k, v in lever.items())
     assert all(getattr(RunConfig.from_checkpoint(ckpt), k) == v for k, v in lever.items())
@@ -402,7 +403,7 @@ def test_relabelling_keeps_a_windows_own_repeats_and_only_the_chosen_share_of_wi
 def test_relabelling_recipes_train_resume_and_load_with_evaluation_and_probes_never_relabelled(tmp_path, monkeypatch):
     kw = dict(TINY, eval_interval=10, repeat_frac=0.5, repeat_end=0.5, repeat_floor=0.1, relabel_repeats=0.8,
               relabel_natural=0.2, probe_interval=20)
-    full = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False, sample_prompt=None,
+    full = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "full")), progress=False, samples=False,
                  plots_dir=None)
     step, calls = train_mod.train_step, []
 
@@ -412,12 +413,12 @@ def test_relabelling_recipes_train_resume_and_load_with_evaluation_and_probes_ne
             os.kill(os.getpid(), signal.SIGINT)
         return step(*a, **k)
     monkeypatch.setattr(train_mod, "train_step", ctrl_c_at_step_17)
-    part = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), progress=False, sample_prompt=None,
+    part = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), progress=False, samples=False,
                  plots_dir=None)
     monkeypatch.undo()
     assert part.interrupted and part.metrics[-1].step == 10
     resumed = train(run_config(**kw, max_steps=40, out_dir=str(tmp_path / "part")), resume=True, progress=False,
-                    sample_prompt=None, plots_dir=None)
+                    samples=False, plots_dir=None)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [m.val_loss for m in full.metrics] == [m.val_loss for m in resumed.metrics]
@@ -425,7 +426,7 @@ def test_relabelling_recipes_train_resume_and_load_with_evaluation_and_probes_ne
     stored = RunConfig.from_checkpoint(ckpt)
     assert all(getattr(stored, k) == v for k, v in kw.items())
     plain = train(run_config(**TINY, max_steps=40, eval_interval=10, probe_interval=20, out_dir=str(tmp_path / "p")),
-                  progress=False, sample_prompt=None, plots_dir=None)
+                  progress=False, samples=False, plots_dir=None)
     with train_mod.locked(tmp_path / "e"):  # the same evaluation windows, and the untrained model probed alike
         runs = [train_mod.start_run(run_config(**k, max_steps=40, out_dir=str(tmp_path / "e"))) for k in (kw, TINY)]
     assert all(torch.equal(p, q) for s in ("train", "val") for (p, _), (q, _) in zip(*(r.eval_sets[s] for r in runs)))
@@ -458,11 +459,11 @@ def test_a_compiled_training_step_follows_the_eager_one(tmp_path):
     rounding in fp32, and it resumes."""
     kw = dict(novels=("emma",), max_steps=20, eval_interval=10, eval_batches=2, precision="fp32", batch_size=8)
     eager = train(run_config("tiny", compile="off", out_dir=str(tmp_path / "eager"), **kw), progress=False,
-                  plots_dir=None, sample_prompt=None)
+                  plots_dir=None, samples=False)
     compiled = train(run_config("tiny", compile="on", out_dir=str(tmp_path / "compiled"), **{**kw, "max_steps": 10}),
-                     progress=False, plots_dir=None, sample_prompt=None)
+                     progress=False, plots_dir=None, samples=False)
     compiled = train(run_config("tiny", compile="on", out_dir=str(tmp_path / "compiled"), **kw), resume=True,
-                     progress=False, plots_dir=None, sample_prompt=None)
+                     progress=False, plots_dir=None, samples=False)
     worst = max(abs(a.val_loss - b.val_loss) for a, b in zip(eager.metrics, compiled.metrics))
     assert [m.step for m in compiled.metrics] == [0, 10, 20] and worst < 1e-4, worst
     assert run_config("tiny", compile="on").name == run_config("tiny").name  # how it runs, not which run
