@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from induction import ProbeLog
 from tokenizer import Tokenizer, TokenizerError, from_state
 from TransformerModel import GPT, GPTConfig
 
@@ -397,7 +396,7 @@ def export_weights(src, dst) -> Path:
     relative to the repository (a committed file records no path of this machine)."""
     model, tok, ckpt = load_model(src)
     return save_checkpoint(dst, model, tok, train_config=portable_config(ckpt.get("train_config")),
-                           step=ckpt.get("step", 0), metrics=metrics_of(ckpt))
+                           step=ckpt.get("step", 0), metrics=metrics_data(ckpt))
 
 
 # ---- JSON records of typed results -------------------------------------------------------------
@@ -477,29 +476,6 @@ def read_json(path):
 RECORDS = {"metrics": 2, "study": 2}
 
 
-@dataclasses.dataclass
-class MetricsRow:
-    """One evaluation, as logged to metrics.json."""
-    step: int
-    tokens: int
-    train_loss: float      # nats/token on fixed training windows
-    val_loss: float        # nats/token on fixed validation windows
-    val_bpc: float         # bits per character of the validation text
-    lr: float
-    elapsed_s: float       # wall time of the run so far, evaluations included
-    train_s: float         # time in optimizer steps alone
-    probes: dict[str, ProbeLog] = dataclasses.field(default_factory=dict)  # by probe set, at train.probe_steps
-    precision: str = "fp32"  # the training step's precision ("auto" resolved; logs before the field were fp32)
-
-    @property
-    def chars_per_token(self) -> float:
-        return self.val_loss / (self.val_bpc * np.log(2))
-
-    def __str__(self):
-        return (f"step {self.step:>6,}: train {self.train_loss:.3f}  val {self.val_loss:.3f} nats/token "
-                f"({self.val_bpc:.3f} bits/char)")
-
-
 def envelope(kind: str, obj) -> dict:
     return {"format": f"minigpt-{kind}", "version": RECORDS[kind], "record": to_plain(obj)}
 
@@ -550,11 +526,7 @@ def write_record(path, kind: str, obj) -> Path:
     return write_json(path, envelope(kind, obj))
 
 
-def read_metrics(run_dir) -> list[MetricsRow]:
-    """A run's training log, <run_dir>/metrics.json."""
-    return read_record(Path(run_dir) / "metrics.json", "metrics", list[MetricsRow])
-
-
-def metrics_of(ckpt: dict) -> list[MetricsRow]:
-    """The training log a checkpoint holds (as JSON text), in the current version."""
-    return from_record("metrics", json.loads(ckpt.get("metrics", "[]")), list[MetricsRow], "the checkpoint's metrics")
+def metrics_data(ckpt: dict) -> list:
+    """The training log a checkpoint holds, as plain data in the current version (training_log.metrics_of types it)."""
+    version, data = unwrap("metrics", json.loads(ckpt.get("metrics", "[]")), "the checkpoint's metrics")
+    return upgrade("metrics", version, data)

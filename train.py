@@ -39,7 +39,7 @@ import shlex
 import signal
 import sys
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,14 +51,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 import utils
-from checkpoint import (CheckpointError, MetricsRow, check_name, check_vocabulary, check_weights, check_writable,
-                        claim_plots, load_checkpoint, metrics_of, output_path, portable, save_checkpoint, write_file,
+from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable,
+                        claim_plots, load_checkpoint, output_path, portable, save_checkpoint, write_file,
                         write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_compile,
                     pick_device, pick_precision, run_config)
 from corpus import CorpusError, load_corpus
-from induction import ProbeError, TrainingProbe, split_windows
+from induction import ProbeError, split_windows
 from samples import SampleError, held_out_samples
+from training_log import MetricsRow, TrainingProbe, metrics_of
 from tokenizer import Tokenizer, TokenizerError, build_tokenizer
 from TransformerModel import GPT
 

@@ -24,13 +24,6 @@ EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natu
                "original", "levers", "verdicts", "default_recipe")
 
 
-
-def probed_rows(metrics) -> list:
-    """The rows of a run's metrics that logged probes, leaving out step 0: the untrained model, at zero tokens, which
-    a log axis of tokens cannot place."""
-    return [m for m in metrics if m.probes and m.step]
-
-
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, threads: int = 1) -> list[Path]:
     """Train (or continue) each run into runs/<experiment>/<name>/, `threads` threads each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""

@@ -28,7 +28,7 @@ from corpus import load_corpus
 from samples import held_out_samples
 from study import heads_str, read_result
 from experiments import REF
-from checkpoint import read_metrics
+from training_log import read_metrics
 
 RUNS = {"2M-curriculum": ["--preset", "2M", "--repeat-frac", "1.0", "--repeat-end", "0.6"],
         "2M-control": ["--preset", "2M", "--repeat-frac", "0"]}

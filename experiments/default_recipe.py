@@ -47,11 +47,12 @@ import matplotlib.pyplot as plt
 import torch
 
 import utils
-from checkpoint import portable, read_json, read_metrics, write_json
+from checkpoint import portable, read_json, write_json
 from experiments import FIG, REF, ROOT, RUNS as WORK
 from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS, estimate, samples, val_loss
 from induction import Estimate
 from samples import CONTROL as CONTROL_SAMPLES  # what every sample.txt compares with
+from training_log import read_metrics
 
 SEEDS = (1337, 1, 2)
 BASE = ["--preset", "2M", "--precision", "bf16"]

@@ -15,9 +15,9 @@ import argparse
 import matplotlib.pyplot as plt
 
 import utils
-from induction import CRITERIA, first_formed
-from experiments import FIG, REF, probed_rows
-from checkpoint import read_metrics
+from induction import CRITERIA
+from experiments import FIG, REF
+from training_log import first_formed, probed_rows, read_metrics
 
 PROBE_SETS = ("random-known", "text-val")
 FRACTIONS = (0.1, 0.25, 0.5)

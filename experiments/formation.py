@@ -13,8 +13,8 @@ import argparse
 import matplotlib.pyplot as plt
 
 import utils
-from induction import CRITERIA, first_formed
-from checkpoint import read_metrics
+from induction import CRITERIA
+from training_log import first_formed, read_metrics
 
 
 FORMATION_X = {"tokens": "training tokens seen (millions)",

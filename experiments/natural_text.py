@@ -19,9 +19,9 @@ import math
 import matplotlib.pyplot as plt
 
 import utils
-from induction import CRITERIA, INDUCTION_SCORES, first_formed
-from experiments import FIG, REF, probed_rows
-from checkpoint import read_metrics
+from induction import CRITERIA, INDUCTION_SCORES
+from experiments import FIG, REF
+from training_log import first_formed, last_probe, probed_rows, read_metrics
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
 # training tokens (B sequences per batch, T context), independent of model size.
@@ -87,11 +87,6 @@ def report(label: str, metrics) -> list[str]:
     lines.append(f"  strongest previous-token head (text probes): {prev} "
                  f"(criterion {CRITERIA['prev_token'].threshold})")
     return lines
-
-
-def last_probe(metrics):
-    """The last row that probed: a run's "within" is the tokens its probes reach, not its last evaluation's."""
-    return probed_rows(metrics)[-1]
 
 
 def earlier(run, control) -> str:

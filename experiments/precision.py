@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import utils
 from config import PRESETS
 from experiments import FIG, REF
-from checkpoint import MetricsRow, read_metrics
+from training_log import MetricsRow, read_metrics
 
 LOSS_TOL = 0.02  # nats/token, issue #12
 

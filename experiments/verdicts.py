@@ -13,7 +13,6 @@ writes results/verdict_rates.json: how many of the six 2M runs fail each part of
 `make run`) prints beside a FAIL.
 """
 import json
-from pathlib import Path
 
 from checkpoint import portable
 from experiments import REF, ROOT

@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import utils  # noqa: E402
-from checkpoint import load_model, read_metrics  # noqa: E402
+from checkpoint import load_model  # noqa: E402
+from training_log import read_metrics  # noqa: E402
 from config import RunConfig  # noqa: E402
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import induction as ind  # noqa: E402
-from induction import CRITERIA, first_formed  # noqa: E402
+from induction import CRITERIA  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
 from study import heads_str, path_name, pct, read_result  # noqa: E402
-from checkpoint import read_metrics  # noqa: E402
+from training_log import first_formed, read_metrics  # noqa: E402
 
 
 def formation(metrics, kind: str) -> str:

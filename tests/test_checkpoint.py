@@ -138,7 +138,8 @@ def test_records_carry_their_version_and_old_versions_are_read_through_one_upgra
     """metrics.json v1 (a bare list, G beside gain) reads as v2 (gain alone); a newer or foreign record is named."""
     import json
 
-    from checkpoint import RECORDS, CheckpointError, read_metrics, read_record, write_record
+    from checkpoint import RECORDS, CheckpointError, read_record, write_record
+    from training_log import read_metrics
     from config import ROOT
     old = read_metrics(ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats")  # v1, from before gain
     raw = json.loads((ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats/metrics.json").read_text())
@@ -159,3 +160,20 @@ def test_records_carry_their_version_and_old_versions_are_read_through_one_upgra
     path.write_text(json.dumps({**stored, "format": "minigpt-study"}))
     with pytest.raises(CheckpointError, match="is a 'minigpt-study' record, not minigpt-metrics"):
         read_record(path, "metrics", list)
+
+
+def test_the_file_layer_knows_no_study_and_the_training_log_has_one_home():
+    """checkpoint.py reads and writes files and records; the training log's types and questions are training_log.py's,
+    so loading a checkpoint imports none of the study (issue #42)."""
+    import subprocess
+    import sys
+
+    from config import ROOT
+    code = "import sys, checkpoint; print(sorted(m for m in ('induction', 'training_log', 'study') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+    import checkpoint
+    import induction
+    import training_log
+    assert not hasattr(checkpoint, "MetricsRow") and not hasattr(induction, "ProbeLog")
+    assert training_log.read_metrics(ROOT / "checkpoints/reference/MiniGPT-2M")[-1].step == 10000

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from checkpoint import load_checkpoint
-from checkpoint import read_metrics
+from training_log import read_metrics
 from train import Batches, TrainingError
 
 ROOT = Path(__file__).resolve().parent.parent

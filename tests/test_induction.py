@@ -4,6 +4,7 @@ import torch
 
 import handbuilt
 import induction as ind
+from training_log import ProbeLog, first_formed
 from TransformerModel import GPT, GPTConfig
 
 S = 8
@@ -487,19 +488,18 @@ def test_formation_needs_both_lower_bounds_to_clear_and_old_logs_never_qualify()
     def log(pm_lo, cp_lo, with_copying=True):
         one = lambda lo: ind.HeadScores(np.full((1, 1), lo + 0.1), np.full((1, 1), lo), np.full((1, 1), lo + 0.2))  # noqa: E731
         best = ind.HeadValue(0, 0, ind.Estimate(pm_lo + 0.1, pm_lo, pm_lo + 0.2))
-        return ind.ProbeLog(best, best, 0.0, ind.Estimate(0.0, None, None), np.zeros((1, 1)),
-                            one(pm_lo) if with_copying else None,
-                            one(cp_lo) if with_copying else None)
+        return ProbeLog(best, best, 0.0, ind.Estimate(0.0, None, None), np.zeros((1, 1)),
+                        one(pm_lo) if with_copying else None, one(cp_lo) if with_copying else None)
 
     rows = [SimpleNamespace(step=s, probes={"text-val": lg}) for s, lg in enumerate(
         [log(pm_t + 0.05, cp_t - 0.01),   # copying's mean clears, its lower bound does not
          log(pm_t - 0.01, cp_t + 0.5),    # prefix matching's lower bound falls short
          log(pm_t, cp_t)])]               # both lower bounds at their thresholds: formed
-    assert ind.first_formed(rows, "text-val", "induction").step == 2
-    assert ind.first_formed(rows, "text-val", "prefix_match").step == 0
+    assert first_formed(rows, "text-val", "induction").step == 2
+    assert first_formed(rows, "text-val", "prefix_match").step == 0
     old = [SimpleNamespace(step=0, probes={"text-val": log(0.9, 5.0, with_copying=False)})]
-    assert ind.first_formed(old, "text-val", "induction") is None
-    assert ind.first_formed(old, "text-val", "delta").step == 0
+    assert first_formed(old, "text-val", "induction") is None
+    assert first_formed(old, "text-val", "delta").step == 0
 
 
 def test_original_delta_skips_each_chunks_first_and_last_position_and_the_ablations_agree(model, probes):

@@ -12,7 +12,7 @@ import torch
 import induction as ind
 from checkpoint import write_json
 from config import ROOT
-from checkpoint import MetricsRow
+from training_log import MetricsRow, ProbeLog
 
 from experiments import dose as dose_response
 from experiments import natural_text, precision
@@ -20,11 +20,11 @@ from experiments import natural_text, precision
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
-def _log(pm: float, cp: float) -> ind.ProbeLog:
+def _log(pm: float, cp: float) -> ProbeLog:
     """A probe log whose one head has prefix matching pm and copying cp, each with a CI of ± 0.05, and Δ = pm."""
     one = lambda v: ind.HeadScores(np.full((1, 1), v), np.full((1, 1), v - 0.05), np.full((1, 1), v + 0.05))  # noqa: E731
     hv = one(pm).at(0, 0)
-    return ind.ProbeLog(hv, hv, 0.1, ind.Estimate(0, 0, 0), np.zeros((1, 1)), one(pm), one(cp), hv)
+    return ProbeLog(hv, hv, 0.1, ind.Estimate(0, 0, 0), np.zeros((1, 1)), one(pm), one(cp), hv)
 
 
 def _run(scores, tokens_per_step=512, losses=None):
@@ -263,7 +263,7 @@ def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
 
 
 def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_path, capsys):
-    from checkpoint import read_metrics
+    from training_log import read_metrics
     from experiments import original
     run = ROOT / "checkpoints" / "reference" / "original" / "original-2M-seed1337"
     original.main([f"seed 1337={run}", "--out", str(tmp_path / "f.png"), "--delta-out", str(tmp_path / "d.png"),

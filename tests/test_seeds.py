@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import study
-from checkpoint import load_checkpoint, read_metrics
+from checkpoint import load_checkpoint
+from training_log import read_metrics
 from config import run_config
 from ctrl_c import ctrl_c, start
 from train import TrainingError, seed_configs, train, train_seeds

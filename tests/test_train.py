@@ -19,7 +19,7 @@ from checkpoint import CheckpointError, load_checkpoint, load_model
 from corpus import load_corpus
 from config import ConfigError, RunConfig, run_config
 from ctrl_c import ctrl_c, start
-from checkpoint import read_metrics
+from training_log import read_metrics
 from train import TrainingError, lr_at, train
 from TransformerModel import GPT
 
@@ -184,7 +184,8 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
 def test_induction_metrics_are_logged_during_training_and_plotted(tmp_path):
     import dataclasses
 
-    from induction import Estimate, HeadValue, first_formed
+    from induction import Estimate, HeadValue
+    from training_log import first_formed
     res = train(run_config(**TINY, max_steps=20, eval_interval=10, probe_interval=10, out_dir=str(tmp_path)),
                 progress=False, samples=False, plots_dir=None)
     rows = read_metrics(tmp_path)
