@@ -21,7 +21,7 @@ FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
-               "original", "levers", "verdicts", "default_recipe")
+               "original", "levers", "verdicts", "default_recipe", "relabel_natural")
 
 
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, threads: int = 1) -> list[Path]:
