@@ -63,4 +63,5 @@ def test_the_recipe_report_judges_each_seed_against_its_own_control(tmp_path, mo
     assert "| constant-0.25 | 1337 | +0.100 (FAIL) |" in out and "| floor | 2 | +0.030 (pass) |" in out
     assert "- constant-0.25: FAILS (loss in seed 1337, samples in seed 1337; 1 of 3 seeds trained)" in out
     assert "- floor: not judged yet (heads in seed 1337, heads in seed 1, heads in seed 2 not measured)" in out
+    assert "1. floor: 2 of 3 criteria, repeated 4-grams 1.0%\n2. constant-0.25: 0 of 3 criteria" in out
     assert json.loads((tmp_path / "control.json").read_text())["samples"] == 72
