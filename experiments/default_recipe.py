@@ -18,8 +18,10 @@ no-repeat control of the same seed:
   relabel-natural-0.5      the preset's plain repeats, and half of the natural windows relabelled beside them.
 Relabelling follows Chan et al. 2022 (arXiv 2205.05055): sequences whose labels are reassigned at random per sequence
 ("bursty", label-arbitrary data) drive in-context learning, and a mix with plain data keeps in-weights learning too.
-Every run trains in bf16 autocast (as `make run` does on a CPU with native bf16; fixed so that the runs compare on any
-CPU) at one thread, two at a time; every study is in fp32 (as the reference studies).
+The 2M preset itself is shown beside them: its three seeds trained as `make run` trains (bf16, two threads), with their
+studies, from the verdicts experiment. Every run here trains in bf16 autocast (as `make run` does on a CPU with
+native bf16; fixed so that the runs compare on any CPU) at one thread, two at a time; every study is in fp32 (as the
+reference studies).
 
 The criteria, fixed on 2026-12-05 before any of these runs, are the curriculum experiment's (experiments/curriculum.py),
 each judged per seed against that seed's control:
@@ -86,9 +88,16 @@ class Measured:
     repeated_4: list[float]
 
 
+# The 2M preset itself (repeats 0.5), for comparison: the three seeds trained as `make run` trains (bf16, 2 threads),
+# committed with their fp32 studies by the verdicts experiment.
+PRESET = {f"2M-preset-seed{s}": (REF / "make-run" / f"MiniGPT-2M-seed{s}",
+                                 ROOT / "results" / "make-run" / f"induction_make-run-2M-seed{s}.json") for s in SEEDS}
+
+
 def weights(run: str) -> Path | None:
-    """A run's best.pt: committed (checkpoints/reference/default-recipe/) or trained here (runs/default_recipe/)."""
-    for folder in (REF / "default-recipe" / run, WORK / "default_recipe" / run):
+    """A run's best.pt: committed (checkpoints/reference/default-recipe/, or the preset's) or trained here
+    (runs/default_recipe/)."""
+    for folder in (REF / "default-recipe" / run, WORK / "default_recipe" / run, PRESET.get(run, (ROOT,))[0]):
         if (folder / "best.pt").exists():
             return folder
     return None
@@ -110,7 +119,7 @@ def measured(run: str) -> Measured | None:
 
 def study(run: str):
     from study import read_result
-    path = RESULTS / f"induction_{run}.json"
+    path = PRESET[run][1] if run in PRESET else RESULTS / f"induction_{run}.json"
     return read_result(path) if path.exists() else None
 
 
@@ -136,7 +145,7 @@ def rows() -> list[Row]:
     out = []
     for seed in SEEDS:
         control = measured(f"2M-control-seed{seed}")
-        for recipe in RECIPES:
+        for recipe in ("preset", *RECIPES):
             m = measured(f"2M-{recipe}-seed{seed}")
             if m is None:
                 continue
@@ -178,7 +187,7 @@ def table(rs: list[Row]) -> list[str]:
 def verdicts(rs: list[Row]) -> list[str]:
     """Each recipe: passes when every criterion holds in each of the three seeds."""
     lines = []
-    for recipe in RECIPES:
+    for recipe in ("preset", *RECIPES):
         mine = [r for r in rs if r.recipe == recipe]
         if recipe == "control" or not mine:
             continue
@@ -198,7 +207,7 @@ def verdicts(rs: list[Row]) -> list[str]:
 
 def ranking(rs: list[Row]) -> list[str]:
     """The recipes by their first seed: criteria met (most first), then the repeated-4-gram share (least first)."""
-    first = [r for r in rs if r.seed == SEEDS[0] and r.recipe != "control"]
+    first = [r for r in rs if r.seed == SEEDS[0] and r.recipe in RECIPES and r.recipe != "control"]
     first.sort(key=lambda r: (-sum(bool(v) for v in r.passes().values()), r.repeated_4.mean))
     return [f"{i}. {r.recipe}: {sum(bool(v) for v in r.passes().values())} of 3 criteria, repeated 4-grams "
             f"{100 * r.repeated_4.mean:.1f}%" for i, r in enumerate(first, 1)]
@@ -207,7 +216,7 @@ def ranking(rs: list[Row]) -> list[str]:
 def figure(rs: list[Row], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = dict(zip(SEEDS, "os^"))
-    colours = dict(zip(RECIPES, plt.cm.tab10.colors))
+    colours = dict(zip(("preset", *RECIPES), plt.cm.tab10.colors))
     for r in rs:
         if r.patching is None:
             continue
