@@ -49,11 +49,13 @@ import matplotlib.pyplot as plt
 import torch
 
 import utils
-from checkpoint import portable, read_json, write_json
+from checkpoint import from_plain, load_model, portable, read_json, write_json
+from corpus import load_corpus
 from experiments import FIG, REF, ROOT, RUNS as WORK
-from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS, estimate, samples, val_loss
+from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS, estimate, val_loss
 from induction import Estimate
 from samples import CONTROL as CONTROL_SAMPLES  # what every sample.txt compares with
+from samples import Sample, held_out_samples
 from training_log import read_metrics
 
 SEEDS = (1337, 1, 2)
@@ -86,6 +88,7 @@ class Measured:
     val_loss: float
     distinct_2: list[float]
     repeated_4: list[float]
+    examples: list[Sample]  # the first two samples, as sample.txt shows them
 
 
 # The 2M preset itself (repeats 0.5), for comparison: the three seeds trained as `make run` trains (bf16, 2 threads),
@@ -107,12 +110,14 @@ def measured(run: str) -> Measured | None:
     """The run's measurements: the committed record, or measured now from its weights and recorded."""
     path = RESULTS / f"measured_{run}.json"
     if path.exists():
-        return Measured(**read_json(path))
+        return from_plain(Measured, read_json(path))
     folder = weights(run)
     if folder is None:
         return None
-    reps = samples(folder)  # (N_SAMPLES, 2)
-    m = Measured(run, read_metrics(folder)[-1].tokens, val_loss(folder), reps[:, 0].tolist(), reps[:, 1].tolist())
+    model, tok, _ = load_model(folder / "best.pt")
+    drawn = held_out_samples(model, tok, load_corpus().val, N_SAMPLES, SAMPLE_TOKENS).samples
+    m = Measured(run, read_metrics(folder)[-1].tokens, val_loss(folder), [d.distinct_2 for d in drawn],
+                 [d.repeated_4 for d in drawn], drawn[:2])
     print(write_json(path, m))
     return m
 
@@ -263,6 +268,11 @@ def main(argv):
     print(f"\nThe recipes by their first seed (the two first get seeds {SEEDS[1]} and {SEEDS[2]}; chosen: "
           f"{', '.join(CHOSEN) or 'not yet'}):")
     print("\n".join(ranking(rs)))
+    print(f"\nThe first sample of each run of seed {SEEDS[0]} (prompt: 16 held-out tokens; samples.py's settings):")
+    for recipe in ("preset", *RECIPES):
+        if (m := measured(f"2M-{recipe}-seed{SEEDS[0]}")) is not None and m.examples:
+            e = m.examples[0]
+            print(f"- {recipe} (repeated 4-grams {100 * e.repeated_4:.1f}%): [{e.prompt}] {e.text}")
     if (c := control_record(rs)) is not None:
         print(write_json(CONTROL_SAMPLES, c))
     print(figure(rs, a.out))

@@ -53,7 +53,7 @@ def test_the_recipe_report_judges_each_seed_against_its_own_control(tmp_path, mo
     def record(run, loss, r4):
         reps = (r4 + 0.01 * torch.rand(24, generator=rng)).tolist()
         (tmp_path / f"measured_{run}.json").write_text(json.dumps(dict(
-            run=run, tokens=5_120_000, val_loss=loss, distinct_2=[0.9] * 24, repeated_4=reps)))
+            run=run, tokens=5_120_000, val_loss=loss, distinct_2=[0.9] * 24, repeated_4=reps, examples=[])))
     for seed in exp.SEEDS:
         record(f"2M-control-seed{seed}", 4.40, 0.005)
         record(f"2M-floor-seed{seed}", 4.43, 0.006)            # within 0.05, not more repetitive
