@@ -24,6 +24,22 @@ EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natu
                "original", "levers", "verdicts", "default_recipe", "relabel_natural")
 
 
+def logged_runs(specs) -> dict:
+    """{label: [MetricsRow, ...]} of each LABEL=RUN_DIR whose training log is committed; the rest are named, not drawn:
+    every report's one rule for runs not finished or not promoted yet."""
+    from training_log import read_metrics
+    runs, missing = {}, []
+    for label, _, d in (str(spec).partition("=") for spec in specs):
+        if (Path(d) / "metrics.json").exists():
+            runs[label] = read_metrics(d)
+        else:
+            missing.append(label)
+    if missing:
+        print(f"not committed yet, so not shown: {', '.join(missing)} (train with `make exp NAME=<experiment> RUN=1`, "
+              f"then make promote)")
+    return runs
+
+
 def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, threads: int = 1) -> list[Path]:
     """Train (or continue) each run into runs/<experiment>/<name>/, `threads` threads each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""

@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA
-from training_log import first_formed, read_metrics
+from experiments import logged_runs
+from training_log import first_formed
 
 
 FORMATION_X = {"tokens": "training tokens seen (millions)",
@@ -100,7 +101,9 @@ def main(argv=None):
     ap.add_argument("--x", choices=list(FORMATION_X), default="tokens",
                     help="the figure's x axis: tokens, characters of text (to compare tokenizers) or minutes")
     args = ap.parse_args(argv)
-    runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
+    runs = logged_runs(args.runs)
+    if not runs:
+        return
     for label, metrics in runs.items():
         print("\n".join(report(label, metrics)))
     formed = {label: first_formed(metrics, "random", "delta") for label, metrics in runs.items()}  # the figure's marks

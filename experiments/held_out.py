@@ -16,7 +16,7 @@ RUNS = {"heldout-3novels": ARGS,
         "heldout-5novels": [*ARGS, "--novels", "prideprejudice", "sensesensibility", "emma", "mansfieldpark",
                             "northangerabbey"],
         "heldout-3novels-dropout0.1": [*ARGS, "--dropout", "0.1"]}
-# the dropout run has not finished (resumable with `run`); it joins the report when it has
 REPORTS = [["--out", FIG / "Formation_Held_Out_Novel.png", "--control", "3 novels (control)", "--title",
             "Natural text, Persuasion held out: three novels against five (2M, word, 10,000 words)",
-            f"3 novels (control)={REF}/held-out/heldout-3novels", f"5 novels={REF}/held-out/heldout-5novels"]]
+            f"3 novels (control)={REF}/held-out/heldout-3novels", f"5 novels={REF}/held-out/heldout-5novels",
+            f"3 novels, dropout 0.1={REF}/held-out/heldout-3novels-dropout0.1"]]

@@ -38,5 +38,4 @@ CONTROL_DIR = REF / "natural-text" / "char2M-ctx256-norep-seed1337"
 REPORTS = [["--out", FIG / "Formation_Levers.png", "--control", "control", "--title",
             "Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)",
             f"control={CONTROL_DIR}",
-            *(f"{name}={REF / 'levers' / run}" for name, run in zip(LEVERS, RUNS)
-              if (REF / "levers" / run / "metrics.json").exists())]]
+            *(f"{name}={REF / 'levers' / run}" for name, run in zip(LEVERS, RUNS))]]

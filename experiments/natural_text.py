@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA, INDUCTION_SCORES
-from experiments import FIG, REF
-from training_log import first_formed, last_probe, probed_rows, read_metrics
+from experiments import FIG, REF, logged_runs
+from training_log import first_formed, last_probe, probed_rows
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
 # training tokens (B sequences per batch, T context), independent of model size.
@@ -158,10 +158,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--control", help="the LABEL of the control run the others are compared with")
     ap.add_argument("--title", default="Induction heads without synthetic repeats: natural text alone (2M parameters)")
     args = ap.parse_args(argv)
-    runs = {label: read_metrics(d) for label, _, d in (spec.partition("=") for spec in args.runs)}
+    runs = logged_runs(args.runs)
+    if not runs:
+        return runs
     for label, metrics in runs.items():
         print("\n".join(report(label, metrics)))
-    if args.control:
+    if args.control in runs:
         control = runs[args.control]
         best = min(m.val_loss for m in control)
         for label, metrics in runs.items():
