@@ -68,8 +68,8 @@ RECIPES = {"control": ["--repeat-frac", "0"],
            "relabel-natural-0.5": ["--relabel-natural", "0.5"]}
 FIRST = {f"2M-{name}-seed1337": [*BASE, *args, "--seed", "1337"] for name, args in RECIPES.items()}
 CHOSEN = ("relabelled-repeats", "floor")  # the two first of the ranking of the first seed (`ranking`; the report)
-SECOND = {f"2M-{name}-seed{s}": [*BASE, *RECIPES[name], "--seed", str(s)] for s in SEEDS[1:]
-          for name in ("control", *CHOSEN)}
+SECOND = {f"2M-{name}-seed{s}": [*BASE, *RECIPES[name], "--seed", str(s)] for name in ("control", *CHOSEN)
+          for s in SEEDS[1:]}  # a recipe's two seeds side by side: two runs of one length
 RUNS = {**FIRST, **SECOND}
 
 RESULTS = ROOT / "results" / "default_recipe"   # each run's measurements and study summary
