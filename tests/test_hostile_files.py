@@ -21,7 +21,8 @@ from checkpoint import CheckpointError, OutputError, load_model, write_json
 from config import ConfigError, run_config
 from ctrl_c import ctrl_c, start
 from tokenizer import TokenizerError
-from train import TrainingError, generate_text, train
+from samples import SampleError, generate_text
+from train import TrainingError, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(preset="tiny", batch_size=8, lr=3e-3, eval_batches=2, novels=("emma",))
@@ -415,7 +416,7 @@ def test_interop_without_its_extras_says_how_to_install_them(monkeypatch, tiny_r
     ("", {}, "encodes to no tokens"), ("it is", dict(seed=2 ** 64), r"seed must be an integer in \[0, 2\*\*32\)"),
 ])
 def test_bad_generation_inputs(tiny_run, prompt, kw, match):
-    with pytest.raises(TrainingError, match=match):
+    with pytest.raises(SampleError, match=match):
         generate_text(tiny_run.model, tiny_run.tokenizer, prompt, **kw)
 
 
