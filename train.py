@@ -696,7 +696,11 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, with_samples, plo
                     print(f"interrupted at step {run.step:,}: saved {run.latest}; continue with --resume")
             elif with_samples and proc.main:
                 val_text = load_corpus(run.cfg.novels, run.cfg.held_out).val
-                samples[i] = str(held_out_samples(run.model, run.tokenizer, val_text))
+                try:
+                    samples[i] = str(held_out_samples(run.model, run.tokenizer, val_text))
+                except SampleError as e:  # e.g. a validation text shorter than a prompt: the run itself is fine
+                    print(f"no sample: {e}")
+                    continue
                 write_file(run.cfg.run_dir / "sample.txt", (samples[i] + "\n").encode(), "sample")
     results = []
     for run, curve_path, sample in zip(runs, curve_paths, samples):

@@ -65,3 +65,13 @@ def test_the_recipe_report_judges_each_seed_against_its_own_control(tmp_path, mo
     assert "- floor: not judged yet (heads in seed 1337, heads in seed 1, heads in seed 2 not measured)" in out
     assert "1. floor: 2 of 3 criteria, repeated 4-grams 1.0%\n2. constant-0.25: 0 of 3 criteria" in out
     assert json.loads((tmp_path / "control.json").read_text())["samples"] == 72
+
+
+def test_a_run_whose_validation_text_is_shorter_than_a_prompt_ends_without_a_sample(tmp_path, capsys):
+    from config import run_config
+    from train import train
+    cfg = run_config("tiny", novels=("emma[:60]",), block_size=8, batch_size=4, max_steps=2, eval_interval=2,
+                     out_dir=str(tmp_path / "run"))
+    res = train(cfg, progress=False, plots_dir=None)  # 11 characters of validation text: shorter than a prompt
+    assert res.sample is None and not (tmp_path / "run" / "sample.txt").exists() and res.best.exists()
+    assert "no sample: the validation text has 11 tokens, too few for prompts of 16" in capsys.readouterr().out
