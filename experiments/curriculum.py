@@ -51,17 +51,15 @@ class Repetition:
         return f"distinct bigrams {self.distinct_2}; repeated 4-grams {self.repeated_4}"
 
 
-def samples(run_dir: Path) -> torch.Tensor:
+def samples(model, tok) -> torch.Tensor:
     """(N_SAMPLES, 2): distinct-2 and repeated-4 of each sample (prompts: held-out text, the same for every model)."""
-    model, tok, _ = load_model(run_dir / "best.pt")
     drawn = held_out_samples(model, tok, load_corpus().val, N_SAMPLES, SAMPLE_TOKENS)
     return torch.tensor([(s.distinct_2, s.repeated_4) for s in drawn.samples], dtype=torch.float64)
 
 
 @torch.no_grad()
-def val_loss(run_dir: Path) -> float:
-    """best.pt's loss on the whole validation split (every non-overlapping window), nats/token."""
-    model, tok, _ = load_model(run_dir / "best.pt")
+def val_loss(model, tok) -> float:
+    """The model's loss on the whole validation split (every non-overlapping window), nats/token."""
     T = model.config.block_size
     w = ind.split_windows(torch.tensor(tok.encode(load_corpus().val)), T)  # (N, T+1)
     return sum(model.loss(b[:, :-1], b[:, 1:]).item() * len(b) for b in w.split(64)) / len(w)
@@ -85,7 +83,8 @@ def main(argv=None):
     for label, d in runs.items():
         metrics = read_metrics(d)
         best = min(metrics, key=lambda m: m.val_loss)
-        reps[label], losses[label] = samples(d), val_loss(d)
+        model, tok, _ = load_model(d / "best.pt")
+        reps[label], losses[label] = samples(model, tok), val_loss(model, tok)
         r = Repetition(estimate(reps[label][:, 0]), estimate(reps[label][:, 1]))
         print(f"| {label} | {metrics[-1].tokens / 1e6:.2f}M | {best.step:,} | {losses[label]:.3f} | "
               f"{r.distinct_2} | {r.repeated_4} |")

@@ -83,7 +83,7 @@ REPORTS = [["--out", FIG / "Default_Recipe.png"]]
 @dataclass
 class Measured:
     """One run's language-model measurements: best.pt's loss on the whole validation split, and its N_SAMPLES
-    samples' distinct bigrams and repeated 4-grams (curriculum.samples: the same prompts and seeds for every run)."""
+    samples' distinct bigrams and repeated 4-grams (samples.held_out_samples: the same prompts and seeds for every run)."""
     run: str
     tokens: int            # training tokens
     val_loss: float
@@ -101,10 +101,9 @@ PRESET = {f"2M-preset-seed{s}": (REF / "make-run" / f"MiniGPT-2M-seed{s}",
 def weights(run: str) -> Path | None:
     """A run's best.pt: committed (checkpoints/reference/default-recipe/, or the preset's) or trained here
     (runs/default_recipe/)."""
-    for folder in (REF / "default-recipe" / run, WORK / "default_recipe" / run, PRESET.get(run, (ROOT,))[0]):
-        if (folder / "best.pt").exists():
-            return folder
-    return None
+    folders = [REF / "default-recipe" / run, WORK / "default_recipe" / run]
+    folders += [PRESET[run][0]] if run in PRESET else []
+    return next((folder for folder in folders if (folder / "best.pt").exists()), None)
 
 
 def measured(run: str) -> Measured | None:
@@ -117,7 +116,7 @@ def measured(run: str) -> Measured | None:
         return None
     model, tok, _ = load_model(folder / "best.pt")
     drawn = held_out_samples(model, tok, load_corpus().val, N_SAMPLES, SAMPLE_TOKENS).samples
-    m = Measured(run, read_metrics(folder)[-1].tokens, val_loss(folder), [d.distinct_2 for d in drawn],
+    m = Measured(run, read_metrics(folder)[-1].tokens, val_loss(model, tok), [d.distinct_2 for d in drawn],
                  [d.repeated_4 for d in drawn], drawn[:2])
     print(write_json(path, m))
     return m
