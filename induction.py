@@ -375,26 +375,25 @@ class ProbeScores:
     G: Estimate
     loss_repeat: Curve
     loss_control: Curve
-    copying: HeadScores | None = None  # None in summaries written before the score existed
-    original_delta: Estimate | None = None  # the original study's δ on these prompts; None in older summaries
-    copying_z: HeadScores | None = None     # relative copying (z over the vocabulary); None in older summaries
-    dup_token: HeadScores | None = None     # duplicate-token score; None in summaries before issue #39
+    copying: HeadScores
+    original_delta: Estimate                # the original study's δ on these prompts
+    copying_z: HeadScores                   # relative copying (z over the vocabulary)
+    dup_token: HeadScores                   # duplicate-token score
     mean_pattern_repeat: torch.Tensor | None = field(default=None, metadata={"json": False})   # (L, H, T, T)
     mean_pattern_control: torch.Tensor | None = field(default=None, metadata={"json": False})  # (L, H, T, T)
     example_pattern: torch.Tensor | None = field(default=None, metadata={"json": False})       # (L, H, T, T)
 
     def induction_heads(self) -> list[HeadValue]:
-        return study_induction_heads(self.prefix_match, self.copying, self.copying_z)
+        return induction_heads(self.prefix_match, self.copying_z, "copying_z")
 
     def __str__(self):
         heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
         return (f"{self.kind:>10}: induction heads (prefix matching and relative copying clear CRITERIA): {heads}; "
                 f"best prefix matching {self.prefix_match.best()} (null 0); best copying "
-                f"{self.copying_z.best() if self.copying_z else 'not measured'} z, "
-                f"{self.copying.best() if self.copying else 'not measured'} logits (null 0); best Δ {self.delta.best()} "
+                f"{self.copying_z.best()} z, {self.copying.best()} logits (null 0); best Δ {self.delta.best()} "
                 f"(null 0); G {self.G} nats/token (null 0); best previous-token {self.prev_token.best()} "
                 f"(chance {self.chance.prev_token:.3f}); best duplicate-token "
-                f"{self.dup_token.best() if self.dup_token else 'not measured'} (null 0)")
+                f"{self.dup_token.best()} (null 0)")
 
     def roles(self) -> dict[tuple[int, int], tuple[str, ...]]:
         return head_roles(self)
@@ -410,14 +409,6 @@ def induction_heads(prefix_match: HeadScores | None, copying: HeadScores | None,
     return [hv for hv in prefix_match.passing(pm) if copying.at(hv.layer, hv.head).value.clears(cp)]
 
 
-def study_induction_heads(prefix_match, copying, copying_z) -> list[HeadValue]:
-    """The study's induction heads (STUDY_INDUCTION_SCORES); a summary written before relative copying existed is
-    judged by copying in logits, as it was then."""
-    if copying_z is None:
-        return induction_heads(prefix_match, copying)
-    return induction_heads(prefix_match, copying_z, "copying_z")
-
-
 ROLES = ("induction", "duplicate-token", "previous-token")
 
 
@@ -429,7 +420,7 @@ def head_roles(s: "ProbeScores") -> dict[tuple[int, int], tuple[str, ...]]:
     prev = CRITERIA["prev_token"].threshold
     return {(l, h): tuple(r for r, holds in (
         ("induction", (l, h) in ind_heads),
-        ("duplicate-token", s.dup_token is not None and s.dup_token.at(l, h).value.clears(dup)),
+        ("duplicate-token", s.dup_token.at(l, h).value.clears(dup)),
         ("previous-token", s.prev_token.at(l, h).value.clears(prev))) if holds)
         for l in range(L) for h in range(H)}
 
@@ -677,16 +668,16 @@ class GappedScores:
     prefix_match: HeadScores
     copying: HeadScores
     G: Estimate
-    copying_z: HeadScores | None = None  # None in summaries written before it existed
+    copying_z: HeadScores
 
     def induction_heads(self) -> list[HeadValue]:
-        return study_induction_heads(self.prefix_match, self.copying, self.copying_z)
+        return induction_heads(self.prefix_match, self.copying_z, "copying_z")
 
     def __str__(self):
         heads = ", ".join(hv.label for hv in self.induction_heads()) or "none"
         return (f"gapped repeats [c1, base, c2, base] ({self.kind}, {self.n} prompts): induction heads {heads}; best "
                 f"prefix matching {self.prefix_match.best()}; best copying {self.copying.best()} logits, "
-                f"{self.copying_z.best() if self.copying_z else 'not measured'} z; G over chunk 4 "
+                f"{self.copying_z.best()} z; G over chunk 4 "
                 f"{self.G} nats/token (every null 0)")
 
 

@@ -175,11 +175,11 @@ class SingleAblations:
     val_tokens: int
     zero: SingleAblation
     mean: SingleAblation
-    resample: SingleAblation | None = None  # None in summaries written before it existed
+    resample: SingleAblation
     fills: dict = field(default_factory=dict, metadata={"json": False})  # mode -> (L, H, D) values or RESAMPLE
 
     def __str__(self):
-        return "\n".join(f"{mode} ablation: {getattr(self, mode)}" for mode in ABLATIONS if getattr(self, mode))
+        return "\n".join(f"{mode} ablation: {getattr(self, mode)}" for mode in ABLATIONS)
 
 
 @dataclass(frozen=True)
@@ -278,17 +278,15 @@ class Patching:
     set_weights: list[float]       # how many sets each stands for (1 when all were compared)
     sets_total: int                # how many other sets of that size exist
     percentile: float              # weighted share of those sets whose score is below the circuit's (null 0.5)
-    # From issue #39 on; None in older summaries, whose fields above are the old rule's (every position, the tested
-    # heads against the sets of their size, on the first n_ablate prompts that also chose them).
-    n_select: int | None = None    # selection prompts of the circuit search
-    search: list[ind.SearchStep] | None = None  # the circuit search, on the selection prompts
-    circuit: SetPatching | None = None          # the found circuit, on the test prompts
-    by_chunk: dict[str, dict[str, SetPatching]] | None = None  # "tested" / "circuit" -> positions -> shares
-    above_100: list[str] | None = None          # each share above 100% and the head that interacts with the set
-    old: OldPatching | None = None
+    n_select: int                  # selection prompts of the circuit search
+    search: list[ind.SearchStep]   # the circuit search, on the selection prompts
+    circuit: SetPatching           # the found circuit, on the test prompts
+    by_chunk: dict[str, dict[str, SetPatching]]  # "tested" / "circuit" -> positions -> shares
+    above_100: list[str]           # each share above 100% and the head that interacts with the set
+    old: OldPatching
 
     def best(self) -> SetPatching:
-        return max(self.sets + [self.circuit or self.tested], key=lambda sp: sp.score)
+        return max(self.sets + [self.circuit], key=lambda sp: sp.score)
 
     def found(self) -> list[tuple[int, int]]:
         """The heads that pass both patching criteria alone (lower CI bounds)."""
@@ -308,15 +306,6 @@ class Patching:
     def __str__(self):
         compared = (f"all {self.sets_total:,} compared" if len(self.sets) == self.sets_total else
                     f"{len(self.sets):,} of {self.sets_total:,} compared, sampled by layer")
-        if self.circuit is None:  # a summary written before issue #39: the old rule's patching
-            return "\n".join([
-                f"activation patching ({self.probe} probes, {self.n_prompts} matched prompts; chunk-2 loss clean "
-                f"{self.loss_clean:.3f}, corrupted {self.loss_corrupt:.3f} nats/token)",
-                f"  tested set {self.tested}",
-                f"  heads that pass noising and denoising alone: {heads_str(self.found())}",
-                f"  specificity: the tested set's patching score {self.tested.score:.3f} is above "
-                f"{100 * self.percentile:.1f}% of the other sets of {len(self.tested.heads)} heads ({compared}; null "
-                f"50%)"])
         chunks = "; ".join(f"{who} at {where}: removes {pct(sp.removed)}, restores {pct(sp.restored)}"
                            for who, by in self.by_chunk.items() for where, sp in by.items() if where != "measured")
         return "\n".join([
@@ -349,11 +338,6 @@ PATHS = {"k": ("k", False, "keys, through the MLPs"), "k-direct": ("k", True, "k
          "q": ("q", False, "queries")}
 
 
-def path_name(path: str) -> str:
-    """A path's name; an older summary's paths ("v") by their key."""
-    return PATHS[path][2] if path in PATHS else path
-
-
 @dataclass
 class Circuit:
     """Path patching from the previous-token heads (senders) into the tested heads (receivers), on the test prompts,
@@ -362,10 +346,9 @@ class Circuit:
     receivers: list[tuple[int, int]]
     why: str                       # how the senders were chosen
     paths: dict[str, PathShare]    # PATHS
-    # From issue #39 on (None in older summaries, whose paths also held the values)
-    sender_control: dict[str, ind.Estimate] | None = None  # "L0H2": prefix matching removed through the keys
-    sender: str | None = None      # the previous-token head ranked (the senders' strongest alone)
-    sender_rank: float | None = None  # share of the other single senders whose share is below the sender's
+    sender_control: dict[str, ind.Estimate]  # "L0H2": prefix matching removed through the keys
+    sender: str                    # the previous-token head ranked (the senders' strongest alone)
+    sender_rank: float             # share of the other single senders whose share is below the sender's
 
     @property
     def through_keys(self) -> bool:
@@ -373,14 +356,12 @@ class Circuit:
 
     @property
     def sender_first(self) -> bool:
-        return self.sender_rank is not None and self.sender_rank >= ind.CRITERIA["sender_rank"].threshold
+        return self.sender_rank >= ind.CRITERIA["sender_rank"].threshold
 
     def __str__(self):
         lines = [f"path patching from {heads_str(self.senders)} ({self.why}) into {heads_str(self.receivers)}:"]
-        lines += [f"  into the {path_name(w)}: removes {pct(p.prefix_match_removed)} of their prefix matching "
+        lines += [f"  into the {PATHS[w][2]}: removes {pct(p.prefix_match_removed)} of their prefix matching "
                   f"and {pct(p.gain_removed)} of the gain" for w, p in self.paths.items()]
-        if self.sender_control is None:
-            return "\n".join(lines)
         lines.append(f"  sender control (each head below alone into the keys, through the MLPs): " + ", ".join(
             f"{h} {pct(e)}" for h, e in sorted(self.sender_control.items(), key=lambda kv: -kv[1].mean)))
         direct = self.paths["k-direct"].prefix_match_removed.clears(ind.CRITERIA["path_key"].threshold)
@@ -400,19 +381,14 @@ class Validation:
     zero: JointAblation
     mean: JointAblation
     k_composition: KComposition
-    resample: JointAblation | None = None  # None in summaries written before it existed
-    icl: InContextLearning | None = None
-    patching: Patching | None = None       # None in summaries written before issue #25
-    circuit: Circuit | None = None         # None where no previous-token head sits below the tested heads
-    roles: dict[str, list[str]] | None = None  # "L1H3" -> its roles (induction.head_roles); None before issue #39
+    resample: JointAblation
+    icl: InContextLearning
+    patching: Patching
+    circuit: Circuit | None                # None where no previous-token head sits below the tested heads
+    roles: dict[str, list[str]]            # "L1H3" -> its roles (induction.head_roles)
 
     def verdicts(self) -> dict[str, bool]:
-        """Each part of the verdict (induction.VERDICT), by name; the ablation criterion in summaries without
-        patching, the old rule in summaries before issue #39."""
-        if self.patching is None:
-            return self.ablation_verdicts()
-        if self.roles is None:
-            return self.verdicts_old()
+        """Each part of the verdict (induction.VERDICT), by name."""
         p, c, cands = self.patching, ind.CRITERIA, set(self.candidates)
         path = self.circuit
         return {f"necessity: noising the induction heads removes >= {c['patch_noising'].threshold:.0%} of the gain "
@@ -428,11 +404,7 @@ class Validation:
 
     def verdicts_old(self) -> dict[str, bool]:
         """The verdict of issue #25 (induction.VERDICT_OLD): the tested heads patched at every position."""
-        c = ind.CRITERIA
-        if self.roles is None:  # a summary written before issue #39: its patching is the old rule's
-            t, percentile = self.patching.tested, self.patching.percentile
-        else:
-            t, percentile = self.patching.old.tested, self.patching.old.percentile
+        c, t, percentile = ind.CRITERIA, self.patching.old.tested, self.patching.old.percentile
         return {f"noising removes >= {c['patch_noising'].threshold:.0%} of the gain (lower CI bound)":
                 t.removed.clears(c["patch_noising"].threshold),
                 f"denoising restores >= {c['patch_denoising'].threshold:.0%} (lower CI bound)":
@@ -464,39 +436,29 @@ class Validation:
     def __str__(self):
         lines = [f"induction heads: {heads_str(self.candidates)} | tested: {heads_str(self.tested)} | "
                  f"previous-token heads: {heads_str(self.previous_token_heads)}"]
-        if self.roles is not None:
-            lines.append("roles: " + ind.roles_str(self.roles))
+        lines.append("roles: " + ind.roles_str(self.roles))
         for mode in ABLATIONS:
             j = getattr(self, mode)
-            if j is None:
-                continue
             lines.append(f"{mode} ablation of the tested heads together removes {j.tested} of G")
             lines += [f"  ablating the previous-token heads moves {h}'s Δ from {d.before:.3f} to {d.after:.3f}"
                       for h, d in j.prev_heads_ablated_delta.items()]
         if self.zero.random:
             lines.append(f"{len(self.tested)} random other heads (zero ablation) remove {self.zero.random}")
         lines.append(str(self.k_composition))
-        if self.icl:
-            lines.append(str(self.icl))
-        if self.patching:  # patching and the circuit print in full as their own steps: here, what the verdict reads
-            p = self.patching
-            if p.circuit is not None:
-                lines.append(f"activation patching at the measured positions ({p.n_prompts} test prompts): induction "
-                             f"heads {p.tested}; found circuit {p.circuit}, above {100 * p.percentile:.1f}% of the "
-                             f"other sets of its size (null 50%)")
-            else:
-                lines.append(f"activation patching ({p.n_prompts} matched prompts): tested set {p.tested}; its score is "
-                             f"above {100 * p.percentile:.1f}% of the other sets of {len(p.tested.heads)} heads (null 50%)")
-            lines.append("ablation criterion (secondary view): " + "; ".join(
-                f"{part}: {'yes' if ok else 'no'}" for part, ok in self.ablation_verdicts().items()))
+        lines.append(str(self.icl))
+        p = self.patching  # patching and the circuit print in full as their own steps: here, what the verdict reads
+        lines.append(f"activation patching at the measured positions ({p.n_prompts} test prompts): induction heads "
+                     f"{p.tested}; found circuit {p.circuit}, above {100 * p.percentile:.1f}% of the other sets of its "
+                     f"size (null 50%)")
+        lines.append("ablation criterion (secondary view): " + "; ".join(
+            f"{part}: {'yes' if ok else 'no'}" for part, ok in self.ablation_verdicts().items()))
         if self.circuit:
             lines.append(f"circuit through the keys of {heads_str(self.circuit.receivers)}: "
                          f"{'yes' if self.circuit.through_keys else 'no'}")
         lines.append(f"verdict: {'PASS' if self.validated else 'FAIL'} (" + "; ".join(
             f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts().items()) + ")")
-        if self.patching and self.roles is not None:
-            lines.append(f"old rule (issue #25): {'PASS' if self.validated_old else 'FAIL'} (" + "; ".join(
-                f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts_old().items()) + ")")
+        lines.append(f"old rule (issue #25): {'PASS' if self.validated_old else 'FAIL'} (" + "; ".join(
+            f"{part}: {'yes' if ok else 'no'}" for part, ok in self.verdicts_old().items()) + ")")
         return "\n".join(lines)
 
 
@@ -538,100 +500,72 @@ class StudyResult:
     validation: Validation
     timings_s: dict[str, float]
     figures: dict[str, str]
-    original: OriginalComparison | None = None  # None in summaries written before it existed
-    gapped: ind.GappedScores | None = None        # None in summaries written before it existed
-    recurrence: dict[str, ind.Recurrence] | None = None  # random probe sets; None in summaries before issue #39
+    original: OriginalComparison
+    gapped: ind.GappedScores
+    recurrence: dict[str, ind.Recurrence]  # random probe sets
 
     def __str__(self):
         """A plain-language paragraph of what the study found (the one formatter of a study)."""
         s, v = self.scores[self.config.primary], self.validation
-        relative = s.copying_z is not None
         lines = [f"{self.model}, {s.kind} probes: best prefix matching (attention to the token after every earlier "
                  f"copy, repeat − control) {s.prefix_match.best()}; best copying (direct effect on the attended "
-                 f"token's logit, repeat − control) {s.copying_z.best() if relative else 'not measured'} standard "
+                 f"token's logit, repeat − control) {s.copying_z.best()} standard "
                  f"deviations over the vocabulary, {s.copying.best()} logits; best Δ {s.delta.best()}; G = {s.G} "
                  f"nats/token. Every null is 0."]
-        cp_score = "copying_z" if relative else "copying"
-        pm, cp = ind.CRITERIA["prefix_match"].threshold, ind.CRITERIA[cp_score].threshold
-        crit = f"prefix matching ≥ {pm} and {'relative ' if relative else ''}copying ≥ {cp}, lower CI bounds"
+        pm, cp = ind.CRITERIA["prefix_match"].threshold, ind.CRITERIA["copying_z"].threshold
+        crit = f"prefix matching ≥ {pm} and relative copying ≥ {cp}, lower CI bounds"
         if v.candidates:
             lines.append(f"Induction heads ({crit}): {heads_str(v.candidates)}.")
         else:
             lines.append(f"No head passes the induction-head criteria ({crit}); the top head by prefix matching is "
                          f"tested instead.")
-        if relative:
-            counts = ind.sensitivity(s.prefix_match, s.copying_z, "copying_z")
-            lines.append("Heads passing with both thresholds scaled by " + ", ".join(
-                f"{f:g}×: {n}" for f, n in counts.items()) + ".")
-        if v.roles is not None:
-            lines.append(f"Roles ({s.kind} probes; previous-token ≥ {ind.CRITERIA['prev_token'].threshold}, "
-                         f"duplicate-token ≥ {ind.CRITERIA['dup_token'].threshold}, lower CI bounds): "
-                         f"{ind.roles_str(v.roles)}.")
-        if v.patching and v.patching.circuit is not None:
-            p = v.patching
-            roles = {ind.head_key(k): tuple(r) for k, r in v.roles.items()}
-            lines.append(f"Activation patching at the measured positions, on {p.n_prompts} test prompts apart from "
-                         f"the {s.n} that chose the heads: noising {heads_str(v.tested)} removes "
-                         f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
-                         f"(nulls 0).")
-            lines.append(f"The circuit search ({p.n_select} selection prompts) adds {p.search_str(roles)}; on the test "
-                         f"prompts the found circuit {heads_str(p.circuit.heads)} removes {pct(p.circuit.removed)} and "
-                         f"restores {pct(p.circuit.restored)}, above {100 * p.percentile:.1f}% of the other "
-                         f"{p.sets_total:,} sets of {len(p.circuit.heads)} heads (null 50%).")
-            lines += [f"Above 100%: {note}." for note in p.above_100]
-        elif v.patching:
-            p = v.patching
-            lines.append(f"Activation patching ({p.n_prompts} matched prompts): noising {heads_str(v.tested)} removes "
-                         f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
-                         f"(nulls 0); their patching score is above {100 * p.percentile:.1f}% of the other "
-                         f"{p.sets_total:,} sets of {len(v.tested)} heads (null 50%).")
+        counts = ind.sensitivity(s.prefix_match, s.copying_z, "copying_z")
+        lines.append("Heads passing with both thresholds scaled by " + ", ".join(
+            f"{f:g}×: {n}" for f, n in counts.items()) + ".")
+        lines.append(f"Roles ({s.kind} probes; previous-token ≥ {ind.CRITERIA['prev_token'].threshold}, "
+                     f"duplicate-token ≥ {ind.CRITERIA['dup_token'].threshold}, lower CI bounds): "
+                     f"{ind.roles_str(v.roles)}.")
+        p, roles = v.patching, {ind.head_key(k): tuple(r) for k, r in v.roles.items()}
+        lines.append(f"Activation patching at the measured positions, on {p.n_prompts} test prompts apart from "
+                     f"the {s.n} that chose the heads: noising {heads_str(v.tested)} removes "
+                     f"{pct(p.tested.removed)} of the in-context gain, denoising restores {pct(p.tested.restored)} "
+                     f"(nulls 0).")
+        lines.append(f"The circuit search ({p.n_select} selection prompts) adds {p.search_str(roles)}; on the test "
+                     f"prompts the found circuit {heads_str(p.circuit.heads)} removes {pct(p.circuit.removed)} and "
+                     f"restores {pct(p.circuit.restored)}, above {100 * p.percentile:.1f}% of the other "
+                     f"{p.sets_total:,} sets of {len(p.circuit.heads)} heads (null 50%).")
+        lines += [f"Above 100%: {note}." for note in p.above_100]
         if v.circuit:
             c = v.circuit
             lines.append(f"Path patching from {heads_str(c.senders)}: through the keys it removes "
                          f"{pct(c.paths['k'].prefix_match_removed)} of their prefix matching with the MLPs recomputed, "
                          f"{pct(c.paths['k-direct'].prefix_match_removed)} by the direct path alone (queries "
                          f"{pct(c.paths['q'].prefix_match_removed)}).")
-            if c.sender_control is not None:
-                other = max(((h, e) for h, e in c.sender_control.items() if h != c.sender), key=lambda he: he[1].mean,
-                            default=None)
-                lines.append(f"Sender control (each head below the induction heads patched alone into their keys): "
-                             f"{c.sender} removes {pct(c.sender_control[c.sender])}, above "
-                             f"{100 * c.sender_rank:.0f}% of the {len(c.sender_control) - 1} other heads" +
-                             (f" (the best of them, {other[0]}, {pct(other[1])})" if other else "") + ".")
+            other = max(((h, e) for h, e in c.sender_control.items() if h != c.sender), key=lambda he: he[1].mean,
+                        default=None)
+            lines.append(f"Sender control (each head below the induction heads patched alone into their keys): "
+                         f"{c.sender} removes {pct(c.sender_control[c.sender])}, above "
+                         f"{100 * c.sender_rank:.0f}% of the {len(c.sender_control) - 1} other heads" +
+                         (f" (the best of them, {other[0]}, {pct(other[1])})" if other else "") + ".")
         for mode in ABLATIONS:
-            if getattr(v, mode) is not None:
-                lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G"
-                             f"{' (a secondary view)' if v.patching else ''}.")
+            lines.append(f"{mode} ablation of {heads_str(v.tested)} removes {getattr(v, mode).tested} of G (a "
+                         f"secondary view).")
         if v.zero.random:
             lines.append(f"{len(v.tested)} random other heads (zero ablation) remove a {v.zero.random}.")
         if v.previous_token_heads:
             lines.append(f"Previous-token heads: {heads_str(v.previous_token_heads)}.")
-        if v.icl:
-            lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
-        if v.patching and v.roles is not None:
-            failed = v.failed()
-            lines.append(f"Verdict (induction.VERDICT: the induction heads necessary, the found circuit sufficient and "
-                         f"specific, holding an induction head fed through the keys by the previous-token head): "
-                         f"{'PASS' if v.validated else 'FAIL'}" + (f"; failed: {'; '.join(failed)}" if failed else "")
-                         + f". The old rule (issue #25: the induction heads alone, every position): "
-                         f"{'pass' if v.validated_old else 'fail'}; the ablation criterion (secondary): "
-                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'}.")
-        elif v.patching:
-            c = ind.CRITERIA
-            lines.append(f"Verdict (patching: noising ≥ {c['patch_noising'].threshold:.0%} and denoising ≥ "
-                         f"{c['patch_denoising'].threshold:.0%}, lower CI bounds, and specificity ≥ "
-                         f"{c['specificity'].threshold:.0%}): "
-                         f"{'PASS' if v.validated else 'FAIL'}; the ablation criterion (secondary): "
-                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'}.")
-        else:
-            lines.append(f"Validation criterion (the tested heads remove >= {CANDIDATES_REMOVE:.0%} of G under every "
-                         f"ablation, random heads <= {RANDOM_REMOVE:.0%}): {'PASS' if v.validated else 'FAIL'}.")
-        if self.gapped:
-            lines.append(f"{str(self.gapped)[0].upper()}{str(self.gapped)[1:]}.")
-        for r in (self.recurrence or {}).values():
+        lines.append(f"{str(v.icl)[0].upper()}{str(v.icl)[1:]}.")
+        failed = v.failed()
+        lines.append(f"Verdict (induction.VERDICT: the induction heads necessary, the found circuit sufficient and "
+                     f"specific, holding an induction head fed through the keys by the previous-token head): "
+                     f"{'PASS' if v.validated else 'FAIL'}" + (f"; failed: {'; '.join(failed)}" if failed else "")
+                     + f". The old rule (issue #25: the induction heads alone, every position): "
+                     f"{'pass' if v.validated_old else 'fail'}; the ablation criterion (secondary): "
+                     f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'}.")
+        lines.append(f"{str(self.gapped)[0].upper()}{str(self.gapped)[1:]}.")
+        for r in self.recurrence.values():
             lines.append(f"Recurrence control, {r}.")
-        if self.original:
-            lines.append(f"{str(self.original)[0].upper()}{str(self.original)[1:]}.")
+        lines.append(f"{str(self.original)[0].upper()}{str(self.original)[1:]}.")
         return "\n".join(lines)
 
 

@@ -59,11 +59,9 @@ def answer(result, size: str) -> str:
         the model favours tokens that already occurred, with no gain from their order;
     (c) neither.
     Where δ stands against the original's figure (0.727 for 2M) is reported beside it, and decides nothing: the
-    original gave no CI. A summary without the recurrence control (before issue #39) is answered by answer_old."""
+    original gave no CI."""
     if result.config.primary != "random-known":
         raise ValueError(f"the answer reads a study with random-known probes primary, got {result.config.primary}")
-    if not result.recurrence:
-        return answer_old(result, size)
     v, d, reported = result.validation, result.original.delta, ORIGINAL_FIGURES[size]["delta"]
     rec = result.recurrence["random-known"]
     where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
@@ -82,13 +80,13 @@ def answer(result, size: str) -> str:
 
 def answer_old(result, size: str) -> str:
     """The rule fixed on 2026-11-29 (issue #26), before the recurrence control: (a) as in `answer`, under the verdict
-    the summary was judged by; (b) δ without an induction head: not (a), and the original's δ on training text above 0
+    of then (issue #25's, Validation.validated_old); (b) δ without an induction head: not (a), and the original's δ on training text above 0
     (lower CI bound); (c) neither."""
     v, d, reported = result.validation, result.original.delta, ORIGINAL_FIGURES[size]["delta"]
     where = (f"the original's δ {d} nats/token on {result.original.n_prompts:,} training-text prompts (null 0; "
              f"the original reported {reported} for {size}, {'inside' if d.lo <= reported <= d.hi else 'outside'} "
              f"this CI)")
-    if v.validated_old if v.roles is not None else v.validated:
+    if v.validated_old:
         from study import heads_str
         return f"(a) a real induction head: {heads_str(v.candidates)} pass on random known words; {where}"
     if d.lo > 0:

@@ -48,10 +48,6 @@ def verdicts() -> list[str]:
                 rows.append(f"| {model} | {seed} | {why} | | | | | | |")
                 continue
             v = read_result(out).validation
-            if v.patching is None:
-                rows.append(f"| {model} | {seed} | {heads_str(v.candidates)} | summary predates patching "
-                            f"(`make reference`) | | | | | {'PASS' if v.validated else 'FAIL'} |")
-                continue
             p, c = v.patching, v.circuit
             keys = pct(c.paths["k"].prefix_match_removed) if c else "no earlier head"
             rows.append(f"| {model} | {seed} | {heads_str(v.candidates) if v.tested_are_candidates else 'none'} | "

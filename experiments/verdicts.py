@@ -46,9 +46,6 @@ def row(model, seed, how, result) -> tuple[str, list[str]]:
     """One table row, and the parts of the new verdict that fail."""
     from study import heads_str, pct
     v = result.validation
-    if v.roles is None:
-        return (f"| {model} | {seed} | {how} | summary predates issue #39 (`make reference`) | | | | | | | | "
-                f"{'PASS' if v.validated else 'FAIL'} |"), []
     p, c = v.patching, v.circuit
     roles = {k: "+".join(r) for k, r in v.roles.items() if r}
     circuit = ", ".join(f"L{l}H{h} ({roles.get(f'L{l}H{h}', 'no role')})" for l, h in p.circuit.heads)
@@ -93,7 +90,7 @@ def key_path_rules() -> list[str]:
     lines = ["| model | seed | training | keys path through the MLPs | direct path | verdict, keys through the MLPs "
              "(the rule) | verdict, direct path |", "|" + "---|" * 7]
     for (model, seed, how), (_, out) in MODELS.items():
-        if not out.exists() or (v := read_result(out).validation).roles is None or v.circuit is None:
+        if not out.exists() or (v := read_result(out).validation).circuit is None:
             continue
         mlp, direct = v.circuit.paths["k"].prefix_match_removed, v.circuit.paths["k-direct"].prefix_match_removed
         key_part = next(part for part in v.verdicts() if part.startswith("the keys path"))

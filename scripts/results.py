@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 import induction as ind  # noqa: E402
 from induction import CRITERIA  # noqa: E402
 from experiments.original import ORIGINAL_FIGURES  # noqa: E402
-from study import heads_str, path_name, pct, read_result  # noqa: E402
+from study import PATHS, heads_str, pct, read_result  # noqa: E402
 from training_log import first_formed, read_metrics  # noqa: E402
 
 
@@ -46,49 +46,38 @@ def model_rows(run_dir: Path, study_json: Path):
         yield f"| first induction head formed during training, {kind} probes | {formation(metrics, kind)} |"
     for kind, s in study.scores.items():
         heads = ", ".join(str(hv) for hv in s.induction_heads()) or "none"
-        cp_score = "copying_z" if s.copying_z is not None else "copying"
-        crit = (f"prefix matching ≥ {CRITERIA['prefix_match'].threshold} and {'relative ' * (cp_score == 'copying_z')}"
-                f"copying ≥ {CRITERIA[cp_score].threshold}, lower CI bounds")
+        crit = (f"prefix matching ≥ {CRITERIA['prefix_match'].threshold} and relative copying ≥ "
+                f"{CRITERIA['copying_z'].threshold}, lower CI bounds")
         yield f"| {kind} probes: induction heads ({crit}) | {heads} |"
         yield (f"| {kind} probes: best prefix matching / relative copying (z) / copying (logits) / Δ (null 0) | "
-               f"{s.prefix_match.best()} / {s.copying_z.best() if s.copying_z else 'not measured'} / "
+               f"{s.prefix_match.best()} / {s.copying_z.best()} / "
                f"{s.copying.best()} / {s.delta.best()}; G {s.G} nats/token |")
-    if study.gapped:
-        g = study.gapped
-        yield (f"| gapped repeats [c1, base, c2, base] (outside the training format): induction heads | "
-               f"{', '.join(str(hv) for hv in g.induction_heads()) or 'none'}; best prefix matching "
-               f"{g.prefix_match.best()}, copying {g.copying.best()}; G over chunk 4 {g.G} |")
+    g = study.gapped
+    yield (f"| gapped repeats [c1, base, c2, base] (outside the training format): induction heads | "
+           f"{', '.join(str(hv) for hv in g.induction_heads()) or 'none'}; best prefix matching "
+           f"{g.prefix_match.best()}, copying {g.copying.best()}; G over chunk 4 {g.G} |")
     yield (f"| heads tested | {heads_str(v.tested)} "
            f"({'the induction heads' if v.tested_are_candidates else 'no induction head: the top head by prefix matching'}) |")
     yield (f"| previous-token heads (score ≥ {CRITERIA['prev_token'].threshold}, lower CI bound) | "
            f"{heads_str(v.previous_token_heads)} |")
-    if v.roles is not None:
-        yield f"| roles ({study.config.primary} probes) | {ind.roles_str(v.roles)} |"
-    if v.patching and v.patching.circuit is not None:
-        p = v.patching
-        yield (f"| activation patching of the induction heads at the measured positions ({p.n_prompts} test prompts) | "
-               f"noising removes {pct(p.tested.removed)}, denoising restores {pct(p.tested.restored)} of the gain "
-               f"(nulls 0) |")
-        yield (f"| the circuit search ({p.n_select} selection prompts) and the found circuit on the test prompts | "
-               f"{p.search_str({ind.head_key(k): tuple(r) for k, r in v.roles.items()})} → "
-               f"{heads_str(p.circuit.heads)}: removes {pct(p.circuit.removed)}, restores {pct(p.circuit.restored)} |")
-        yield (f"| specificity: the circuit's patching score against the other {p.sets_total:,} sets of "
-               f"{len(p.circuit.heads)} heads | above {100 * p.percentile:.1f}% (null 50%) |")
-    elif v.patching:
-        p = v.patching
-        yield (f"| activation patching ({p.n_prompts} matched prompts) | noising removes {pct(p.tested.removed)}, "
-               f"denoising restores {pct(p.tested.restored)} of the gain (nulls 0) |")
-        yield (f"| specificity: the tested set's patching score against the other {p.sets_total:,} sets of "
-               f"{len(v.tested)} heads | above {100 * p.percentile:.1f}% (null 50%); best set {heads_str(p.best().heads)} |")
+    yield f"| roles ({study.config.primary} probes) | {ind.roles_str(v.roles)} |"
+    p = v.patching
+    yield (f"| activation patching of the induction heads at the measured positions ({p.n_prompts} test prompts) | "
+           f"noising removes {pct(p.tested.removed)}, denoising restores {pct(p.tested.restored)} of the gain "
+           f"(nulls 0) |")
+    yield (f"| the circuit search ({p.n_select} selection prompts) and the found circuit on the test prompts | "
+           f"{p.search_str({ind.head_key(k): tuple(r) for k, r in v.roles.items()})} → "
+           f"{heads_str(p.circuit.heads)}: removes {pct(p.circuit.removed)}, restores {pct(p.circuit.restored)} |")
+    yield (f"| specificity: the circuit's patching score against the other {p.sets_total:,} sets of "
+           f"{len(p.circuit.heads)} heads | above {100 * p.percentile:.1f}% (null 50%) |")
     if v.circuit:
         c = v.circuit
         yield (f"| path patching from {heads_str(c.senders)}: share of prefix matching removed through " +
-               " / ".join(path_name(w) for w in c.paths) + " (null 0) | " + " / ".join(
+               " / ".join(PATHS[w][2] for w in c.paths) + " (null 0) | " + " / ".join(
                    f"{ps.prefix_match_removed.mean:.0%}" for ps in c.paths.values()) + " |")
-        if c.sender_control is not None:
-            yield (f"| sender control: each head below alone into the keys | {c.sender} above "
-                   f"{100 * c.sender_rank:.0f}% of the other {len(c.sender_control) - 1} |")
-    for kind, r in (study.recurrence or {}).items():
+        yield (f"| sender control: each head below alone into the keys | {c.sender} above "
+               f"{100 * c.sender_rank:.0f}% of the other {len(c.sender_control) - 1} |")
+    for kind, r in study.recurrence.items():
         yield (f"| recurrence control, {kind} probes: G on repeats / on shuffled repeats / induction-specific "
                f"(nats/token, null 0) | {r.G_repeat} / {r.G_shuffled} / {r.G_specific} |")
     for mode in ("zero", "mean", "resample"):
@@ -98,18 +87,17 @@ def model_rows(run_dir: Path, study_json: Path):
         yield (f"| share of G removed by {len(v.tested)} random other heads, zero ablation (secondary) | "
                f"{v.zero.random} |")
     yield f"| single-head zero ablations | {study.single_head_ablations.zero} |"
-    yield ("| verdict" + (" (patching)" if v.patching else " (ablation criterion)") + " | " + "; ".join(
+    yield ("| verdict (patching) | " + "; ".join(
         f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts().items()) +
         f" → **{'PASS' if v.validated else 'FAIL'}** |")
-    if v.patching and v.roles is not None:
-        yield ("| the old rule (issue #25: the induction heads alone, every position) | " + "; ".join(
-            f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts_old().items()) +
-            f" → {'pass' if v.validated_old else 'fail'} |")
+    yield ("| the old rule (issue #25: the induction heads alone, every position) | " + "; ".join(
+        f"{part}: {'yes' if ok else 'no'}" for part, ok in v.verdicts_old().items()) +
+        f" → {'pass' if v.validated_old else 'fail'} |")
 
 
 def original_table(studies: dict) -> list[str]:
     """The original study's figures beside ours, measured its way (study.OriginalComparison), per preset."""
-    cols = [(ORIGINAL_FIGURES[p], s.original, s, p) for p, s in studies.items() if p in ORIGINAL_FIGURES and s.original]
+    cols = [(ORIGINAL_FIGURES[p], s.original, s, p) for p, s in studies.items() if p in ORIGINAL_FIGURES]
     rows = ["| |" + "".join(f" original {p} | MiniGPT {p} |" for *_, p in cols), "|---|" + "---|---|" * len(cols)]
 
     def row(name, cells):

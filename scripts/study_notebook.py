@@ -22,7 +22,7 @@ RATES = ROOT / "results" / "verdict_rates.json"  # written by `make exp NAME=ver
 def fail_note(result) -> str | None:
     """On a FAIL, one sentence: what failed, and how often the committed 2M runs failed the same way."""
     v = result.validation
-    if v.roles is None or v.validated:
+    if v.validated:
         return None
     failed = v.failed()
     try:

@@ -512,81 +512,56 @@ def test_original_delta_skips_each_chunks_first_and_last_position_and_the_ablati
     assert r["delta_original"][0].mean() > 5 and abs(r["delta_original"][1].mean()) < 0.5
 
 
-def test_ablation_criterion_needs_every_ablation_to_remove_80_percent_and_random_heads_at_most_20():
-    """The ablation criterion: the verdict of summaries without patching, a secondary view in the others."""
-    import study
-    share = lambda lo: study.ShareRemoved(lo + 0.05, lo, lo + 0.1, 0.0, 1.0)  # noqa: E731
-    rnd = lambda med: study.RandomHeads(med, med, 0.0, med + 0.1, [med], [[(0, 0)]])  # noqa: E731
-    kc = study.KComposition(0.1, 0.01, {})
-
-    def validation(zero, mean, resample, random, are_candidates=True):
-        return study.Validation([(1, 0)] if are_candidates else [], [(1, 0)], are_candidates, [],
-                                study.JointAblation(share(zero), rnd(random)), study.JointAblation(share(mean)), kc,
-                                study.JointAblation(share(resample)))
-
-    assert validation(0.8, 0.9, 1.2, 0.2).validated
-    assert not validation(0.79, 0.9, 1.2, 0.1).validated          # zero ablation's lower bound falls short
-    assert not validation(0.9, 0.9, 0.7, 0.1).validated           # so does resample's
-    assert not validation(0.9, 0.9, 0.9, 0.21).validated          # random heads remove too much
-    assert not validation(0.9, 0.9, 0.9, 0.1, are_candidates=False).validated  # the top head is no induction head
-    assert "verdict: FAIL" in str(validation(0.79, 0.9, 1.2, 0.1))
-
-
-def test_a_summary_before_issue_39_is_judged_by_its_own_rule():
-    """A committed summary without the circuit search (issue #25's patching) keeps its verdict: the old rule."""
+def validation(necessity=0.9, sufficiency=0.9, pct=1.0, circuit=((1, 0), (0, 1)), keys=0.9, rank=1.0,
+               candidates=((1, 0),), old_noising=0.9, zero=0.9, mean=0.9, resample=0.9, random=0.1):
+    """A study's Validation built by hand, every part passing unless an argument says otherwise."""
     import study
     est = lambda lo: ind.Estimate(lo + 0.05, lo, lo + 0.1)  # noqa: E731
-    share = study.ShareRemoved(0.1, 0.0, 0.2, 0.0, 1.0)    # the ablations fail: they no longer decide
+    share = lambda lo: study.ShareRemoved(lo + 0.05, lo, lo + 0.1, 0.0, 1.0)  # noqa: E731
     grid = ind.HeadScores(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
+    tested = study.SetPatching([(1, 0)], est(necessity), est(0.3), 0.1)
+    found = study.SetPatching(list(circuit), est(0.9), est(sufficiency), 0.1)
+    old = study.OldPatching(64, study.SetPatching([(1, 0)], est(old_noising), est(0.9), 0.1), 5, 1.0)
+    p = study.Patching("random", 64, 0.1, 5.0, grid, grid, tested, [], [], 5, pct, n_select=64,
+                       search=[ind.SearchStep(h, 0.9, 0.9) for h in circuit], circuit=found,
+                       by_chunk={}, above_100=[], old=old)
+    path = study.PathShare(est(keys), est(keys))
+    c = study.Circuit([(0, 0)], [(1, 0)], "test", {"k": path, "k-direct": path, "q": study.PathShare(est(0), est(0))},
+                      {"L0H0": est(keys), "L0H1": est(0.0)}, "L0H0", rank)
+    icl = study.InContextLearning([4, 5], [60, 61], 10, est(-0.2), {"zero": est(0.1)})
+    rnd = study.RandomHeads(random, random, 0.0, random + 0.1, [random], [[(0, 0)]])
+    return study.Validation(list(candidates), [(1, 0)], bool(candidates), [(0, 0)],
+                            study.JointAblation(share(zero), rnd), study.JointAblation(share(mean)),
+                            study.KComposition(0.1, 0.01, {}), study.JointAblation(share(resample)), icl, p, c,
+                            {"L0H0": ["previous-token"], "L0H1": ["duplicate-token"], "L1H0": ["induction"],
+                             "L1H1": []})
 
-    def validation(removed, restored, pct, are_candidates=True):
-        tested = study.SetPatching([(1, 0)], est(removed), est(restored), 0.1)
-        other = study.SetPatching([(0, 0)], est(0.0), est(0.0), 2.0)
-        p = study.Patching("random", 64, 0.1, 5.0, grid, grid, tested, [other], [3.0], 3, pct)
-        return study.Validation([(1, 0)] if are_candidates else [], [(1, 0)], are_candidates, [],
-                                study.JointAblation(share, study.RandomHeads(0.9, 0.9, 0, 1, [0.9], [[(0, 0)]])),
-                                study.JointAblation(share), study.KComposition(0.1, 0.01, {}), study.JointAblation(share),
-                                None, p)
 
-    assert validation(0.5, 0.5, 0.95).validated
-    assert not validation(0.49, 0.9, 1.0).validated        # noising's lower bound falls short
-    assert not validation(0.9, 0.49, 1.0).validated        # denoising's
-    assert not validation(0.9, 0.9, 0.94).validated        # other sets of its size do as well
-    assert not validation(0.9, 0.9, 1.0, are_candidates=False).validated
-    text = str(validation(0.9, 0.9, 1.0))
-    assert "verdict: PASS" in text and "ablation criterion (secondary view)" in text
-    assert "its score is above 100.0% of the other sets of 1 heads (null 50%)" in text
-    assert "specificity" not in text  # the patching step's own block is not printed twice
-    assert ("above 100.0% of the other sets of 1 heads (1 of 3 compared, sampled by layer; null 50%)"
-            in str(validation(0.9, 0.9, 1.0).patching))
-    assert validation(0.9, 0.9, 1.0).verdicts() == validation(0.9, 0.9, 1.0).verdicts_old()
+def test_the_ablation_criterion_needs_every_ablation_to_remove_80_percent_and_random_heads_at_most_20():
+    """The ablation criterion (issue #13), a secondary view beside the verdict: it decides nothing."""
+    def passes(**kw):
+        return all(validation(**kw).ablation_verdicts().values())
+
+    assert passes(zero=0.8, mean=0.9, resample=1.2, random=0.2)
+    assert not passes(zero=0.79)                   # zero ablation's lower bound falls short
+    assert not passes(resample=0.7)                # so does resample's
+    assert not passes(random=0.21)                 # random heads remove too much
+    assert validation(zero=0.79).validated         # the verdict is patching's
+    assert "ablation criterion (secondary view): zero ablation of the tested heads removes >= 80% of G (lower CI " \
+           "bound): no" in str(validation(zero=0.79))
+
+
+def test_the_old_rule_reads_the_old_patching_alone():
+    """Issue #25's rule (Validation.verdicts_old), reported beside the verdict: the tested heads at every position."""
+    assert validation().validated_old
+    v = validation(old_noising=0.49)
+    assert v.validated and not v.validated_old and "old rule (issue #25): FAIL" in str(v)
+    assert not validation(candidates=()).validated_old  # no induction head is never a pass
 
 
 def test_each_part_of_the_verdict_can_fail():
     """induction.VERDICT: the induction heads necessary, the found circuit sufficient and specific and holding an
     induction head, fed through the keys by the previous-token head ranked first among the senders."""
-    import study
-    est = lambda lo: ind.Estimate(lo + 0.05, lo, lo + 0.1)  # noqa: E731
-    share = study.ShareRemoved(0.1, 0.0, 0.2, 0.0, 1.0)
-    grid = ind.HeadScores(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)))
-
-    def validation(necessity=0.9, sufficiency=0.9, pct=1.0, circuit=((1, 0), (0, 1)), keys=0.9, rank=1.0,
-                   candidates=((1, 0),)):
-        tested = study.SetPatching([(1, 0)], est(necessity), est(0.3), 0.1)
-        found = study.SetPatching(list(circuit), est(0.9), est(sufficiency), 0.1)
-        old = study.OldPatching(64, study.SetPatching([(1, 0)], est(0.9), est(0.9), 0.1), 5, 1.0)
-        p = study.Patching("random", 64, 0.1, 5.0, grid, grid, tested, [], [], 5, pct, n_select=64,
-                           search=[ind.SearchStep(h, 0.9, 0.9) for h in circuit], circuit=found,
-                           by_chunk={}, above_100=[], old=old)
-        path = study.PathShare(est(keys), est(keys))
-        c = study.Circuit([(0, 0)], [(1, 0)], "test", {"k": path, "k-direct": path, "q": study.PathShare(est(0), est(0))},
-                          {"L0H0": est(keys), "L0H1": est(0.0)}, "L0H0", rank)
-        return study.Validation(list(candidates), [(1, 0)], bool(candidates), [(0, 0)],
-                                study.JointAblation(share), study.JointAblation(share), study.KComposition(0.1, 0.01, {}),
-                                study.JointAblation(share), None, p, c,
-                                {"L0H0": ["previous-token"], "L0H1": ["duplicate-token"], "L1H0": ["induction"],
-                                 "L1H1": []})
-
     v = validation()
     assert v.validated and v.validated_old and v.failed() == []
     assert len(v.verdicts()) == len(ind.VERDICT)
@@ -600,6 +575,8 @@ def test_each_part_of_the_verdict_can_fail():
     text = str(v)
     assert "verdict: PASS" in text and "old rule (issue #25): PASS" in text
     assert "roles: L0H0 previous-token, L0H1 duplicate-token, L1H0 induction" in text
+    assert ("above 100.0% of the other sets of 2 heads (0 of 5 compared, sampled by layer; null 50%)"
+            in str(v.patching))
 
 
 def test_gapped_probes_repeat_base_once_after_a_gap_and_the_handbuilt_head_still_copies_it(model):

@@ -293,8 +293,7 @@ def test_the_original_recipe_answers_a_b_r_or_c_by_its_fixed_rule():
     from experiments import original
 
     def result(validated, delta_lo, primary="random-known", specific_lo=None, shuffled_lo=None):
-        v = NS(validated=validated, validated_old=validated, candidates=[(1, 3)] if validated else [],
-               roles=None if specific_lo is None else {})
+        v = NS(validated=validated, validated_old=validated, candidates=[(1, 3)] if validated else [], roles={})
         est = lambda lo: ind.Estimate(lo + 0.1, lo, lo + 0.2)  # noqa: E731
         rec = None if specific_lo is None else {"random-known": NS(G_repeat=est(0.5), G_shuffled=est(shuffled_lo),
                                                                    G_specific=est(specific_lo))}
@@ -312,16 +311,16 @@ def test_the_original_recipe_answers_a_b_r_or_c_by_its_fixed_rule():
         "(r) recurrence alone")                                            # no δ on training text
     assert original.answer(result(False, 0.5, specific_lo=-0.01, shuffled_lo=-0.01), "2M").startswith("(c) neither")
     assert "induction-specific" in original.answer(result(False, 0.5, specific_lo=0.1, shuffled_lo=0.1), "2M")
-    # a summary without the control is answered by the rule of issue #26, as is answer_old
-    assert original.answer(result(True, 0.5), "2M").startswith("(a) a real induction head: L1H3")
-    assert original.answer(result(False, 0.01), "2M").startswith("(b) δ without an induction head:")
-    assert original.answer(result(False, -0.01), "2M").startswith("(c) neither")
+    # the rule of issue #26, without the control, reported beside it
+    assert original.answer_old(result(True, 0.5), "2M").startswith("(a) a real induction head: L1H3")
+    assert original.answer_old(result(False, 0.01), "2M").startswith("(b) δ without an induction head:")
+    assert original.answer_old(result(False, -0.01), "2M").startswith("(c) neither")
     assert original.answer_old(result(False, 0.5, specific_lo=-0.01, shuffled_lo=0.1), "2M").startswith("(b)")
-    assert "reported 0.727 for 2M, inside this CI" in original.answer(result(False, 0.6), "2M")  # in [0.6, 0.8]
-    assert "outside this CI" in original.answer(result(False, 0.3), "2M")      # 0.727 above [0.3, 0.5]
-    assert "reported 0.419 for 5.6M, inside" in original.answer(result(False, 0.3), "5.6M")  # each size its own
+    assert "reported 0.727 for 2M, inside this CI" in original.answer_old(result(False, 0.6), "2M")  # [0.6, 0.8]
+    assert "outside this CI" in original.answer_old(result(False, 0.3), "2M")      # 0.727 above [0.3, 0.5]
+    assert "reported 0.419 for 5.6M, inside" in original.answer_old(result(False, 0.3), "5.6M")  # each size its own
     with pytest.raises(ValueError, match="random-known"):
-        original.answer(result(True, 0.5, primary="text-val"), "2M")  # a head on memorised text is not (a)
+        original.answer(result(True, 0.5, primary="text-val", specific_lo=0.5, shuffled_lo=0.1), "2M")  # a head on memorised text is not (a)
     for args in original.STUDIES:  # the final weights, studied as the answer reads them
         assert args[0].endswith("final.pt") and args[args.index("--n-prompts") + 1] == "2000"
 
