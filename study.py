@@ -424,7 +424,7 @@ class Validation:
     def ablation_verdicts(self) -> dict[str, bool]:
         """Each part of the ablation criterion (CANDIDATES_REMOVE, RANDOM_REMOVE; a secondary view), by name."""
         out = {f"{mode} ablation of the tested heads removes >= {CANDIDATES_REMOVE:.0%} of G (lower CI bound)":
-               getattr(self, mode).tested.lo >= CANDIDATES_REMOVE for mode in ABLATIONS if getattr(self, mode)}
+               getattr(self, mode).tested.lo >= CANDIDATES_REMOVE for mode in ABLATIONS}
         if self.zero.random:
             out[f"random heads remove <= {RANDOM_REMOVE:.0%} of G (median)"] = self.zero.random.median <= RANDOM_REMOVE
         return out
@@ -1195,9 +1195,17 @@ ERRORS = (ConfigError, CheckpointError, CorpusError, TokenizerError, ind.ProbeEr
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap, StudyConfig, positional=("checkpoint",))
-    a = ap.parse_args(argv)
     try:
-        cfg = StudyConfig(**vars(a))
+        cfg = StudyConfig(**vars(ap.parse_args(argv)))
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}")
+    run_and_print(cfg)
+
+
+def run_and_print(cfg: StudyConfig) -> StudyResult:
+    """The study of one checkpoint as the command line and the experiments run it: each step named on stderr, the
+    findings printed, the summary written to cfg's out_json; a bad input ends with the error's message."""
+    try:
         result = run(cfg, progress=True)
     except ERRORS as e:
         raise SystemExit(f"error: {e}")
@@ -1207,6 +1215,7 @@ def main(argv=None):
     print(result)
     print(f"summary: {resolve(cfg).out_json}")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings_s.items()))
+    return result
 
 
 if __name__ == "__main__":

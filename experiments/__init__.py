@@ -4,16 +4,21 @@ module, with its reason, before the runs), its figure and its report.
     python -m experiments                   # the experiments, one line each
     python -m experiments dose              # its report: verdict and figure from the committed runs (seconds)
     python -m experiments dose run          # train its runs into runs/<experiment>/ (resumable: rerun to continue)
-    make exp NAME=dose [RUN=1]              # the same
+    python -m experiments seeds study       # study its committed weights (an experiment with STUDIES)
+    make exp NAME=dose [RUN=1 | STUDY=1]    # the same
 
-Each experiment module defines RUNS ({run name: train.py arguments}; trained one thread each, PARALLEL at a time, as
-every reported run was), REPORTS (the argument lists its `main` is called with, each a report over committed runs in
-checkpoints/reference/), and `main(argv)`. A finished run joins the committed results with `make promote`.
+An experiment is data. Each module defines RUNS (a list of Run: a preset and the RunConfig fields it changes, checked
+when the module is imported; trained one thread each, PARALLEL at a time, as every reported run was), optionally
+STUDIES (a list of study.StudyConfig, checked the same way), and `report()`, which reads the committed runs in
+checkpoints/reference/ and draws into results/figures/. A finished run joins the committed results with `make promote`.
 """
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from config import RunConfig, run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "checkpoints" / "reference"   # the committed runs the reports read
@@ -22,6 +27,29 @@ RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
 
 EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
                "original", "levers", "verdicts", "default_recipe", "relabel_natural")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of an experiment: a preset and the RunConfig fields it changes. The configuration is built
+    when the run is declared, so a misspelt field or a bad value fails as the experiment is imported."""
+    name: str
+    preset: str
+    overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.config()
+
+    def config(self) -> RunConfig:
+        return run_config(self.preset, **self.overrides)
+
+    def argv(self) -> list[str]:
+        """train.py's flags for this run (train.parse_args(run.argv()) builds run.config(), tested)."""
+        out = ["--preset", self.preset]
+        for k, v in self.overrides.items():
+            values = v if isinstance(v, (tuple, list)) else [v]
+            out += [f"--{k.replace('_', '-')}", *(str(x).lower() if isinstance(x, bool) else str(x) for x in values)]
+        return out
 
 
 def logged_runs(specs) -> dict:
@@ -40,11 +68,12 @@ def logged_runs(specs) -> dict:
     return runs
 
 
-def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, threads: int = 1) -> list[Path]:
+def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int = 1) -> list[Path]:
     """Train (or continue) each run into runs/<experiment>/<name>/, `threads` threads each, `parallel` at a time; the
     command's output goes to train.log inside the run's folder, with everything else the run made."""
     from train import INTERRUPTED  # train.py's exit status after Ctrl-C
-    out, names, failed, stopped = RUNS / experiment, list(runs), [], []
+    out, by_name, failed, stopped = RUNS / experiment, {r.name: r for r in runs}, [], []
+    names = list(by_name)
     for start in range(0, len(names), parallel):
         procs = {}
         for name in names[start:start + parallel]:
@@ -53,7 +82,7 @@ def train_runs(experiment: str, runs: dict[str, list[str]], parallel: int = 2, t
             beside = out / f"{name}.log"  # where runs begun before the log moved inside kept it; it continues inside
             if beside.is_file() and not log.exists():
                 beside.rename(log)
-            cmd = [sys.executable, str(ROOT / "train.py"), *runs[name], "--out-dir", str(out / name), "--resume",
+            cmd = [sys.executable, str(ROOT / "train.py"), *by_name[name].argv(), "--out-dir", str(out / name), "--resume",
                    "--no-progress", "--plots-dir", str(out / "plots")]
             print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")
             procs[name] = subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,

@@ -1,5 +1,5 @@
 """python -m experiments [NAME [report|run|study]]: list the experiments, report one, train its runs, or study their
-weights (an experiment with STUDIES: study.py's arguments, one list per study)."""
+weights (an experiment with STUDIES: one study.StudyConfig per study)."""
 import importlib
 import os
 import sys
@@ -32,18 +32,17 @@ def run(module, name: str, action: str):
         if not getattr(module, "STUDIES", None):
             raise SystemExit(f"error: {name} has no studies of its own")
         import study
-        for args in module.STUDIES:
-            if not Path(args[0]).exists():  # study.py's first argument: the checkpoint
-                print(f"skipping {args[0]}: no weights yet (train and promote the run first)")
+        for cfg in module.STUDIES:
+            if not Path(cfg.checkpoint).exists():
+                print(f"skipping {cfg.checkpoint}: no weights yet (train and promote the run first)")
                 continue
-            study.main(args)
+            study.run_and_print(cfg)
     elif action == "run":
         if not module.RUNS:
             raise SystemExit(f"error: {name} has no runs of its own to train (its report reads runs of others)")
         train_runs(name, module.RUNS, getattr(module, "PARALLEL", 2), getattr(module, "THREADS", 1))
     else:
-        for args in module.REPORTS:
-            module.main([str(a) for a in args])
+        module.report()
 
 
 if __name__ == "__main__":

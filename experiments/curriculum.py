@@ -27,14 +27,17 @@ from checkpoint import load_model
 from corpus import load_corpus
 from samples import held_out_samples
 from study import heads_str, read_result
-from experiments import REF
+from experiments import REF, Run
 from training_log import read_metrics
 
-RUNS = {"2M-curriculum": ["--preset", "2M", "--repeat-frac", "1.0", "--repeat-end", "0.6"],
-        "2M-control": ["--preset", "2M", "--repeat-frac", "0"]}
-REPORTS = [[f"curriculum={REF}/curriculum/2M-curriculum", f"control={REF}/curriculum/2M-control",
-            f"constant 0.5 (the 2M preset)={REF}/MiniGPT-2M", "--studies",
-            "results/induction_MiniGPT-2M-curriculum.json", "results/induction_MiniGPT-2M-curriculum-S6.json"]]
+RUNS = [Run("2M-curriculum", "2M", dict(repeat_frac=1.0, repeat_end=0.6)), Run("2M-control", "2M", dict(repeat_frac=0.0))]
+
+
+def report():
+    main([f"curriculum={REF}/curriculum/2M-curriculum", f"control={REF}/curriculum/2M-control",
+          f"constant 0.5 (the 2M preset)={REF}/MiniGPT-2M", "--studies",
+          "results/induction_MiniGPT-2M-curriculum.json", "results/induction_MiniGPT-2M-curriculum-S6.json"])
+
 
 LOSS_TOL = 0.05        # nats/token
 N_SAMPLES = 24

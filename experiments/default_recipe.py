@@ -52,7 +52,8 @@ import torch
 import utils
 from checkpoint import from_plain, in_training, load_model, portable, read_json, write_json
 from corpus import load_corpus
-from experiments import FIG, REF, ROOT, RUNS as WORK
+from study import StudyConfig
+from experiments import FIG, REF, ROOT, RUNS as WORK, Run
 from experiments.curriculum import LOSS_TOL, N_SAMPLES, SAMPLE_TOKENS, estimate, val_loss
 from induction import Estimate
 from samples import CONTROL as CONTROL_SAMPLES  # what every sample.txt compares with
@@ -60,24 +61,32 @@ from samples import Sample, held_out_samples
 from training_log import read_metrics
 
 SEEDS = (1337, 1, 2)
-BASE = ["--preset", "2M", "--precision", "bf16"]
-RECIPES = {"control": ["--repeat-frac", "0"],
-           "floor": ["--repeat-end", "0.6", "--repeat-floor", "0.1"],
-           "constant-0.25": ["--repeat-frac", "0.25"],
-           "relabelled-repeats": ["--relabel-repeats", "1.0"],
-           "relabelled-0.4-plain-0.1": ["--relabel-repeats", "0.8"],
-           "relabel-natural-0.5": ["--relabel-natural", "0.5"]}
-FIRST = {f"2M-{name}-seed1337": [*BASE, *args, "--seed", "1337"] for name, args in RECIPES.items()}
+RECIPES = {"control": dict(repeat_frac=0.0),  # each on the 2M preset, in bf16
+           "floor": dict(repeat_end=0.6, repeat_floor=0.1),
+           "constant-0.25": dict(repeat_frac=0.25),
+           "relabelled-repeats": dict(relabel_repeats=1.0),
+           "relabelled-0.4-plain-0.1": dict(relabel_repeats=0.8),
+           "relabel-natural-0.5": dict(relabel_natural=0.5)}
+
+
+def recipe_run(name: str, seed: int) -> Run:
+    return Run(f"2M-{name}-seed{seed}", "2M", dict(precision="bf16", **RECIPES[name], seed=seed))
+
+
+FIRST = [recipe_run(name, 1337) for name in RECIPES]
 CHOSEN = ("relabelled-repeats", "floor")  # the two first of the ranking of the first seed (`ranking`; the report)
-SECOND = {f"2M-{name}-seed{s}": [*BASE, *RECIPES[name], "--seed", str(s)] for name in ("control", *CHOSEN)
-          for s in SEEDS[1:]}  # a recipe's two seeds side by side: two runs of one length
-RUNS = {**FIRST, **SECOND}
+SECOND = [recipe_run(name, s) for name in ("control", *CHOSEN)
+          for s in SEEDS[1:]]  # a recipe's two seeds side by side: two runs of one length
+RUNS = FIRST + SECOND
 
 RESULTS = ROOT / "results" / "default_recipe"   # each run's measurements and study summary
-STUDIES = [[portable(WORK / "default_recipe" / run / "best.pt"), "--name", run, "--out-json",
-            portable(RESULTS / f"induction_{run}.json"), "--plots-dir", portable(WORK / "default_recipe" / "plots"),
-            "--precision", "fp32"] for run in RUNS]
-REPORTS = [["--out", FIG / "Default_Recipe.png"]]
+STUDIES = [StudyConfig(portable(WORK / "default_recipe" / run.name / "best.pt"), run.name,
+                       out_json=portable(RESULTS / f"induction_{run.name}.json"),
+                       plots_dir=portable(WORK / "default_recipe" / "plots"), precision="fp32") for run in RUNS]
+
+
+def report():
+    main(["--out", str(FIG / "Default_Recipe.png")])
 
 
 @dataclass

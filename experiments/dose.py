@@ -16,19 +16,22 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA
-from experiments import FIG, REF
+from experiments import FIG, REF, Run
 from training_log import first_formed, probed_rows, read_metrics
 
 PROBE_SETS = ("random-known", "text-val")
 FRACTIONS = (0.1, 0.25, 0.5)
 # the 2M preset but for the repeat fraction; the control (0) is the curriculum experiment's no-repeat run
-RUNS = {f"2M-repeat{f}-seed1337": ["--preset", "2M", "--repeat-frac", str(f)] for f in FRACTIONS}
+RUNS = [Run(f"2M-repeat{f}-seed1337", "2M", dict(repeat_frac=f)) for f in FRACTIONS]
 PARALLEL = 3
-REPORTS = [["--out", FIG / "Repeat_Dose_Response.png", f"0={REF}/curriculum/2M-control",
-            *(f"{f}={REF}/dose/2M-repeat{f}-seed1337" for f in FRACTIONS)]]
 
 
-def report(runs: dict) -> list[str]:
+def report():
+    main(["--out", str(FIG / "Repeat_Dose_Response.png"), f"0={REF}/curriculum/2M-control",
+          *(f"{f}={REF}/dose/2M-repeat{f}-seed1337" for f in FRACTIONS)])
+
+
+def findings(runs: dict) -> list[str]:
     control = runs[0.0]
     ctl_loss = {m.tokens: m.val_loss for m in control}
     lines = []
@@ -112,7 +115,7 @@ def main(argv=None):
     if 0.0 not in runs:
         raise SystemExit("error: give the control run, with repeat fraction 0 (e.g. 0=RUN_DIR)")
     runs = dict(sorted(runs.items()))
-    print("\n".join(report(runs)))
+    print("\n".join(findings(runs)))
     formed = {kind: {frac: first_formed(m, kind, "induction") for frac, m in runs.items()} for kind in PROBE_SETS}
     print(plot_dose_response(runs, formed, args.out, CRITERIA["prefix_match"].threshold))
 

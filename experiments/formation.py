@@ -77,7 +77,7 @@ def where(row, kind: str, score: str) -> str:
             f"characters, {row.train_s / 60:.1f} min of training; {what}")
 
 
-def report(label: str, metrics) -> list[str]:
+def findings(label: str, metrics) -> list[str]:
     last, lines = metrics[-1], []
     for kind in ("random", "random-known", "text-val"):
         for score in ("induction", "delta", "prefix_match", "copying"):
@@ -105,7 +105,7 @@ def main(argv=None):
     if not runs:
         return
     for label, metrics in runs.items():
-        print("\n".join(report(label, metrics)))
+        print("\n".join(findings(label, metrics)))
     formed = {label: first_formed(metrics, "random", "delta") for label, metrics in runs.items()}  # the figure's marks
     print(plot_formation(runs, args.out, args.title, CRITERIA["delta"].threshold, formed, args.x))
 

@@ -21,21 +21,26 @@ the idle 2-core machine for 30 minutes of training (train_s); it succeeds if the
 probes primary, fp32) passes the verdict (induction.VERDICT: heads by induction.CRITERIA, then patching). Then it
 becomes a preset and, if its samples stay good, `make run`'s default.
 """
-from experiments import FIG, REF
-from experiments.natural_text import main  # noqa: F401  (the report, with --control)
+from experiments import FIG, REF, Run
+from experiments.natural_text import main  # the report's figure and findings, with --control
 
-# the control's command, in fp32 as it was trained (the preset's "auto" would pick bf16 on a CPU with native bf16)
-CONTROL = ["--preset", "char-2M", "--repeat-frac", "0", "--block-size", "256", "--max-steps", "12500",
-           "--eval-interval", "250", "--probe-interval", "250", "--eval-batches", "16", "--seed", "1337",
-           "--precision", "fp32"]
-LEVERS = {"shortformer": ["--positions", "shortformer"],
-          "attn-only-2-layers": ["--attn-only", "true", "--n-layer", "2"],
-          "constant-lr": ["--min-lr", "2e-3"],
-          "weight-decay-0.5": ["--weight-decay", "0.5"],
-          "init-std-0.01": ["--init-std", "0.01"]}
-RUNS = {f"char2M-ctx256-norep-{name}": [*CONTROL, *args] for name, args in LEVERS.items()}
+# the control's fields (on the char-2M preset), in fp32 as it was trained (the preset's "auto" would pick bf16 on a CPU
+# with native bf16)
+CONTROL = dict(repeat_frac=0.0, block_size=256, max_steps=12500, eval_interval=250, probe_interval=250,
+               eval_batches=16, seed=1337, precision="fp32")
+LEVERS = {"shortformer": dict(positions="shortformer"),
+          "attn-only-2-layers": dict(attn_only=True, n_layer=2),
+          "constant-lr": dict(min_lr=2e-3),
+          "weight-decay-0.5": dict(weight_decay=0.5),
+          "init-std-0.01": dict(init_std=0.01)}
+RUNS = [Run(f"char2M-ctx256-norep-{name}", "char-2M", {**CONTROL, **lever}) for name, lever in LEVERS.items()]
 CONTROL_DIR = REF / "natural-text" / "char2M-ctx256-norep-seed1337"
-REPORTS = [["--out", FIG / "Formation_Levers.png", "--control", "control", "--title",
-            "Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)",
-            f"control={CONTROL_DIR}",
-            *(f"{name}={REF / 'levers' / run}" for name, run in zip(LEVERS, RUNS))]]
+
+
+def report():
+    main(["--out", str(FIG / "Formation_Levers.png"), "--control", "control", "--title",
+          "Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)",
+          f"control={CONTROL_DIR}",
+          *(f"{name}={REF / 'levers' / run.name}" for name, run in zip(LEVERS, RUNS))])
+
+

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 import utils
 from induction import CRITERIA, INDUCTION_SCORES
-from experiments import FIG, REF, logged_runs
+from experiments import FIG, REF, Run, logged_runs
 from training_log import first_formed, last_probe, probed_rows
 
 # Aoyama, Wilcox and Schneider 2025 (arXiv 2511.16893): induction heads emerge after about 10^5.7 * sqrt(B * T)
@@ -29,16 +29,17 @@ LAW_LOG10 = 5.7
 PROBE_SETS = ("random-known", "random", "text-val")
 SEEDS = (1337, 1)
 # two configurations at 25.6M tokens each, two seeds: characters at 8 x 256 and the original study's 32 x 128 words
-RUNS = {name: args for s in SEEDS for name, args in (
-    (f"char2M-ctx256-norep-seed{s}", ["--preset", "char-2M", "--repeat-frac", "0", "--block-size", "256", "--max-steps",
-                                      "12500", "--eval-interval", "250", "--probe-interval", "250", "--eval-batches",
-                                      "16", "--seed", str(s)]),
-    (f"word2M-32x128-norep-seed{s}", ["--preset", "2M", "--repeat-frac", "0", "--batch-size", "32", "--block-size",
-                                      "128", "--max-steps", "6250", "--eval-interval", "125", "--probe-interval",
-                                      "125", "--seed", str(s)]))}
-REPORTS = [["--out", FIG / "Formation_Without_Repeats.png",
-            *(f"{label}, seed {s}={REF}/natural-text/{run}-seed{s}" for s in SEEDS
-              for label, run in (("char, 8 x 256", "char2M-ctx256-norep"), ("word, 32 x 128", "word2M-32x128-norep")))]]
+RUNS = [run for s in SEEDS for run in (
+    Run(f"char2M-ctx256-norep-seed{s}", "char-2M", dict(repeat_frac=0.0, block_size=256, max_steps=12500,
+                                                        eval_interval=250, probe_interval=250, eval_batches=16, seed=s)),
+    Run(f"word2M-32x128-norep-seed{s}", "2M", dict(repeat_frac=0.0, batch_size=32, block_size=128, max_steps=6250,
+                                                   eval_interval=125, probe_interval=125, seed=s)))]
+
+
+def report():
+    main(["--out", str(FIG / "Formation_Without_Repeats.png"),
+          *(f"{label}, seed {s}={REF}/natural-text/{run}-seed{s}" for s in SEEDS
+            for label, run in (("char, 8 x 256", "char2M-ctx256-norep"), ("word, 32 x 128", "word2M-32x128-norep")))])
 
 
 def predicted_tokens(tokens_per_step: int) -> float:
@@ -60,7 +61,7 @@ def probe_spacing(metrics) -> str:
     return f"probes every {gaps[0] / 1e6:.2f}M tokens"
 
 
-def report(label: str, metrics) -> list[str]:
+def findings(label: str, metrics) -> list[str]:
     last = metrics[-1]
     per_step = last.tokens // last.step
     law = predicted_tokens(per_step)
@@ -162,7 +163,7 @@ def main(argv=None) -> dict:
     if not runs:
         return runs
     for label, metrics in runs.items():
-        print("\n".join(report(label, metrics)))
+        print("\n".join(findings(label, metrics)))
     if args.control in runs:
         control = runs[args.control]
         best = min(m.val_loss for m in control)

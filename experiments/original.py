@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 
 import utils
 from checkpoint import portable
-from experiments import FIG, REF, ROOT, natural_text
+from study import StudyConfig
+from experiments import FIG, REF, ROOT, Run, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
@@ -31,19 +32,24 @@ ORIGINAL_FIGURES = {
 }
 
 # 32 x 128 tokens a step: 25,000 steps are 102.4M tokens, 12,500 are 51.2M (the preset's 100,000 are 409.6M)
-RUNS = {"original-2M-seed1337": ["--preset", "original-2M", "--seed", "1337", "--max-steps", "25000"],
-        "original-2M-seed1": ["--preset", "original-2M", "--seed", "1", "--max-steps", "12500"]}
-REPORTS = [["--out", FIG / "Formation_Original_Recipe.png", "--delta-out", FIG / "Delta_Original_Recipe.png",
-            "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
-            f"original-2M, seed 1337={REF}/original/original-2M-seed1337",
-            f"original-2M, seed 1={REF}/original/original-2M-seed1"]]
+RUNS = [Run("original-2M-seed1337", "original-2M", dict(seed=1337, max_steps=25000)),
+        Run("original-2M-seed1", "original-2M", dict(seed=1, max_steps=12500))]
+
+
+def report():
+    main(["--out", str(FIG / "Formation_Original_Recipe.png"), "--delta-out", str(FIG / "Delta_Original_Recipe.png"),
+          "--size", "2M", "--title", "The original recipe: plain text, 32 x 128, constant lr 3e-4 (2M, word)",
+          f"original-2M, seed 1337={REF}/original/original-2M-seed1337",
+          f"original-2M, seed 1={REF}/original/original-2M-seed1"])
+
+
 # Each run's final weights (promote --final) and the summary of their study: the original's δ its own way on 2,000
 # training-text prompts, and the induction-head criteria and the patching verdict on random known words, where a
 # memorised text cannot help.
 STUDIED = {run: (REF / "original" / run / "final.pt", ROOT / "results" / "original" / f"induction_{run}.json")
-           for run in RUNS}
-STUDIES = [[portable(weights), "--name", run, "--primary", "random-known", "--n-prompts", "2000", "--precision",
-             "fp32", "--out-json", portable(out), "--plots-dir", portable(ROOT / "runs" / "original" / "plots")]
+           for run in (r.name for r in RUNS)}
+STUDIES = [StudyConfig(portable(weights), run, primary="random-known", n_prompts=2000, precision="fp32",
+                       out_json=portable(out), plots_dir=portable(ROOT / "runs" / "original" / "plots"))
            for run, (weights, out) in STUDIED.items()]
 
 

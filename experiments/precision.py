@@ -26,24 +26,29 @@ import matplotlib.pyplot as plt
 
 import utils
 from config import PRESETS
-from experiments import FIG, REF
+from experiments import FIG, REF, Run
 from training_log import MetricsRow, read_metrics
 
 LOSS_TOL = 0.02  # nats/token, issue #12
 
 # fp32 against bf16, two seeds, at the presets' budgets of the time (the 5.6M preset then ran 6,000 steps), and the
 # 5.6M preset at its 16,000 steps now (its fp32 run of seed 1337 is the reference model itself)
-RUNS = {f"{m}-{p}-seed{s}": ["--preset", m, "--precision", p, "--seed", str(s), "--max-steps", str(steps)]
-        for m, steps in (("2M", 10000), ("5.6M", 6000)) for s in (1337, 1) for p in ("fp32", "bf16")}
-RUNS |= {f"16k/5.6M-{p}-seed{s}": ["--preset", "5.6M", "--precision", p, "--seed", str(s)]
-         for p, s in (("fp32", 1), ("bf16", 1337), ("bf16", 1))}
-# The nulls (fp32 runs of seed 1337 that differ only in rounding): at 6,000 steps the 5.6M reference model as it was at
-# that budget (its metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run PRESET=5.6M).
-REPORTS = [[REF / "precision", "--null-2M", REF / "MiniGPT-2M", "--null-5.6M", REF / "precision/null-5.6M-6000-steps",
-            "--plot", FIG / "Precision_Quality.png"],
-           [REF / "precision-16k", "--also", f"5.6M-fp32-seed1337={REF / 'MiniGPT-5.6M'}", "--null-5.6M",
-            REF / "make-run/MiniGPT-5.6M", "--plot", FIG / "Precision_Quality_5.6M_16000_steps.png", "--title",
-            "5.6M at 16,000 steps: fp32 (solid) against bf16 autocast (dashed), same seeds and batches"]]
+RUNS = [Run(f"{m}-{p}-seed{s}", m, dict(precision=p, seed=s, max_steps=steps))
+        for m, steps in (("2M", 10000), ("5.6M", 6000)) for s in (1337, 1) for p in ("fp32", "bf16")]
+RUNS += [Run(f"16k/5.6M-{p}-seed{s}", "5.6M", dict(precision=p, seed=s))
+         for p, s in (("fp32", 1), ("bf16", 1337), ("bf16", 1))]
+
+
+def report():
+    # The nulls (fp32 runs of seed 1337 that differ only in rounding): at 6,000 steps the 5.6M reference model as it
+    # was at that budget (its metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run PRESET=5.6M).
+    main([str(REF / "precision"), "--null-2M", str(REF / "MiniGPT-2M"), "--null-5.6M",
+          str(REF / "precision/null-5.6M-6000-steps"), "--plot", str(FIG / "Precision_Quality.png")])
+    main([str(REF / "precision-16k"), "--also", f"5.6M-fp32-seed1337={REF / 'MiniGPT-5.6M'}", "--null-5.6M",
+          str(REF / "make-run/MiniGPT-5.6M"), "--plot", str(FIG / "Precision_Quality_5.6M_16000_steps.png"), "--title",
+          "5.6M at 16,000 steps: fp32 (solid) against bf16 autocast (dashed), same seeds and batches"])
+
+
 RUN_NAME = re.compile(r"(?P<preset>.+)-(?P<precision>fp32|bf16)-seed(?P<seed>\d+)$")
 
 

@@ -11,14 +11,19 @@ Both runs: the 2M word model, no repeats, batch 8 x 256 (2,048 tokens per step),
 every 250 steps, fp32 so that a run resumes on any CPU, seed 1337; the relabelled run differs in relabel_natural alone.
 The rule for "forms earlier" is natural_text.earlier's, fixed before the held-out-novel runs.
 """
-from experiments import FIG, REF
-from experiments.natural_text import main  # noqa: F401  (the report, with --control)
+from experiments import FIG, REF, Run
+from experiments.natural_text import main  # the report's figure and findings, with --control
 
-CONTROL = ["--preset", "2M", "--repeat-frac", "0", "--block-size", "256", "--max-steps", "12500", "--eval-interval",
-           "250", "--probe-interval", "250", "--eval-batches", "16", "--seed", "1337", "--precision", "fp32"]
-RUNS = {"word2M-ctx256-norep-seed1337": CONTROL,
-        "word2M-ctx256-norep-relabel0.5-seed1337": [*CONTROL, "--relabel-natural", "0.5"]}
+CONTROL = dict(repeat_frac=0.0, block_size=256, max_steps=12500, eval_interval=250, probe_interval=250,
+               eval_batches=16, seed=1337, precision="fp32")
+RUNS = [Run("word2M-ctx256-norep-seed1337", "2M", CONTROL),
+        Run("word2M-ctx256-norep-relabel0.5-seed1337", "2M", {**CONTROL, "relabel_natural": 0.5})]
 LABELS = {"word2M-ctx256-norep-seed1337": "control", "word2M-ctx256-norep-relabel0.5-seed1337": "relabel 0.5"}
-REPORTS = [["--out", FIG / "Formation_Relabel_Natural.png", "--control", "control", "--title",
-            "Natural text at context 256: half the windows relabelled against the control (2M, word, 8 x 256)",
-            *(f"{LABELS[run]}={REF / 'relabel-natural' / run}" for run in RUNS)]]
+
+
+def report():
+    main(["--out", str(FIG / "Formation_Relabel_Natural.png"), "--control", "control", "--title",
+          "Natural text at context 256: half the windows relabelled against the control (2M, word, 8 x 256)",
+          *(f"{LABELS[run.name]}={REF / 'relabel-natural' / run.name}" for run in RUNS)])
+
+

@@ -10,17 +10,21 @@ study's (induction.VERDICT, from activation patching), read from its committed s
 from pathlib import Path
 
 from checkpoint import portable
-from experiments import FIG, REF, ROOT
+from study import StudyConfig
+from experiments import FIG, REF, ROOT, Run
 from experiments import formation
 
-RUNS = {f"{m}-seed{s}": ["--preset", m, "--precision", "fp32", "--seed", str(s)]
-        for m in ("2M", "5.6M") for s in (1, 2)}
-REPORTS = [["--out", FIG / "Induction_Formation_Sizes_Seeds.png", "--title",
-            "Induction-head formation across seeds and sizes (the recipe)",
-            f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/2M-seed1",
-            f"2M, seed 2={REF}/seeds/2M-seed2", f"5.6M, seed 1337 (reference)={REF}/MiniGPT-5.6M",
-            f"5.6M, seed 1={REF}/seeds/5.6M-seed1", f"5.6M, seed 2={REF}/seeds/5.6M-seed2",
-            f"5.6M, seed 1337, 2 threads (make run)={REF}/make-run/MiniGPT-5.6M"]]
+RUNS = [Run(f"{m}-seed{s}", m, dict(precision="fp32", seed=s)) for m in ("2M", "5.6M") for s in (1, 2)]
+
+
+def report():
+    main(["--out", str(FIG / "Induction_Formation_Sizes_Seeds.png"), "--title",
+          "Induction-head formation across seeds and sizes (the recipe)",
+          f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/2M-seed1",
+          f"2M, seed 2={REF}/seeds/2M-seed2", f"5.6M, seed 1337 (reference)={REF}/MiniGPT-5.6M",
+          f"5.6M, seed 1={REF}/seeds/5.6M-seed1", f"5.6M, seed 2={REF}/seeds/5.6M-seed2",
+          f"5.6M, seed 1337, 2 threads (make run)={REF}/make-run/MiniGPT-5.6M"])
+
 
 # Each seed's weights and the summary of its study. Seed 1337's studies are the reference ones (make reference).
 RESULTS = ROOT / "results"
@@ -30,8 +34,8 @@ SEEDS = {"2M": {1337: (REF / "MiniGPT-2M", RESULTS / "induction_MiniGPT-2M.json"
          "5.6M": {1337: (REF / "MiniGPT-5.6M", RESULTS / "induction_MiniGPT-5.6M.json"),
                   1: (REF / "seeds" / "5.6M-seed1", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed1.json"),
                   2: (REF / "seeds" / "5.6M-seed2", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed2.json")}}
-STUDIES = [[portable(run / "best.pt"), "--name", out.stem.removeprefix("induction_"), "--out-json",
-             portable(out), "--plots-dir", portable(ROOT / "runs" / "seeds" / "plots"), "--precision", "fp32"]
+STUDIES = [StudyConfig(portable(run / "best.pt"), out.stem.removeprefix("induction_"), out_json=portable(out),
+                       plots_dir=portable(ROOT / "runs" / "seeds" / "plots"), precision="fp32")
            for seeds in SEEDS.values() for seed, (run, out) in seeds.items() if seed != 1337]
 
 

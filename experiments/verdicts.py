@@ -12,15 +12,15 @@ checkpoints/reference/make-run/. Every study here is in fp32, so that the runs d
 writes results/verdict_rates.json: how many of the six 2M runs fail each part of the verdict, which `make study` (and so
 `make run`) prints beside a FAIL.
 """
-import json
 
 from checkpoint import portable
-from experiments import REF, ROOT
+from study import StudyConfig
+from experiments import REF, ROOT, Run
 
 SEEDS = (1337, 1, 2)
 THREADS = 2  # as `make run` trains on two cores (train_runs' default is one thread per run)
 PARALLEL = 1
-RUNS = {f"MiniGPT-2M-seed{s}": ["--preset", "2M", "--seed", str(s)] for s in SEEDS}
+RUNS = [Run(f"MiniGPT-2M-seed{s}", "2M", dict(seed=s)) for s in SEEDS]
 RESULTS = ROOT / "results"
 RATES = RESULTS / "verdict_rates.json"
 
@@ -36,10 +36,13 @@ MODELS = {("2M", 1337, "fp32"): (REF / "MiniGPT-2M" / "best.pt", RESULTS / "indu
           **{("original-2M", s, "fp32"): (REF / "original" / f"original-2M-seed{s}" / "final.pt",
                                           RESULTS / "original" / f"induction_original-2M-seed{s}.json")
              for s in (1337, 1)}}
-STUDIES = [[portable(weights), "--name", out.stem.removeprefix("induction_"), "--out-json", portable(out),
-            "--plots-dir", portable(ROOT / "runs" / "make-run" / "plots"), "--precision", "fp32"]
+STUDIES = [StudyConfig(portable(weights), out.stem.removeprefix("induction_"), out_json=portable(out),
+                       plots_dir=portable(ROOT / "runs" / "make-run" / "plots"), precision="fp32")
            for (model, seed, how), (weights, out) in MODELS.items() if how == "make run"]
-REPORTS = [[]]
+
+
+def report():
+    main([])
 
 
 def row(model, seed, how, result) -> tuple[str, list[str]]:

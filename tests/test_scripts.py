@@ -44,10 +44,10 @@ def test_the_law_predicts_what_the_paper_tabulates():
 def test_natural_text_report_places_formation_at_the_first_row_where_both_lower_bounds_clear():
     pm, cp = (ind.CRITERIA[k].threshold for k in ind.INDUCTION_SCORES)
     run = _run([(0.1, 0.1), (pm + 0.1, cp - 0.01), (pm + 0.05, cp + 0.05), (0.9, 3.0)])
-    lines = natural_text.report("r", run)
+    lines = natural_text.findings("r", run)
     assert "predicts formation at 11.3M tokens" in lines[0] and "logged to 2.05M tokens (0.18x" in lines[0]
     assert "first induction head at 1.54M tokens (L0H0; previous probe 1.02M)" in lines[1]
-    never = natural_text.report("r", _run([(0.1, 0.2), (0.3, 0.1)]))
+    never = natural_text.findings("r", _run([(0.1, 0.2), (0.3, 0.1)]))
     assert "no induction head within 1.02M tokens" in never[1] and "prefix_match L0H0 0.300" in never[1]
 
 
@@ -72,7 +72,7 @@ def test_a_lever_moves_formation_earlier_only_by_more_than_one_probe_interval():
 def test_dose_response_measures_pace_and_cost_against_the_control():
     control = _run([(0.1, 0.1)] * 4, losses=[5.0, 4.8, 4.6, 4.5])
     fast = _run([(0.1, 0.1), (0.9, 3.0), (0.9, 3.0), (0.9, 3.0)], losses=[5.2, 4.9, 4.7, 4.6])
-    lines = dose_response.report({0.0: control, 0.5: fast})
+    lines = dose_response.findings({0.0: control, 0.5: fast})
     assert "no induction head within 2.05M tokens" in lines[0]
     assert "final validation loss 4.600 after 2.05M tokens (+0.100 against the control" in lines[1]
     assert "first induction head after 1.02M tokens (L0H0), at least 2.0x the control's pace" in lines[1]
@@ -240,21 +240,38 @@ def test_study_follows_the_run_trained_last_and_says_so_when_there_is_none(tmp_p
     assert r.returncode == 1 and f"{tmp_path}/checkpoints/MiniGPT-9M/best.pt does not exist (the run named)" in r.stderr
 
 
-def test_every_experiment_owns_its_runs_and_reports_from_committed_runs():
+def test_every_experiment_is_data_checked_when_imported():
+    """An experiment's runs are Run (a preset and RunConfig fields), its studies StudyConfig, its report a function;
+    each run's train.py command builds exactly its configuration."""
+    import dataclasses
     import importlib
 
     import experiments
+    import study
     from train import parse_args
     for name in experiments.EXPERIMENTS:
         module = importlib.import_module(f"experiments.{name}")
-        assert module.__doc__ and callable(module.main) and module.REPORTS, name
-        for run, args in module.RUNS.items():
-            cfg = parse_args([*args, "--out-dir", "x"])[0]  # each run is a valid train.py command
-            assert cfg.name == "x", run
-        for args in module.REPORTS:  # every run a report reads is committed, or its report names it as missing
-            for a in map(str, args):
-                if "=" in a and "/checkpoints/reference/" in a and not (Path(a.split("=", 1)[1]) / "metrics.json").exists():
-                    assert name in ("held_out", "relabel_natural"), (name, a)  # their runs not finished yet
+        assert module.__doc__ and callable(module.report) and module.RUNS, name
+        assert all(isinstance(s, study.StudyConfig) for s in getattr(module, "STUDIES", [])), name
+        names = [run.name for run in module.RUNS]
+        assert len(set(names)) == len(names), name  # one folder each
+        for run in module.RUNS:
+            assert isinstance(run, experiments.Run), (name, run)
+            cfg = parse_args([*run.argv(), "--out-dir", "x"])[0]
+            assert cfg == dataclasses.replace(run.config(), out_dir="x"), (name, run.name)
+
+
+def test_a_misspelt_or_bad_field_fails_when_the_run_is_declared():
+    from config import ConfigError
+    from experiments import Run
+    with pytest.raises(ConfigError, match="unknown RunConfig field.*repeat_fraction"):
+        Run("x", "2M", dict(repeat_fraction=0.5))
+    with pytest.raises(ConfigError, match="unknown preset"):
+        Run("x", "3M")
+    with pytest.raises(ConfigError):
+        Run("x", "2M", dict(repeat_frac=1.5))  # RunConfig's own checks run too
+    run = Run("x", "2M", dict(held_out=("persuasion",), attn_only=True, lr=1e-3))
+    assert run.argv() == ["--preset", "2M", "--held-out", "persuasion", "--attn-only", "true", "--lr", "0.001"]
     import utils
     assert not [f for f in dir(utils) if f.startswith("plot_") and any(k in f for k in ("formation", "dose", "precision"))]
     # study.py keeps no single experiment's constants
@@ -321,8 +338,8 @@ def test_the_original_recipe_answers_a_b_r_or_c_by_its_fixed_rule():
     assert "reported 0.419 for 5.6M, inside" in original.answer_old(result(False, 0.3), "5.6M")  # each size its own
     with pytest.raises(ValueError, match="random-known"):
         original.answer(result(True, 0.5, primary="text-val", specific_lo=0.5, shuffled_lo=0.1), "2M")  # a head on memorised text is not (a)
-    for args in original.STUDIES:  # the final weights, studied as the answer reads them
-        assert args[0].endswith("final.pt") and args[args.index("--n-prompts") + 1] == "2000"
+    for cfg in original.STUDIES:  # the final weights, studied as the answer reads them
+        assert cfg.checkpoint.endswith("final.pt") and cfg.n_prompts == 2000
 
 
 @pytest.mark.slow
@@ -330,14 +347,14 @@ def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_f
                                                                                             capsys):
     """STUDIES' own arguments on the tiny run's last weights, with fewer prompts and draws; the answer reads it back.
     Each step of the study is named on stderr as it runs (2,000 prompts take many minutes on a CPU)."""
+    import dataclasses
+
     import study
     from experiments import original
-    args = list(original.STUDIES[0])
-    args[0] = str(tiny_run.best.parent / "latest.pt")
-    for flag, value in (("--n-prompts", "16"), ("--out-json", str(tmp_path / "s.json")),
-                        ("--plots-dir", str(tmp_path / "plots"))):
-        args[args.index(flag) + 1] = value
-    study.main([*args, "--n-ablate", "8", "--n-random-draws", "2", "--n-sets", "8"])
+    cfg = dataclasses.replace(original.STUDIES[0], checkpoint=str(tiny_run.best.parent / "latest.pt"), n_prompts=16,
+                              out_json=str(tmp_path / "s.json"), plots_dir=str(tmp_path / "plots"), n_ablate=8,
+                              n_random_draws=2, n_sets=8)
+    study.run_and_print(cfg)
     steps = re.findall(r"^(\w+) \.\.\. \d+\.\d s$", capsys.readouterr().err, re.M)
     result = study.read_result(tmp_path / "s.json")
     # path patching runs only where a head sits below the tested ones
@@ -352,16 +369,19 @@ def test_the_answer_reads_a_real_study_made_as_the_original_recipe_studies_its_f
 def test_train_runs_trains_each_run_at_one_thread_and_names_what_failed(tmp_path, monkeypatch):
     import experiments
     monkeypatch.setattr(experiments, "RUNS", tmp_path)
-    tiny = ["--preset", "tiny", "--max-steps", "4", "--eval-interval", "2", "--novels", "emma"]
-    dirs = experiments.train_runs("demo", {"a": tiny, "b": [*tiny, "--seed", "1"]}, parallel=2)
+    from experiments import Run
+    tiny = dict(max_steps=4, eval_interval=2, novels=("emma",))
+    dirs = experiments.train_runs("demo", [Run("a", "tiny", tiny), Run("b", "tiny", {**tiny, "seed": 1})], parallel=2)
     assert [d.name for d in dirs] == ["a", "b"] and all((d / "best.pt").exists() for d in dirs)
     assert "step      4:" in (tmp_path / "demo" / "a" / "train.log").read_text()  # inside the run's folder
     (tmp_path / "demo" / "b" / "train.log").rename(tmp_path / "demo" / "b.log")  # where earlier runs kept it
-    experiments.train_runs("demo", {"b": [*tiny, "--seed", "1", "--max-steps", "6"]})
+    experiments.train_runs("demo", [Run("b", "tiny", {**tiny, "seed": 1, "max_steps": 6})])
     assert not (tmp_path / "demo" / "b.log").exists()
     assert re.search(r"step      4:.*step      6:", (tmp_path / "demo" / "b" / "train.log").read_text(), re.S)
+    (tmp_path / "demo" / "bad").mkdir()
+    (tmp_path / "demo" / "bad" / "latest.pt").write_bytes(b"not a checkpoint")  # its resume fails
     with pytest.raises(SystemExit, match="bad failed; see their logs"):
-        experiments.train_runs("demo", {"bad": ["--preset", "tiny", "--lr", "-1"]})
+        experiments.train_runs("demo", [Run("bad", "tiny", tiny)])
 
 
 def test_train_runs_tells_a_run_stopped_by_ctrl_c_from_one_that_failed(tmp_path, monkeypatch):
@@ -378,9 +398,9 @@ def test_train_runs_tells_a_run_stopped_by_ctrl_c_from_one_that_failed(tmp_path,
     monkeypatch.setattr(experiments, "RUNS", tmp_path)
     monkeypatch.setattr(subprocess, "Popen", Exits)
     with pytest.raises(SystemExit, match=r"^exit-130 stopped by Ctrl-C; rerun to continue from their latest.pt$"):
-        experiments.train_runs("demo", {"exit-0": [], "exit-130": []})
+        experiments.train_runs("demo", [experiments.Run("exit-0", "tiny"), experiments.Run("exit-130", "tiny")])
     with pytest.raises(SystemExit, match=r"^error: exit-1 failed"):
-        experiments.train_runs("demo", {"exit-1": [], "exit-130": []})
+        experiments.train_runs("demo", [experiments.Run("exit-1", "tiny"), experiments.Run("exit-130", "tiny")])
 
 
 def test_the_verdicts_report_has_a_row_per_run_and_counts_the_2m_failures():
@@ -390,8 +410,9 @@ def test_the_verdicts_report_has_a_row_per_run_and_counts_the_2m_failures():
     assert sum(model == "2M" for model, _, _ in verdicts.MODELS) == 6  # the six 2M runs of issue #39
     assert rates["passed"] + (rates["runs"] - rates["passed"]) == rates["runs"] <= 6
     assert all(0 < n <= rates["runs"] for n in rates["failed"].values())
-    for args in verdicts.STUDIES:  # relative paths: no record stores this machine's absolute path
-        assert not any(a.startswith("/") for a in args) and args[0].startswith("checkpoints/reference/make-run/")
+    for cfg in verdicts.STUDIES:  # relative paths: no record stores this machine's absolute path
+        assert not any(str(v).startswith("/") for v in vars(cfg).values())
+        assert cfg.checkpoint.startswith("checkpoints/reference/make-run/")
 
 
 def test_make_study_says_in_one_sentence_what_failed_and_how_often(tmp_path, monkeypatch):
