@@ -20,8 +20,6 @@ PRESET ?= 2M
 TRAIN_ARGS ?=
 RUN ?=
 REF := checkpoints/reference
-EXP := $(REF)/experiments
-CUR := $(REF)/curriculum
 FIG := results/figures
 PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
@@ -71,32 +69,21 @@ bench: $(VENV)/.installed  ## the speed table (about 10 min; bench/bench.py --qu
 
 # ---- the committed reference results (results/), never written by the targets above ----
 # They are read-only to every other command (checkpoint.output_path): only these targets may write there.
-reference promote exp: export MINIGPT_WRITE_REFERENCE = 1
+reference promote exp notebooks: export MINIGPT_WRITE_REFERENCE = 1
 
-# A finished run into checkpoints/reference/AS: weights (no optimizer state), config, vocabulary, metrics, sample.
-promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/AS (OVERWRITE=1, FINAL=1, RECORDS_ONLY=1)
-	@$(if $(and $(value RUN),$(value AS)),true,echo "usage: make promote RUN=<run folder> AS=<folder under $(REF)/>"; exit 2)
-	$(BIN)/python scripts/promote.py $(call quote,RUN) $(call quote,AS) $(if $(value OVERWRITE),--overwrite) \
+# A finished run into checkpoints/reference/<experiment>/<run> (or AS): weights (no optimizer state), config, vocabulary, metrics, sample.
+promote: $(VENV)/.installed  ## copy a finished run (RUN=<its folder>) into checkpoints/reference/ (AS=, OVERWRITE=1, FINAL=1, RECORDS_ONLY=1)
+	@$(if $(value RUN),true,echo "usage: make promote RUN=<run folder> [AS=<folder under $(REF)/>, default <experiment>/<run> for runs/<experiment>/<run>]"; exit 2)
+	$(BIN)/python scripts/promote.py $(call quote,RUN) $(if $(value AS),$(call quote,AS)) $(if $(value OVERWRITE),--overwrite) \
 		$(if $(value FINAL),--final) $(if $(value RECORDS_ONLY),--records-only)
 
-# Studies, loss curves and tables of the committed reference checkpoints (minutes). The reference numbers are
-# computed in fp32; a study of your run defaults to bf16 where that is fast (equal within the CIs, tested).
-reference: $(VENV)/.installed  ## regenerate the reference studies, loss curves and tables in results/ (minutes)
-	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-2M.ipynb -p CHECKPOINT $(REF)/MiniGPT-2M/best.pt \
-		-p NAME MiniGPT-2M -p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-2M.json -p PRECISION fp32
-	$(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-5.6M.ipynb -p CHECKPOINT $(REF)/MiniGPT-5.6M/best.pt \
-		-p NAME MiniGPT-5.6M -p PLOTS_DIR $(FIG) -p OUT_JSON results/induction_MiniGPT-5.6M.json -p PRECISION fp32
-	$(BIN)/python study.py $(REF)/MiniGPT-2M/best.pt --name MiniGPT-2M-random --primary random --plots-dir $(FIG) \
-		--out-json results/induction_MiniGPT-2M-random.json --precision fp32
-	for t in char bpe; do $(BIN)/python study.py $(EXP)/tokenizer-$$t-2M/best.pt --name MiniGPT-$$t-2M --primary random \
-		--plots-dir $(FIG) --out-json results/induction_MiniGPT-$$t-2M.json --precision fp32; done
-	for r in curriculum control; do $(BIN)/python study.py $(CUR)/2M-$$r/best.pt --name MiniGPT-2M-$$r --plots-dir $(FIG) \
-		--out-json results/induction_MiniGPT-2M-$$r.json --precision fp32; done
-	$(BIN)/python study.py $(CUR)/2M-curriculum/best.pt --name MiniGPT-2M-curriculum-S6 --S 6 --plots-dir $(FIG) \
-		--out-json results/induction_MiniGPT-2M-curriculum-S6.json --precision fp32
-	for m in 2M 5.6M; do $(BIN)/python scripts/loss_curve.py $(REF)/MiniGPT-$$m $(FIG)/Loss_Curve_MiniGPT-$$m.png; done
-	$(BIN)/python scripts/results.py MiniGPT-2M=$(REF)/MiniGPT-2M:results/induction_MiniGPT-2M.json \
-		MiniGPT-5.6M=$(REF)/MiniGPT-5.6M:results/induction_MiniGPT-5.6M.json
+# Every study of committed weights that an experiment declares (experiments/*.py, STUDIES: the reference models,
+# tokenizers, curriculum, seeds, original, verdicts; about 45 minutes of 2 cores), then every experiment's report:
+# the summaries, figures and tables in results/. The reference numbers are computed in fp32; a study of your run
+# defaults to bf16 where that is fast (equal within the CIs, tested).
+reference: $(VENV)/.installed  ## regenerate every committed study, figure and table in results/ (about an hour)
+	$(BIN)/python -m experiments all study
+	$(BIN)/python -m experiments all report
 
 # The screenshot in Plots/: the 2M reference model's attention page in headless Chromium (under a minute).
 screenshot: $(VENV)/.interop-installed  ## the attention page's screenshot in Plots/ (headless Chromium)
@@ -104,11 +91,9 @@ screenshot: $(VENV)/.interop-installed  ## the attention page's screenshot in Pl
 	$(BIN)/python scripts/browser_check.py runs/page/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
 
 # The reference models themselves: hours of CPU, one thread each as they were trained (a run is bit for bit
-# reproducible at one thread count). Trains into runs/; then make promote RUN=runs/reference/MiniGPT-2M AS=MiniGPT-2M
-# OVERWRITE=1, and the same for 5.6M.
+# reproducible at one thread count), into runs/reference/; then make promote RUN=runs/reference/MiniGPT-2M OVERWRITE=1.
 reference-models: $(VENV)/.installed  ## retrain the 2M and 5.6M reference models into runs/reference/ (hours)
-	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 2M --out-dir runs/reference/MiniGPT-2M --resume --no-progress
-	OMP_NUM_THREADS=1 $(BIN)/python train.py --preset 5.6M --out-dir runs/reference/MiniGPT-5.6M --resume --no-progress
+	$(BIN)/python -m experiments reference run
 
 # Each experiment lives in experiments/<name>.py with its runs, criterion, figure and report (python -m experiments
 # lists them). Its report reads the committed runs in checkpoints/reference/ and draws into results/figures/ (seconds
@@ -117,10 +102,14 @@ exp: $(VENV)/.installed  ## an experiment's report (NAME=<experiment>), with RUN
 	@$(if $(value NAME),true,$(BIN)/python -m experiments; echo "usage: make exp NAME=<experiment> [RUN=1 | STUDY=1]"; exit 2)
 	$(BIN)/python -m experiments $(call quote,NAME) $(if $(value RUN),run,$(if $(value STUDY),study,report))
 
-# The executed copy of MiniGPT.ipynb for readers who only browse: the 2M preset, trained into runs/ (~16 min).
-notebooks: $(VENV)/.installed  ## the executed copy of MiniGPT.ipynb in results/ (the 2M preset, ~16 min)
+# The executed notebooks for readers who only browse: MiniGPT.ipynb trains the 2M preset into runs/ (~16 min);
+# InductionHeads.ipynb studies each reference model, writing the same summary as its registry study (~10 min).
+notebooks: $(VENV)/.installed  ## executed copies of both notebooks in results/ (~25 min)
 	$(PAPERMILL) MiniGPT.ipynb results/MiniGPT_MiniGPT-2M.ipynb -p OUT_DIR runs/notebook/MiniGPT-2M \
 		-p PLOTS_DIR runs/notebook/plots -p RESUME False
+	for m in 2M 5.6M; do $(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-$$m.ipynb \
+		-p CHECKPOINT $(REF)/MiniGPT-$$m/best.pt -p NAME MiniGPT-$$m -p PLOTS_DIR $(FIG) \
+		-p OUT_JSON results/induction_MiniGPT-$$m.json -p PRECISION fp32; done
 
 clean-venv:  ## remove .venv
 	rm -rf $(call quote,VENV)

@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = ROOT / "checkpoints" / "reference"   # the committed runs the reports read
 FIG = ROOT / "results" / "figures"          # where the reports draw
 RUNS = ROOT / "runs"                        # where `run` trains (git-ignored)
+# The one rule for a run's folders: experiment E's run R trains into RUNS/E/R and is committed as REF/E/R.
 
-EXPERIMENTS = ("recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out", "dose",
-               "original", "levers", "verdicts", "default_recipe", "relabel_natural")
+EXPERIMENTS = ("reference", "recipe", "seeds", "tokenizers", "precision", "curriculum", "natural_text", "held_out",
+               "dose", "original", "levers", "verdicts", "default_recipe", "relabel_natural")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class Run:
             values = v if isinstance(v, (tuple, list)) else [v]
             out += [f"--{k.replace('_', '-')}", *(str(x).lower() if isinstance(x, bool) else str(x) for x in values)]
         return out
+
+
+def committed_folder(run_dir) -> Path:
+    """Where a run trained into runs/<experiment>/<run> is committed: checkpoints/reference/<experiment>/<run>."""
+    try:
+        rel = Path(os.path.realpath(run_dir)).relative_to(os.path.realpath(RUNS))
+    except ValueError:
+        rel = None
+    if rel is None or len(rel.parts) < 2 or rel.parts[0] not in EXPERIMENTS:
+        raise ValueError(f"{run_dir} is not a run of an experiment (runs/<experiment>/<run>, the experiment one of "
+                         f"{', '.join(EXPERIMENTS)}); name the folder under checkpoints/reference/ with AS=")
+    return REF / rel.relative_to("reference") if rel.parts[0] == "reference" else REF / rel  # the reference models
 
 
 def logged_runs(specs) -> dict:
@@ -82,8 +95,8 @@ def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int
             beside = out / f"{name}.log"  # where runs begun before the log moved inside kept it; it continues inside
             if beside.is_file() and not log.exists():
                 beside.rename(log)
-            cmd = [sys.executable, str(ROOT / "train.py"), *by_name[name].argv(), "--out-dir", str(out / name), "--resume",
-                   "--no-progress", "--plots-dir", str(out / "plots")]
+            cmd = [sys.executable, str(ROOT / "train.py"), *by_name[name].argv(), "--out-dir", str(out / name),
+                   "--resume", "--no-progress", "--plots-dir", str(out / "plots")]
             print(f"training {name} (log: {log}): {' '.join(cmd[1:])}")
             procs[name] = subprocess.Popen(cmd, stdout=log.open("a"), stderr=subprocess.STDOUT,
                                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
@@ -94,5 +107,5 @@ def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int
         raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
     if stopped:
         raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C; rerun to continue from their latest.pt")
-    print(f"done; to commit a run: make promote RUN={out}/<run> AS={experiment.replace('_', '-')}/<run>")
+    print(f"done; to commit a run: make promote RUN={out}/<run> (into {REF}/{experiment}/<run>)")
     return [out / name for name in names]

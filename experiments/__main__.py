@@ -1,5 +1,6 @@
 """python -m experiments [NAME [report|run|study]]: list the experiments, report one, train its runs, or study their
-weights (an experiment with STUDIES: one study.StudyConfig per study)."""
+weights (an experiment with STUDIES: one study.StudyConfig per study). NAME all: every experiment's studies, or every
+report (`make reference` runs both)."""
 import importlib
 import os
 import sys
@@ -18,10 +19,18 @@ def main(argv=None):
             print(f"  {name:<13} {doc}")
         return
     name, action = argv[0], argv[1] if len(argv) > 1 else "report"
-    if name not in EXPERIMENTS or action not in ("report", "run", "study") or len(argv) > 2:
-        raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}")
+    if name not in (*EXPERIMENTS, "all") or action not in ("report", "run", "study") or len(argv) > 2:
+        raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}, "
+                         f"or all (every experiment's studies or reports: make reference)")
+    if name == "all" and action == "run":
+        raise SystemExit("error: all run would train every experiment's runs, days of CPU; name one experiment")
     try:
-        run(importlib.import_module(f"experiments.{name}"), name, action)
+        for each in EXPERIMENTS if name == "all" else [name]:
+            module = importlib.import_module(f"experiments.{each}")
+            if name == "all" and action == "study" and not getattr(module, "STUDIES", None):
+                continue
+            print(f"== {each} {action}", flush=True)
+            run(module, each, action)
     except (OutputError, CheckpointError, ConfigError) as e:  # e.g. results/ written outside make exp
         raise SystemExit(f"error: {e}")
 

@@ -2,6 +2,7 @@
 
     python -m experiments curriculum        # the verdict from the committed runs and studies (a minute)
     python -m experiments curriculum run    # train the two runs (about 30 minutes of both cores)
+    python -m experiments curriculum study  # study both, and the curriculum at S = 6 (fp32; minutes)
 
 Each run directory holds train.py's metrics.json and best.pt; the first run is the curriculum, the second the
 no-repeat control (same preset, seed and steps), any others are shown beside them. The studies are study.py's
@@ -23,14 +24,19 @@ from pathlib import Path
 import torch
 
 import induction as ind
-from checkpoint import load_model
+from checkpoint import load_model, portable
 from corpus import load_corpus
 from samples import held_out_samples
-from study import heads_str, read_result
-from experiments import REF, Run
+from study import StudyConfig, heads_str, read_result
+from experiments import FIG, REF, ROOT, Run
 from training_log import read_metrics
 
-RUNS = [Run("2M-curriculum", "2M", dict(repeat_frac=1.0, repeat_end=0.6)), Run("2M-control", "2M", dict(repeat_frac=0.0))]
+RUNS = [Run("2M-curriculum", "2M", dict(repeat_frac=1.0, repeat_end=0.6)),
+        Run("2M-control", "2M", dict(repeat_frac=0.0))]
+STUDIES = [StudyConfig(portable(REF / "curriculum" / f"2M-{run}" / "best.pt"), name, S=S, plots_dir=portable(FIG),
+                       out_json=portable(ROOT / "results" / f"induction_{name}.json"), precision="fp32")
+           for run, name, S in (("curriculum", "MiniGPT-2M-curriculum", 16), ("control", "MiniGPT-2M-control", 16),
+                                ("curriculum", "MiniGPT-2M-curriculum-S6", 6))]
 
 
 def report():

@@ -103,14 +103,14 @@ class Measured:
 
 # The 2M preset itself (repeats 0.5), for comparison: the three seeds trained as `make run` trains (bf16, 2 threads),
 # committed with their fp32 studies by the verdicts experiment.
-PRESET = {f"2M-preset-seed{s}": (REF / "make-run" / f"MiniGPT-2M-seed{s}",
+PRESET = {f"2M-preset-seed{s}": (REF / "verdicts" / f"MiniGPT-2M-seed{s}",
                                  ROOT / "results" / "make-run" / f"induction_make-run-2M-seed{s}.json") for s in SEEDS}
 
 
 def weights(run: str) -> Path | None:
-    """A run's best.pt: committed (checkpoints/reference/default-recipe/, or the preset's) or trained here
+    """A run's best.pt: committed (checkpoints/reference/default_recipe/, or the preset's) or trained here
     (runs/default_recipe/)."""
-    folders = [REF / "default-recipe" / run, WORK / "default_recipe" / run]
+    folders = [REF / "default_recipe" / run, WORK / "default_recipe" / run]
     folders += [PRESET[run][0]] if run in PRESET else []
     return next((folder for folder in folders if (folder / "best.pt").exists()), None)
 

@@ -21,7 +21,7 @@ RUNS = [Run("heldout-3novels", "2M", HELD_OUT),
 def report():
     main(["--out", str(FIG / "Formation_Held_Out_Novel.png"), "--control", "3 novels (control)", "--title",
           "Natural text, Persuasion held out: three novels against five (2M, word, 10,000 words)",
-          f"3 novels (control)={REF}/held-out/heldout-3novels", f"5 novels={REF}/held-out/heldout-5novels",
-          f"3 novels, dropout 0.1={REF}/held-out/heldout-3novels-dropout0.1"])
+          f"3 novels (control)={REF}/held_out/heldout-3novels", f"5 novels={REF}/held_out/heldout-5novels",
+          f"3 novels, dropout 0.1={REF}/held_out/heldout-3novels-dropout0.1"])
 
 

@@ -34,7 +34,7 @@ LEVERS = {"shortformer": dict(positions="shortformer"),
           "weight-decay-0.5": dict(weight_decay=0.5),
           "init-std-0.01": dict(init_std=0.01)}
 RUNS = [Run(f"char2M-ctx256-norep-{name}", "char-2M", {**CONTROL, **lever}) for name, lever in LEVERS.items()]
-CONTROL_DIR = REF / "natural-text" / "char2M-ctx256-norep-seed1337"
+CONTROL_DIR = REF / "natural_text" / "char2M-ctx256-norep-seed1337"
 
 
 def report():

@@ -31,14 +31,15 @@ SEEDS = (1337, 1)
 # two configurations at 25.6M tokens each, two seeds: characters at 8 x 256 and the original study's 32 x 128 words
 RUNS = [run for s in SEEDS for run in (
     Run(f"char2M-ctx256-norep-seed{s}", "char-2M", dict(repeat_frac=0.0, block_size=256, max_steps=12500,
-                                                        eval_interval=250, probe_interval=250, eval_batches=16, seed=s)),
+                                                        eval_interval=250, probe_interval=250, eval_batches=16,
+                                                        seed=s)),
     Run(f"word2M-32x128-norep-seed{s}", "2M", dict(repeat_frac=0.0, batch_size=32, block_size=128, max_steps=6250,
                                                    eval_interval=125, probe_interval=125, seed=s)))]
 
 
 def report():
     main(["--out", str(FIG / "Formation_Without_Repeats.png"),
-          *(f"{label}, seed {s}={REF}/natural-text/{run}-seed{s}" for s in SEEDS
+          *(f"{label}, seed {s}={REF}/natural_text/{run}-seed{s}" for s in SEEDS
             for label, run in (("char, 8 x 256", "char2M-ctx256-norep"), ("word, 32 x 128", "word2M-32x128-norep")))])
 
 

@@ -8,8 +8,8 @@ logging probes 10 times per decade of steps. The answer it is to give, (a) a rea
 probes, (b) the original's δ without a head, or (c) neither, is judged at the end of each run by `answer`, on the study
 of its final weights (STUDIES: 2,000 prompts a probe set, random-known probes primary):
 
-    make promote RUN=runs/original/<run> AS=original/<run> OVERWRITE=1 FINAL=1   # its last weights, as final.pt
-    make exp NAME=original STUDY=1                                              # results/original/induction_<run>.json
+    make promote RUN=runs/original/<run> OVERWRITE=1 FINAL=1   # into checkpoints/reference/original/, with final.pt
+    make exp NAME=original STUDY=1                             # results/original/induction_<run>.json
 """
 import argparse
 from pathlib import Path
@@ -23,7 +23,7 @@ from experiments import FIG, REF, ROOT, Run, natural_text
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
-# "about 0.02 each"), and its training (steps of batch 32 x 128). Compared in scripts/results.py too.
+# "about 0.02 each"), and its training (steps of batch 32 x 128). Compared in experiments/reference.py too.
 ORIGINAL_FIGURES = {
     "2M": dict(delta=0.727, loss_repeat=4.31, loss_control=5.04, top={(1, 3): 0.158, (2, 0): 0.116, (2, 1): 0.111},
                steps=100_000, tokens_per_step=32 * 128),

@@ -41,11 +41,12 @@ RUNS += [Run(f"16k/5.6M-{p}-seed{s}", "5.6M", dict(precision=p, seed=s))
 
 def report():
     # The nulls (fp32 runs of seed 1337 that differ only in rounding): at 6,000 steps the 5.6M reference model as it
-    # was at that budget (its metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run PRESET=5.6M).
+    # was at that budget (its metrics.json at commit f964923), at 16,000 steps its 2-thread rerun (make run
+    # PRESET=5.6M).
     main([str(REF / "precision"), "--null-2M", str(REF / "MiniGPT-2M"), "--null-5.6M",
           str(REF / "precision/null-5.6M-6000-steps"), "--plot", str(FIG / "Precision_Quality.png")])
-    main([str(REF / "precision-16k"), "--also", f"5.6M-fp32-seed1337={REF / 'MiniGPT-5.6M'}", "--null-5.6M",
-          str(REF / "make-run/MiniGPT-5.6M"), "--plot", str(FIG / "Precision_Quality_5.6M_16000_steps.png"), "--title",
+    main([str(REF / "precision" / "16k"), "--also", f"5.6M-fp32-seed1337={REF / 'MiniGPT-5.6M'}", "--null-5.6M",
+          str(REF / "verdicts/MiniGPT-5.6M"), "--plot", str(FIG / "Precision_Quality_5.6M_16000_steps.png"), "--title",
           "5.6M at 16,000 steps: fp32 (solid) against bf16 autocast (dashed), same seeds and batches"])
 
 

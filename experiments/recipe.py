@@ -9,7 +9,7 @@ recipe"). The preset itself is the reference 2M model.
 from experiments import FIG, REF, Run
 from experiments.formation import main  # the report's figure and findings
 
-EXP = REF / "experiments"
+EXP = REF / "recipe"
 VOCAB_2048 = dict(vocab_size=2048, max_steps=20000, eval_interval=1000, probe_interval=1000)
 RUNS = [Run("2M-vocab2048-repeats", "2M", VOCAB_2048),
         Run("2M-vocab2048-no-repeats", "2M", {**VOCAB_2048, "repeat_frac": 0.0}),

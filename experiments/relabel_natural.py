@@ -24,6 +24,6 @@ LABELS = {"word2M-ctx256-norep-seed1337": "control", "word2M-ctx256-norep-relabe
 def report():
     main(["--out", str(FIG / "Formation_Relabel_Natural.png"), "--control", "control", "--title",
           "Natural text at context 256: half the windows relabelled against the control (2M, word, 8 x 256)",
-          *(f"{LABELS[run.name]}={REF / 'relabel-natural' / run.name}" for run in RUNS)])
+          *(f"{LABELS[run.name]}={REF / 'relabel_natural' / run.name}" for run in RUNS)])
 
 

@@ -23,7 +23,7 @@ def report():
           f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/2M-seed1",
           f"2M, seed 2={REF}/seeds/2M-seed2", f"5.6M, seed 1337 (reference)={REF}/MiniGPT-5.6M",
           f"5.6M, seed 1={REF}/seeds/5.6M-seed1", f"5.6M, seed 2={REF}/seeds/5.6M-seed2",
-          f"5.6M, seed 1337, 2 threads (make run)={REF}/make-run/MiniGPT-5.6M"])
+          f"5.6M, seed 1337, 2 threads (make run)={REF}/verdicts/MiniGPT-5.6M"])
 
 
 # Each seed's weights and the summary of its study. Seed 1337's studies are the reference ones (make reference).

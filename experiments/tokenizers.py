@@ -2,14 +2,21 @@
 
     python -m experiments tokenizers        # the formation figure by tokenizer, from the committed logs
     python -m experiments tokenizers run    # train the char and BPE models (the word model is the 2M reference)
-
-Their studies (tested heads chosen on random probes) are part of `make reference`.
+    python -m experiments tokenizers study  # study the three (tested heads chosen on random probes, fp32; minutes)
 """
-from experiments import FIG, REF, Run
+from checkpoint import portable
+from experiments import FIG, REF, ROOT, Run
 from experiments.formation import main  # the report's figure and findings
+from study import StudyConfig
 
-EXP = REF / "experiments"
+EXP = REF / "tokenizers"
 RUNS = [Run("tokenizer-char-2M", "char-2M"), Run("tokenizer-bpe-2M", "2M", dict(tokenizer="bpe", vocab_size=10050))]
+# word, char and BPE on random probes, where no tokenizer's text statistics help
+STUDIES = [StudyConfig(portable(weights / "best.pt"), name, primary="random", plots_dir=portable(FIG),
+                       out_json=portable(ROOT / "results" / f"induction_{name}.json"), precision="fp32")
+           for weights, name in ((REF / "MiniGPT-2M", "MiniGPT-2M-random"),
+                                 (EXP / "tokenizer-char-2M", "MiniGPT-char-2M"),
+                                 (EXP / "tokenizer-bpe-2M", "MiniGPT-bpe-2M"))]
 
 
 def report():

@@ -3,12 +3,12 @@ circuit, its heads' roles, and the verdict under the new rule (induction.VERDICT
 
     python -m experiments verdicts          # the table and each part's failure count, from the committed summaries
     python -m experiments verdicts run      # train the three 2M seeds as `make run` does (precision auto, 2 threads)
-    make promote RUN=runs/verdicts/MiniGPT-2M-seedN AS=make-run/MiniGPT-2M-seedN   # where MODELS reads them
+    make promote RUN=runs/verdicts/MiniGPT-2M-seedN   # into checkpoints/reference/verdicts/, where MODELS reads them
     python -m experiments verdicts study    # study them (fp32, as every reference study)
 
 The six 2M runs are the three fp32 seeds (the reference model and the seeds experiment's two) and three seeds trained
 the way a user's `make run` trains (precision auto: bf16 autocast on a CPU with native bf16), committed in
-checkpoints/reference/make-run/. Every study here is in fp32, so that the runs differ only in training. The report also
+checkpoints/reference/verdicts/. Every study here is in fp32, so that the runs differ only in training. The report also
 writes results/verdict_rates.json: how many of the six 2M runs fail each part of the verdict, which `make study` (and so
 `make run`) prints beside a FAIL.
 """
@@ -28,7 +28,7 @@ RATES = RESULTS / "verdict_rates.json"
 MODELS = {("2M", 1337, "fp32"): (REF / "MiniGPT-2M" / "best.pt", RESULTS / "induction_MiniGPT-2M.json"),
           **{("2M", s, "fp32"): (REF / "seeds" / f"2M-seed{s}" / "best.pt",
                                  RESULTS / "seeds" / f"induction_MiniGPT-2M-seed{s}.json") for s in (1, 2)},
-          **{("2M", s, "make run"): (REF / "make-run" / f"MiniGPT-2M-seed{s}" / "best.pt",
+          **{("2M", s, "make run"): (REF / "verdicts" / f"MiniGPT-2M-seed{s}" / "best.pt",
                                      RESULTS / "make-run" / f"induction_make-run-2M-seed{s}.json") for s in SEEDS},
           ("5.6M", 1337, "fp32"): (REF / "MiniGPT-5.6M" / "best.pt", RESULTS / "induction_MiniGPT-5.6M.json"),
           **{("5.6M", s, "fp32"): (REF / "seeds" / f"5.6M-seed{s}" / "best.pt",

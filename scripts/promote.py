@@ -1,6 +1,10 @@
 """Promote a finished run into the committed reference results (checkpoints/reference/), as one command.
 
-    make promote RUN=runs/seeds/5.6M-seed1 AS=seeds/5.6M-seed1    # -> checkpoints/reference/seeds/5.6M-seed1/
+    make promote RUN=runs/seeds/5.6M-seed1                # -> checkpoints/reference/seeds/5.6M-seed1/
+    make promote RUN=checkpoints/my-run AS=mine/my-run    # any other run: name its folder
+
+A run of an experiment (runs/<experiment>/<run>, where `python -m experiments <experiment> run` trains it) goes to
+checkpoints/reference/<experiment>/<run>, the one rule (experiments.committed_folder); AS names another folder.
 
 What is copied: best.pt without optimizer or RNG state (weights, run config and vocabulary: checkpoint.export_weights),
 metrics.json, sample.txt and train.log (the command's output, which `python -m experiments X run` writes there); with
@@ -29,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import CheckpointError, check_name, export_weights, load_checkpoint, output_path  # noqa: E402
 from config import ConfigError, RunConfig  # noqa: E402
+from experiments import committed_folder  # noqa: E402
 
 REFERENCE = ROOT / "checkpoints" / "reference"
 MAX_BYTES = 30 * 2 ** 20  # the repository's limit for one committed file
@@ -133,7 +138,8 @@ def promote(run: Path, dest: Path, unfinished: bool = False, overwrite: bool = F
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="the run's folder (its --out-dir)")
-    ap.add_argument("dest", help="the folder under checkpoints/reference/ to create, e.g. seeds/5.6M-seed1")
+    ap.add_argument("dest", nargs="?", help="the folder under checkpoints/reference/ to create, e.g. seeds/5.6M-seed1 "
+                    "(default: <experiment>/<run> for a run in runs/<experiment>/<run>)")
     ap.add_argument("--unfinished", action="store_true", help="promote a run that has not reached max_steps")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing reference run")
     ap.add_argument("--final", action="store_true", help="also the last step's weights, as final.pt")
@@ -143,13 +149,17 @@ def main(argv=None):
     if a.records_only and a.final:
         raise SystemExit("error: --final promotes weights and --records-only none; choose one")
     try:
-        for path in promote(a.run, REFERENCE / a.dest, a.unfinished, a.overwrite, a.final, a.records_only):
+        dest = REFERENCE / a.dest if a.dest else committed_folder(a.run)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    try:
+        for path in promote(a.run, dest, a.unfinished, a.overwrite, a.final, a.records_only):
             print(f"wrote {path}")
     except (CheckpointError, ConfigError) as e:  # e.g. a latest.pt whose stored preset is not one
         raise SystemExit(f"error: {e}")
     except OSError as e:  # e.g. a full disk while writing the new folder: the old one is untouched
         raise SystemExit(f"error: cannot write {e.filename or 'the new reference folder'}: {e.strerror}; "
-                         f"{a.dest} is as it was")
+                         f"{dest} is as it was")
 
 
 if __name__ == "__main__":

@@ -141,8 +141,8 @@ def test_records_carry_their_version_and_old_versions_are_read_through_one_upgra
     from checkpoint import RECORDS, CheckpointError, read_record, write_record
     from training_log import read_metrics
     from config import ROOT
-    old = read_metrics(ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats")  # v1, from before gain
-    raw = json.loads((ROOT / "checkpoints/reference/experiments/2M-vocab2048-repeats/metrics.json").read_text())
+    old = read_metrics(ROOT / "checkpoints/reference/recipe/2M-vocab2048-repeats")  # v1, from before gain
+    raw = json.loads((ROOT / "checkpoints/reference/recipe/2M-vocab2048-repeats/metrics.json").read_text())
     log, raw_log = old[-1].probes["random"], raw[-1]["probes"]["random"]
     assert log.gain.mean == raw_log["G"] and log.gain.lo is None and "(no CI logged)" in str(log.gain)
     assert not log.gain.clears(-1e9) and not hasattr(log, "G")

@@ -461,7 +461,7 @@ def test_bf16_study_equals_the_fp32_study_within_the_cis(tmp_path):
     differences measured 3% (scores) and 12% (ablations) of the CIs' half-widths)."""
     import study
     from config import ROOT
-    cfg = study.StudyConfig(checkpoint=str(ROOT / "checkpoints/reference/experiments/tokenizer-char-2M/best.pt"),
+    cfg = study.StudyConfig(checkpoint=str(ROOT / "checkpoints/reference/tokenizers/tokenizer-char-2M/best.pt"),
                             n_prompts=16, n_ablate=6, precision="fp32", plots_dir=str(tmp_path),
                             out_json=str(tmp_path / "s.json"))
     ctx = study.load(cfg)

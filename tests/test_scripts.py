@@ -2,6 +2,7 @@
 them (the Makefile, promote, the study notebook)."""
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def test_the_5_6M_reference_is_the_fp32_run_of_its_seed():
     """make precision takes the reference model's log as the fp32 run of seed 1337 at 16,000 steps; a rerun of that
     command at 1 thread (train.py --preset 5.6M --precision fp32 --seed 1337), stopped after its first evaluation,
     logged the same losses and probe scores bit for bit."""
-    rerun = (ROOT / "checkpoints/reference/precision-16k/reproduction-of-reference-500-steps/metrics.json").read_text()
+    rerun = (ROOT / "checkpoints/reference/precision/16k/reproduction-of-reference-500-steps/metrics.json").read_text()
     reference = (ROOT / "checkpoints/reference/MiniGPT-5.6M/metrics.json").read_text()
     untimed = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
     rows = untimed(json.loads(rerun))
@@ -161,6 +162,32 @@ def test_promote_copies_a_finished_run_and_refuses_what_it_should(tiny_run, tmp_
     assert "optimizer" not in last and last["step"] == load_checkpoint(run / "latest.pt")["step"]
     records = promote.promote(run, dest, overwrite=True, records_only=True)  # no weights: the old ones go too
     assert sorted(p.name for p in records) == ["metrics.json", "sample.txt"]
+
+
+def test_promote_puts_an_experiments_run_where_the_one_rule_says(tiny_run, tmp_path, monkeypatch, capsys):
+    """runs/<experiment>/<run> is committed as checkpoints/reference/<experiment>/<run>, with no AS to spell."""
+    import shutil
+
+    import checkpoint
+    import experiments
+    import promote
+    reference = tmp_path / "checkpoints" / "reference"
+    monkeypatch.setattr(checkpoint, "ROOT", tmp_path)
+    monkeypatch.setattr(promote, "REFERENCE", reference)
+    monkeypatch.setattr(experiments, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(experiments, "REF", reference)
+    monkeypatch.setenv(checkpoint.WRITE_REFERENCE, "1")
+    run = tmp_path / "runs" / "dose" / "2M-repeat0.1-seed1337"
+    shutil.copytree(tiny_run.best.parent, run, ignore=shutil.ignore_patterns("plots", ".lock"))
+    promote.main([str(run)])
+    assert (reference / "dose" / "2M-repeat0.1-seed1337" / "best.pt").exists()
+    assert experiments.committed_folder(run) == reference / "dose" / "2M-repeat0.1-seed1337"
+    for elsewhere in (tmp_path / "runs" / "no-such-experiment" / "r", tmp_path / "runs" / "dose", tiny_run.best.parent):
+        with pytest.raises(SystemExit, match="is not a run of an experiment .*name the folder under "
+                                             "checkpoints/reference/ with AS="):
+            promote.main([str(elsewhere)])
+    promote.main([str(run), "mine/r"])  # AS still names any folder
+    assert (reference / "mine" / "r" / "best.pt").exists()
 
 
 def _tree(folder):
@@ -281,7 +308,7 @@ def test_a_misspelt_or_bad_field_fails_when_the_run_is_declared():
 
 def test_a_report_draws_the_committed_runs_and_names_the_missing_ones(tmp_path, capsys):
     from experiments import natural_text
-    ref = ROOT / "checkpoints" / "reference" / "natural-text"
+    ref = ROOT / "checkpoints" / "reference" / "natural_text"
     runs = natural_text.main(["--out", str(tmp_path / "f.png"), "--control", "control",
                               f"control={ref}/char2M-ctx256-norep-seed1337", f"lever={tmp_path}/not-trained"])
     out = capsys.readouterr().out
@@ -412,7 +439,7 @@ def test_the_verdicts_report_has_a_row_per_run_and_counts_the_2m_failures():
     assert all(0 < n <= rates["runs"] for n in rates["failed"].values())
     for cfg in verdicts.STUDIES:  # relative paths: no record stores this machine's absolute path
         assert not any(str(v).startswith("/") for v in vars(cfg).values())
-        assert cfg.checkpoint.startswith("checkpoints/reference/make-run/")
+        assert cfg.checkpoint.startswith("checkpoints/reference/verdicts/")
 
 
 def test_make_study_says_in_one_sentence_what_failed_and_how_often(tmp_path, monkeypatch):
@@ -431,3 +458,27 @@ def test_make_study_says_in_one_sentence_what_failed_and_how_often(tmp_path, mon
     assert sn.fail_note(SimpleNamespace(validation=SimpleNamespace(roles={}, validated=True))) is None
     rates.unlink()
     assert "verdict_rates.json is missing or unreadable" in sn.fail_note(failing)
+
+
+def test_make_reference_visits_every_registry_study_and_skips_weights_not_committed(monkeypatch, capsys):
+    """`make reference` is `python -m experiments all study` then `all report`: every StudyConfig of every experiment,
+    run by study.run_and_print (here a stand-in), the ones without committed weights named."""
+    import importlib
+
+    import experiments
+    import study
+    from experiments.__main__ import main
+    r = subprocess.run(["make", "-n", "reference"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "-m experiments all study" in r.stdout and "-m experiments all report" in r.stdout
+    visited = []
+    monkeypatch.setattr(study, "run_and_print", visited.append)
+    main(["all", "study"])
+    declared = [cfg for name in experiments.EXPERIMENTS
+                for cfg in getattr(importlib.import_module(f"experiments.{name}"), "STUDIES", [])]
+    assert visited == [cfg for cfg in declared if (ROOT / cfg.checkpoint).exists()]
+    missing = [cfg for cfg in declared if not (ROOT / cfg.checkpoint).exists()]
+    out = capsys.readouterr().out
+    assert all(f"skipping {cfg.checkpoint}: no weights yet" in out for cfg in missing)
+    assert {cfg.out_json for cfg in visited} >= {f"results/induction_MiniGPT-{m}.json" for m in ("2M", "5.6M")}
+    with pytest.raises(SystemExit, match="all run would train every experiment's runs"):
+        main(["all", "run"])

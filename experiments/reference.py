@@ -1,21 +1,27 @@
-"""Print README.md's results tables from the committed study summaries and training logs.
+"""The reference models: the 2M and 5.6M presets at seed 1337, their studies, loss curves and README's tables.
 
-    python scripts/results.py MiniGPT-2M=checkpoints/reference/MiniGPT-2M:results/induction_MiniGPT-2M.json
+    python -m experiments reference          # the loss curves and the tables, from the committed runs and studies
+    python -m experiments reference run      # retrain both into runs/reference/ (hours of one core each)
+    python -m experiments reference study    # study both (fp32, as every reference study; minutes)
 
-Each argument is NAME=RUN_DIR:STUDY_JSON (RUN_DIR holds train.py's metrics.json, STUDY_JSON is
-study.py's summary). Every number is formatted by the typed results' own formatters.
+They are the repository's reference models, so they are committed at the top of checkpoints/reference/ (the one
+exception to experiments.committed_folder's rule). Every number in the tables is formatted by the typed results' own
+formatters.
 """
-import argparse
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import induction as ind  # noqa: E402
-from induction import CRITERIA  # noqa: E402
-from experiments.original import ORIGINAL_FIGURES  # noqa: E402
-from study import PATHS, heads_str, pct, read_result  # noqa: E402
-from training_log import first_formed, read_metrics  # noqa: E402
+import induction as ind
+import utils
+from checkpoint import portable
+from experiments import FIG, REF, ROOT, Run
+from experiments.original import ORIGINAL_FIGURES
+from induction import CRITERIA
+from study import PATHS, StudyConfig, heads_str, pct, read_result
+from training_log import first_formed, read_metrics
+
+RUNS = [Run("MiniGPT-2M", "2M"), Run("MiniGPT-5.6M", "5.6M")]
+SUMMARY = {run.name: ROOT / "results" / f"induction_{run.name}.json" for run in RUNS}
+STUDIES = [StudyConfig(portable(REF / run.name / "best.pt"), run.name, plots_dir=portable(FIG),
+                       out_json=portable(SUMMARY[run.name]), precision="fp32") for run in RUNS]
 
 
 def formation(metrics, kind: str) -> str:
@@ -31,7 +37,7 @@ def formation(metrics, kind: str) -> str:
                                       f"no head reached Δ ≥ {CRITERIA['delta'].threshold} (lower CI bound)"))
 
 
-def model_rows(run_dir: Path, study_json: Path):
+def model_rows(run_dir, study_json):
     metrics, study = read_metrics(run_dir), read_result(study_json)
     best = min(metrics, key=lambda m: m.val_loss)
     last, v = metrics[-1], study.validation
@@ -124,20 +130,15 @@ def original_table(studies: dict) -> list[str]:
     return rows if cols else []
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", help="NAME=RUN_DIR:STUDY_JSON")
+def report():
     studies = {}
-    for spec in ap.parse_args().runs:
-        name, _, paths = spec.partition("=")
-        run_dir, _, study_json = paths.partition(":")
-        print(f"\n**{name}**\n")
-        print("\n".join(model_rows(Path(run_dir), Path(study_json))))
-        studies[name.removeprefix("MiniGPT-")] = read_result(study_json)
-    if table := original_table(studies):
-        print("\n**The original study's measurement, side by side** (its figures: experiments/original.py, ORIGINAL_FIGURES)\n")
-        print("\n".join(table))
-
-
-if __name__ == "__main__":
-    main()
+    for run in RUNS:
+        study = read_result(SUMMARY[run.name])
+        print(utils.plot_loss_curve(read_metrics(REF / run.name), FIG / f"Loss_Curve_{run.name}.png",
+                                    f"{run.name} ({study.params / 1e6:.2f}M params, {study.tokenizer} tokens)"))
+        print(f"\n**{run.name}**\n")
+        print("\n".join(model_rows(REF / run.name, SUMMARY[run.name])))
+        studies[run.name.removeprefix("MiniGPT-")] = study
+    print("\n**The original study's measurement, side by side** (its figures: experiments/original.py, "
+          "ORIGINAL_FIGURES)\n")
+    print("\n".join(original_table(studies)))
