@@ -336,18 +336,18 @@ def check_vocabulary(path, ckpt: dict, tok: Tokenizer):
 
 
 def run_vocabulary(path, ckpt: dict) -> Tokenizer | None:
-    """The vocabulary the checkpoint's run builds from its corpus and settings (a tenth of a second); None for a
-    checkpoint without a complete run configuration (a hand-built or test model: nothing to rebuild it from)."""
+    """The vocabulary the checkpoint's run builds from its corpus and settings (prepare.prepare: built once, then
+    read back); None for a checkpoint without a complete run configuration (a hand-built or test model: nothing to
+    rebuild it from)."""
     from config import ConfigError, RunConfig
     from corpus import CorpusError, load_corpus
-    from tokenizer import build_tokenizer
+    from prepare import prepare
     try:
         run = RunConfig.from_checkpoint(ckpt)
     except ConfigError:
         return None
     try:
-        corpus = load_corpus(run.novels, run.held_out)
-        return build_tokenizer(run.tokenizer, corpus.train, corpus.train + corpus.val, run.vocab_size)
+        return prepare(load_corpus(run.novels, run.held_out), run.tokenizer, run.vocab_size)
     except (CorpusError, TokenizerError) as e:
         raise CheckpointError(f"{path}: {e}") from None
 

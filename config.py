@@ -502,13 +502,12 @@ def notebook_parameters(namespace: dict, cls, extra: dict | None = None) -> dict
 def preset_table() -> str:
     """Markdown table of what `make run PRESET=...` trains (vocabulary from each preset's corpus)."""
     from corpus import load_corpus
-    from tokenizer import build_tokenizer
+    from prepare import prepare
     from TransformerModel import GPT
     rows = ["| preset | tokenizer | layers | heads | n_embd | context | parameters | batch × context | steps "
             "| tokens | lr | repeats | precision |", "|---" * 13 + "|"]
     for name, c in PRESETS.items():
-        corpus = load_corpus(c.novels, c.held_out)
-        tok = build_tokenizer(c.tokenizer, corpus.train, corpus.train + corpus.val, c.vocab_size)
+        tok = prepare(load_corpus(c.novels, c.held_out), c.tokenizer, c.vocab_size)
         n = GPT(c.model_config(tok.vocab_size)).num_params()
         lr = f"{c.lr:g}" if c.min_lr == c.lr and not c.warmup_steps else f"{c.lr:g} → {c.min_lr:g}"
         rows.append(f"| `{name}` | {c.tokenizer} ({tok.vocab_size:,}) | {c.n_layer} | {c.n_head} | {c.n_embd} | "

@@ -40,6 +40,7 @@ from checkpoint import (CheckpointError, OutputError, check_name, check_writable
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
+from prepare import encode_splits
 from tokenizer import TokenizerError
 
 
@@ -711,8 +712,7 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
     if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
         raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
     corpus = load_corpus(run.novels, run.held_out)
-    ctx = Context(model, tok, ckpt, run, target, torch.tensor(tok.encode(corpus.train), dtype=torch.long),
-                  torch.tensor(tok.encode(corpus.val), dtype=torch.long), pick_precision(cfg.precision, cfg.device),
+    ctx = Context(model, tok, ckpt, run, target, *encode_splits(tok, corpus), pick_precision(cfg.precision, cfg.device),
                   progress=progress)
     ctx.timings["load"] = time.perf_counter() - t0
     return ctx

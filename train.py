@@ -57,10 +57,11 @@ from checkpoint import (CheckpointError, check_name, check_vocabulary, check_wei
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_compile,
                     pick_device, pick_precision, run_config)
 from corpus import CorpusError, load_corpus
+from prepare import encode_splits, prepare
 from induction import ProbeError, split_windows
 from samples import SampleError, held_out_samples
 from training_log import MetricsRow, TrainingProbe, metrics_of
-from tokenizer import Tokenizer, TokenizerError, build_tokenizer
+from tokenizer import Tokenizer, TokenizerError
 from TransformerModel import GPT
 
 
@@ -330,12 +331,11 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
               f"never reaches its peak {cfg.lr:g}")
     torch.manual_seed(cfg.seed)
     corpus = load_corpus(cfg.novels, cfg.held_out)
-    tok = build_tokenizer(cfg.tokenizer, corpus.train, corpus.train + corpus.val, cfg.vocab_size)
+    tok = prepare(corpus, cfg.tokenizer, cfg.vocab_size)
     if ckpt is not None:
         check_vocabulary(latest, ckpt, tok)
     check_memory(cfg, tok.vocab_size)
-    train_tokens = torch.tensor(tok.encode(corpus.train), dtype=torch.long)
-    val_tokens = torch.tensor(tok.encode(corpus.val), dtype=torch.long)
+    train_tokens, val_tokens = encode_splits(tok, corpus)  # each (N,)
     batches = Batches(train_tokens, cfg.block_size, cfg.batch_size, cfg.repeat_frac, proc.rank, proc.world,
                       cfg.relabel_repeats, cfg.relabel_natural, tok.vocab_size)  # checks sizes
     # Fixed evaluation windows, drawn from their own generator so evaluation never

@@ -36,9 +36,9 @@ def word_vocab_size() -> int:
     """The word vocabulary of the default corpus, as the 2M and 5.6M presets build it."""
     from config import PRESETS
     from corpus import load_corpus
-    from tokenizer import build_tokenizer
-    c, p = load_corpus(PRESETS["2M"].novels), PRESETS["2M"]
-    return build_tokenizer(p.tokenizer, c.train, c.train + c.val, p.vocab_size).vocab_size
+    from prepare import prepare
+    p = PRESETS["2M"]
+    return prepare(load_corpus(p.novels, p.held_out), p.tokenizer, p.vocab_size).vocab_size
 
 
 def matmul_peak(dtype: str = "fp32", n=2048, reps=10) -> float:

@@ -131,3 +131,52 @@ def test_tokenizer_state_round_trip(kind):
 
 def test_char_vocabulary_is_sorted_and_unique():
     assert CharTokenizer("banana").chars == "abn"
+
+
+def test_the_prepared_corpus_is_built_once_then_read_back_and_rebuilt_when_an_input_changes(data_copy, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """prepare.py: a second load reads the tokenizer and the token ids back (nothing rebuilt); other settings, another
+    text (a novel and its manifest changed together) and a damaged entry each build anew; the result is always what
+    building it directly gives."""
+    import hashlib
+
+    import torch
+
+    import prepare
+    import tokenizer
+    monkeypatch.setattr(prepare, "CACHE", tmp_path / "cache")
+    built = []
+    monkeypatch.setattr(prepare, "build_tokenizer", lambda *a: built.append(a[0]) or build_tokenizer(*a))
+    c = load_corpus(data_dir=data_copy)
+    tok = prepare.prepare(c, "word", 2000)
+    train, val = prepare.encode_splits(tok, c)
+    direct = build_tokenizer("word", c.train, c.train + c.val, 2000)
+    assert tok.state() == direct.state() and built == ["word"]
+    assert torch.equal(train, torch.tensor(direct.encode(c.train))) and torch.equal(val, torch.tensor(direct.encode(c.val)))
+    assert train.dtype == torch.long and train.dim() == 1
+
+    monkeypatch.setattr(tokenizer.WordTokenizer, "encode", lambda *a: pytest.fail("encoded again"))
+    again = prepare.prepare(c, "word", 2000)                              # the second load: a hit
+    assert again.state() == tok.state() and built == ["word"]
+    assert all(torch.equal(a, b) for a, b in zip(prepare.encode_splits(again, c), (train, val)))
+    monkeypatch.undo()
+    monkeypatch.setattr(prepare, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(prepare, "build_tokenizer", lambda *a: built.append(a[0]) or build_tokenizer(*a))
+
+    prepare.prepare(c, "word", 1000)                                      # other settings
+    prepare.prepare(c, "char", None)
+    assert built == ["word", "word", "char"]
+    novel = data_copy / "emma.txt"                                        # another text, its manifest updated with it
+    novel.write_text(novel.read_text().replace("Emma", "Emmy"))
+    manifest = json.loads((data_copy / "MANIFEST.json").read_text())
+    manifest["emma.txt"] = {"bytes": novel.stat().st_size, "sha256": hashlib.sha256(novel.read_bytes()).hexdigest()}
+    (data_copy / "MANIFEST.json").write_text(json.dumps(manifest))
+    changed = load_corpus(data_dir=data_copy)
+    assert "emmy" in prepare.prepare(changed, "word", 2000).state()["itos"] and built[-1] == "word" and len(built) == 4
+
+    entry = next(p.parent for p in (tmp_path / "cache").rglob("train.npy"))  # a damaged entry: truncated ids
+    (entry / "train.npy").write_bytes((entry / "train.npy").read_bytes()[:100])
+    capsys.readouterr()
+    assert torch.equal(prepare.encode_splits(tok, c)[0], train)
+    assert "is damaged (ValueError: train.npy does not match its SHA-256); rebuilding it" in capsys.readouterr().out
+    assert torch.equal(prepare.encode_splits(tok, c)[0], train) and capsys.readouterr().out == ""  # rebuilt whole

@@ -1,0 +1,112 @@
+"""The corpus prepared once: a run's tokenizer and its token ids, cached under .cache/prepared/ (git-ignored).
+
+nanoGPT prepares its data once (prepare.py -> train.bin, val.bin, meta.pkl); here the first load of a configuration
+builds the tokenizer and encodes the splits, and every later load reads them back. The text is still read and checked
+against Data/MANIFEST.json on every load (corpus.load_corpus, milliseconds), so a damaged novel is never hidden by the
+cache. An entry is keyed by everything its contents follow from: the SHA-256 of the training and validation text, the
+tokenizer's kind and vocabulary size (or, for a stored tokenizer, its state), and the source of tokenizer.py and of
+this file. A changed input is a new key; an entry that fails its own checks (a file missing, truncated or edited) is
+rebuilt, with a message. Loading reads JSON and .npy arrays without pickles, their sizes checked first.
+
+    rm -rf .cache/prepared      # forget every entry (the next load of each configuration rebuilds it)
+"""
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from checkpoint import write_file
+from corpus import Corpus
+from tokenizer import Tokenizer, build_tokenizer, from_state
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache" / "prepared"
+CODE = hashlib.sha256((ROOT / "tokenizer.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()
+MAX_BYTES = 1 << 30  # no split of these novels comes near; a bigger file is not read
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _key(**parts) -> str:
+    return _sha(json.dumps({"code": CODE, **parts}, sort_keys=True).encode())[:32]
+
+
+def _texts(corpus: Corpus) -> dict:
+    return {"train": _sha(corpus.train.encode()), "val": _sha(corpus.val.encode())}
+
+
+def _npy(ids: list[int]) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(ids, dtype=np.int32), allow_pickle=False)  # every vocabulary here is far below 2**31
+    return buf.getvalue()
+
+
+def _read(folder: Path) -> dict | None:
+    """An entry's files, each checked against the SHA-256 its meta.json records; None when there is none yet, and a
+    message (then None) when one fails its check."""
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        out = {}
+        for name, digest in meta["files"].items():
+            path = folder / name
+            if path.stat().st_size > MAX_BYTES:
+                raise ValueError(f"{name} is over {MAX_BYTES:,} bytes")
+            data = path.read_bytes()
+            if _sha(data) != digest:
+                raise ValueError(f"{name} does not match its SHA-256")
+            out[name] = data
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"note: the prepared corpus in {folder} is damaged ({type(e).__name__}: {e}); rebuilding it")
+        return None
+
+
+def _write(folder: Path, files: dict[str, bytes]):
+    """Each file atomically, meta.json last: a reader sees a whole entry or none (two processes may write one)."""
+    for name, data in files.items():
+        write_file(folder / name, data, "prepared corpus")
+    write_file(folder / "meta.json", json.dumps({"files": {n: _sha(d) for n, d in files.items()}}).encode(),
+               "prepared corpus")
+
+
+def _ids(data: bytes) -> torch.Tensor:
+    arr = np.load(io.BytesIO(data), allow_pickle=False)
+    if arr.dtype != np.int32 or arr.ndim != 1:
+        raise ValueError(f"token ids are {arr.dtype} of {arr.ndim} dimensions, not int32 of 1")
+    return torch.from_numpy(arr.astype(np.int64))  # (N,)
+
+
+def encode_splits(tok: Tokenizer, corpus: Corpus) -> tuple[torch.Tensor, torch.Tensor]:
+    """The corpus's training and validation token ids (each (N,) int64) under a given tokenizer, cached."""
+    folder = CACHE / _key(text=_texts(corpus), tokenizer=_sha(json.dumps(tok.state(), sort_keys=True).encode()))
+    files = _read(folder)
+    if files is not None:
+        try:
+            return _ids(files["train.npy"]), _ids(files["val.npy"])
+        except (ValueError, KeyError, OSError) as e:
+            print(f"note: the prepared corpus in {folder} is damaged ({e}); rebuilding it")
+    train, val = tok.encode(corpus.train), tok.encode(corpus.val)
+    _write(folder, {"train.npy": _npy(train), "val.npy": _npy(val)})
+    return torch.tensor(train, dtype=torch.long), torch.tensor(val, dtype=torch.long)
+
+
+def prepare(corpus: Corpus, kind: str, vocab_size: int | None) -> Tokenizer:
+    """The tokenizer a run of this corpus, kind and vocabulary size builds (tokenizer.build_tokenizer), cached."""
+    folder = CACHE / _key(text=_texts(corpus), kind=kind, vocab_size=vocab_size)
+    files = _read(folder)
+    if files is not None:
+        try:
+            return from_state(json.loads(files["tokenizer.json"]))
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"note: the prepared corpus in {folder} is damaged ({e}); rebuilding it")
+    tok = build_tokenizer(kind, corpus.train, corpus.train + corpus.val, vocab_size)
+    _write(folder, {"tokenizer.json": json.dumps(tok.state()).encode()})
+    return tok
