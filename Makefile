@@ -21,7 +21,6 @@ TRAIN_ARGS ?=
 RUN ?=
 REF := checkpoints/reference
 FIG := results/figures
-PAPERMILL := $(BIN)/papermill --cwd . --log-level WARNING
 
 .PHONY: help run train study test test-interop bench export promote reference exp screenshot reference-models notebooks \
 	clean-venv
@@ -87,8 +86,7 @@ reference: $(VENV)/.installed  ## regenerate every committed study, figure and t
 
 # The screenshot in Plots/: the 2M reference model's attention page in headless Chromium (under a minute).
 screenshot: $(VENV)/.interop-installed  ## the attention page's screenshot in Plots/ (headless Chromium)
-	$(BIN)/python scripts/attention_page.py $(REF)/MiniGPT-2M/best.pt --name MiniGPT-2M --plots-dir runs/page
-	$(BIN)/python scripts/browser_check.py runs/page/Attention_Page_MiniGPT-2M.html --screenshot Plots/AttentionPage_Screenshot.png
+	$(BIN)/python -m experiments reference screenshot
 
 # The reference models themselves: hours of CPU, one thread each as they were trained (a run is bit for bit
 # reproducible at one thread count), into runs/reference/; then make promote RUN=runs/reference/MiniGPT-2M OVERWRITE=1.
@@ -105,11 +103,7 @@ exp: $(VENV)/.installed  ## an experiment's report (NAME=<experiment>), with RUN
 # The executed notebooks for readers who only browse: MiniGPT.ipynb trains the 2M preset into runs/ (~16 min);
 # InductionHeads.ipynb studies each reference model, writing the same summary as its registry study (~10 min).
 notebooks: $(VENV)/.installed  ## executed copies of both notebooks in results/ (~25 min)
-	$(PAPERMILL) MiniGPT.ipynb results/MiniGPT_MiniGPT-2M.ipynb -p OUT_DIR runs/notebook/MiniGPT-2M \
-		-p PLOTS_DIR runs/notebook/plots -p RESUME False
-	for m in 2M 5.6M; do $(PAPERMILL) InductionHeads.ipynb results/InductionHeads_MiniGPT-$$m.ipynb \
-		-p CHECKPOINT $(REF)/MiniGPT-$$m/best.pt -p NAME MiniGPT-$$m -p PLOTS_DIR $(FIG) \
-		-p OUT_JSON results/induction_MiniGPT-$$m.json -p PRECISION fp32; done
+	$(BIN)/python -m experiments reference notebooks
 
 clean-venv:  ## remove .venv
 	rm -rf $(call quote,VENV)

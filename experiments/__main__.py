@@ -1,6 +1,6 @@
 """python -m experiments [NAME [report|run|study]]: list the experiments, report one, train its runs, or study their
-weights (an experiment with STUDIES: one study.StudyConfig per study). NAME all: every experiment's studies, or every
-report (`make reference` runs both)."""
+weights (an experiment with STUDIES: one study.StudyConfig per study), or an action of its own (ACTIONS: name ->
+function). NAME all: every experiment's studies, or every report (`make reference` runs both)."""
 import importlib
 import os
 import sys
@@ -19,9 +19,11 @@ def main(argv=None):
             print(f"  {name:<13} {doc}")
         return
     name, action = argv[0], argv[1] if len(argv) > 1 else "report"
-    if name not in (*EXPERIMENTS, "all") or action not in ("report", "run", "study") or len(argv) > 2:
-        raise SystemExit(f"usage: python -m experiments NAME [report|run|study], NAME one of {', '.join(EXPERIMENTS)}, "
-                         f"or all (every experiment's studies or reports: make reference)")
+    extra = getattr(importlib.import_module(f"experiments.{name}"), "ACTIONS", {}) if name in EXPERIMENTS else {}
+    if name not in (*EXPERIMENTS, "all") or action not in ("report", "run", "study", *extra) or len(argv) > 2:
+        raise SystemExit(f"usage: python -m experiments NAME [report|run|study{''.join('|' + a for a in extra)}], "
+                         f"NAME one of {', '.join(EXPERIMENTS)}, or all (every experiment's studies or reports: make "
+                         f"reference)")
     if name == "all" and action == "run":
         raise SystemExit("error: all run would train every experiment's runs, days of CPU; name one experiment")
     try:
@@ -37,7 +39,9 @@ def main(argv=None):
 
 def run(module, name: str, action: str):
     os.chdir(ROOT)  # the studies' paths are relative to the repository's root (checkpoint.portable)
-    if action == "study":
+    if action in getattr(module, "ACTIONS", {}):
+        module.ACTIONS[action]()
+    elif action == "study":
         if not getattr(module, "STUDIES", None):
             raise SystemExit(f"error: {name} has no studies of its own")
         import study

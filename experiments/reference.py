@@ -3,6 +3,8 @@
     python -m experiments reference          # the loss curves and the tables, from the committed runs and studies
     python -m experiments reference run      # retrain both into runs/reference/ (hours of one core each)
     python -m experiments reference study    # study both (fp32, as every reference study; minutes)
+    python -m experiments reference notebooks   # the executed notebooks in results/ (make notebooks, ~25 minutes)
+    python -m experiments reference screenshot  # Plots/AttentionPage_Screenshot.png (make screenshot; Chromium)
 
 They are the repository's reference models, so they are committed at the top of checkpoints/reference/ (the one
 exception to experiments.committed_folder's rule). Every number in the tables is formatted by the typed results' own
@@ -142,3 +144,30 @@ def report():
     print("\n**The original study's measurement, side by side** (its figures: experiments/original.py, "
           "ORIGINAL_FIGURES)\n")
     print("\n".join(original_table(studies)))
+
+
+def notebooks():
+    """Both notebooks executed for readers who only browse: MiniGPT.ipynb with its defaults (it trains the 2M preset
+    into runs/notebook/), and InductionHeads.ipynb on each reference model with its registry study's parameters, so
+    that it writes the same summary as `make reference`."""
+    import papermill
+    papermill.execute_notebook(ROOT / "MiniGPT.ipynb", ROOT / "results" / "MiniGPT_MiniGPT-2M.ipynb", cwd=ROOT,
+                               parameters=dict(OUT_DIR="runs/notebook/MiniGPT-2M", PLOTS_DIR="runs/notebook/plots",
+                                               RESUME=False))
+    for cfg in STUDIES:
+        papermill.execute_notebook(ROOT / "InductionHeads.ipynb", ROOT / "results" / f"InductionHeads_{cfg.name}.ipynb",
+                                   cwd=ROOT, parameters=dict(CHECKPOINT=cfg.checkpoint, NAME=cfg.name,
+                                                             PLOTS_DIR=cfg.plots_dir, OUT_JSON=cfg.out_json,
+                                                             PRECISION=cfg.precision))
+
+
+def screenshot():
+    """The 2M reference model's attention page, opened in headless Chromium, as Plots/AttentionPage_Screenshot.png."""
+    cfg = STUDIES[0]
+    subprocess.run([sys.executable, "scripts/attention_page.py", cfg.checkpoint, "--name", cfg.name, "--plots-dir",
+                    "runs/page"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "scripts/browser_check.py", f"runs/page/Attention_Page_{cfg.name}.html",
+                    "--screenshot", "Plots/AttentionPage_Screenshot.png"], cwd=ROOT, check=True)
+
+
+ACTIONS = {"notebooks": notebooks, "screenshot": screenshot}

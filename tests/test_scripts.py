@@ -482,3 +482,19 @@ def test_make_reference_visits_every_registry_study_and_skips_weights_not_commit
     assert {cfg.out_json for cfg in visited} >= {f"results/induction_MiniGPT-{m}.json" for m in ("2M", "5.6M")}
     with pytest.raises(SystemExit, match="all run would train every experiment's runs"):
         main(["all", "run"])
+
+
+def test_the_makefile_names_no_run_and_no_checkpoint():
+    """Every run, study and checkpoint a target uses comes from the registry (experiments/): the recipes name none."""
+    recipes = [line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("\t")]
+    assert recipes and not [line for line in recipes if re.search(r"best\.pt|final\.pt|MiniGPT-|\$\(REF\)/", line)
+                            and "usage:" not in line]
+    r = subprocess.run(["make", "-n", "notebooks", "screenshot", "reference-models"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert [line.split("-m experiments ")[1] for line in r.stdout.splitlines() if "-m experiments" in line] == [
+        "reference notebooks", "reference screenshot", "reference run"], r.stdout + r.stderr
+    from experiments import reference
+    assert set(reference.ACTIONS) == {"notebooks", "screenshot"}
+    with pytest.raises(SystemExit, match=r"usage: .*\[report\|run\|study\|notebooks\|screenshot\]"):
+        from experiments.__main__ import main
+        main(["reference", "nope"])
