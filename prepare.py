@@ -13,12 +13,12 @@ rebuilt, with a message. Loading reads JSON and .npy arrays without pickles, the
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from checkpoint import write_file
 from corpus import Corpus
 from tokenizer import Tokenizer, build_tokenizer, from_state
 
@@ -70,11 +70,14 @@ def _read(folder: Path) -> dict | None:
 
 
 def _write(folder: Path, files: dict[str, bytes]):
-    """Each file atomically, meta.json last: a reader sees a whole entry or none (two processes may write one)."""
-    for name, data in files.items():
-        write_file(folder / name, data, "prepared corpus")
-    write_file(folder / "meta.json", json.dumps({"files": {n: _sha(d) for n, d in files.items()}}).encode(),
-               "prepared corpus")
+    """Each file through a temporary file of this process's own and a rename, meta.json last: a reader sees a whole
+    entry or none, however many processes prepare the same corpus at once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = json.dumps({"files": {name: _sha(data) for name, data in files.items()}}).encode()
+    for name, data in {**files, "meta.json": meta}.items():
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / name)
 
 
 def _ids(data: bytes) -> torch.Tensor:
