@@ -10,8 +10,9 @@ A checkpoint is a dict of tensors and plain data (str, int, float, list, dict):
     step, metrics         progress so far
     optimizer, rng        only in resumable checkpoints (absent in exported reference weights)
 
-Loading uses torch.load(weights_only=True): the unpickler only rebuilds tensors and
-plain containers, so a checkpoint can never execute code. Saving writes a temp file
+A checkpoint is a .pt file, or an exported Hugging Face GPT-2 folder (gpt2_folder.py: how the reference models ship),
+which load_checkpoint reads into the same dict. Loading a .pt uses torch.load(weights_only=True): the unpickler only
+rebuilds tensors and plain containers, so a checkpoint can never execute code. Saving writes a temp file
 in the same directory, fsyncs it, then renames it over the target: a crash mid-save
 leaves the previous checkpoint intact.
 
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gpt2_folder import FolderError, is_folder, read_folder
 from tokenizer import Tokenizer, TokenizerError, from_state
 from TransformerModel import GPT, GPTConfig
 
@@ -232,6 +234,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `python train.py` "
                               f"or pass the path of an existing .pt file")
+    if is_folder(path):  # an exported GPT-2 folder (make export): the reference models ship so
+        try:
+            ckpt = {**read_folder(path), "format": FORMAT, "version": VERSION}
+        except FolderError as e:
+            raise CheckpointError(str(e)) from None
+        return checked(ckpt, path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is not a regular file (a directory or a pipe?); pass the path of a .pt file")
     try:
@@ -262,6 +270,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is corrupt or truncated, or not a PyTorch file "
                               f"({str(e).splitlines()[0]}); use another checkpoint, e.g. best.pt "
                               f"instead of latest.pt") from None
+    return checked(ckpt, path)
+
+
+def checked(ckpt, path) -> dict:
+    """A checkpoint's dict, as read from either form, checked: its format and version, its entries' types and every
+    tensor's layout."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a MiniGPT checkpoint (no '{FORMAT}' format marker)")
     if ckpt.get("version") != VERSION:

@@ -3,7 +3,7 @@
     pip install -c requirements.txt -r requirements-interop.txt     # once (torch stays at the pinned CPU build)
 
     from interop import load_transformer_lens
-    bridge = load_transformer_lens("checkpoints/reference/MiniGPT-2M/best.pt")
+    bridge = load_transformer_lens("checkpoints/reference/MiniGPT-2M")
     logits, cache = bridge.run_with_cache("it is a truth universally acknowledged")
     cache["blocks.1.attn.hook_pattern"]                                # (B, H, T, T), as MiniGPT's hook
 
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from checkpoint import load_model
+from gpt2_folder import HF_CONVENTIONS, check_gpt2, write_folder
 from induction import N_CHUNKS
 from tokenizer import UNK, WORD_RE, Tokenizer
 from TransformerModel import GPT
@@ -162,63 +163,7 @@ def load_transformer_lens(path, device="cpu"):
     return to_transformer_lens(model, tok, device)
 
 
-# ---- Hugging Face transformers: a GPT-2 folder (config.json, model.safetensors, tokenizer.json) -------------------
-
-HF_CONVENTIONS = """GPT-2 in transformers computes what MiniGPT computes when: activation_function is "gelu" (exact erf,
-MiniGPT's F.gelu; GPT-2's own is the tanh "gelu_new"); layer_norm_epsilon is 1e-5; the LM head is the tied embedding;
-Conv1D weights are (in, out), MiniGPT's Linear weights (out, in) transposed; c_attn fuses Q, K and V along its output
-in that order, head by head, as MiniGPT's c_attn; a model without biases gets zero biases (GPT-2 always has them);
-no weight is scaled (scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn off)."""
-
-
-def check_gpt2(model: GPT):
-    """GPT-2 has learned positions in the residual stream and an MLP in every block: anything else is refused."""
-    c = model.config
-    if c.positions != "residual" or c.attn_only:
-        raise ValueError(f"GPT-2 cannot represent this model (positions={c.positions!r}, attn_only={c.attn_only}): "
-                         f"its positions enter the residual stream and every block has an MLP. Export it to "
-                         f"TransformerLens instead (interop.to_transformer_lens), which is tested for the standard "
-                         f"architecture only, or train it with the standard one")
-
-
-def hf_config(model: GPT) -> dict:
-    c = model.config
-    return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
-            "n_positions": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
-            "n_inner": 4 * c.n_embd, "activation_function": "gelu", "layer_norm_epsilon": 1e-5,
-            "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "initializer_range": c.init_std,
-            "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
-            "tie_word_embeddings": True, "use_cache": True, "bos_token_id": None, "eos_token_id": None,
-            "torch_dtype": "float32"}
-
-
-def hf_names(n_layer: int):
-    """(our name, GPT-2's name, transposed) for every weight: GPT-2's Conv1D holds (in, out), our Linear (out, in)."""
-    yield from (("wte.weight", "transformer.wte.weight", False), ("wpe.weight", "transformer.wpe.weight", False),
-                ("ln_final.weight", "transformer.ln_f.weight", False), ("ln_final.bias", "transformer.ln_f.bias", False))
-    for l in range(n_layer):
-        ours, theirs = f"blocks.{l}.", f"transformer.h.{l}."
-        for ln in ("ln_1", "ln_2"):
-            yield from ((f"{ours}{ln}.{p}", f"{theirs}{ln}.{p}", False) for p in ("weight", "bias"))
-        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
-            yield f"{ours}{name}.weight", f"{theirs}{name}.weight", True
-            yield f"{ours}{name}.bias", f"{theirs}{name}.bias", False
-
-
-@torch.no_grad()
-def hf_state_dict(model: GPT) -> dict[str, torch.Tensor]:
-    """GPT2LMHeadModel's weights (without the tied lm_head, which safetensors would store twice); zero biases where
-    the model has none."""
-    check_gpt2(model)
-    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
-    out = {}
-    for ours, theirs, transposed in hf_names(model.config.n_layer):
-        if ours not in sd:  # bias=False: GPT-2 always has the bias, ours is 0
-            out[theirs] = torch.zeros(sd[ours.replace(".bias", ".weight")].shape[0])  # (out,) of Linear or LayerNorm
-        else:
-            out[theirs] = sd[ours].T.contiguous() if transposed else sd[ours]
-    return out
-
+# ---- Hugging Face transformers: a GPT-2 folder (gpt2_folder.py), with tokenizer.json and a model card -------------
 
 def model_card(model: GPT, tok: Tokenizer, ckpt: dict, source: str) -> str:
     """README.md of an exported folder: what the model is, how it was trained, and how to load it."""
@@ -237,45 +182,25 @@ def model_card(model: GPT, tok: Tokenizer, ckpt: dict, source: str) -> str:
             f"{HF_CONVENTIONS}\n")
 
 
-def to_hf(checkpoint, folder) -> Path:
+def to_hf(checkpoint, folder, source=None) -> Path:
     """A MiniGPT checkpoint -> a folder that transformers.GPT2LMHeadModel.from_pretrained and AutoTokenizer load with
-    no code of ours: config.json, model.safetensors, tokenizer.json (and its config) and a model card."""
+    no code of ours: config.json, model.safetensors, tokenizer.json (and its config) and a model card, which names
+    `source` (default: the checkpoint) as where the weights came from and what to study."""
     require_interop()
-    import json
-    from safetensors.torch import save_file
-
-    from checkpoint import load_checkpoint, output_path
+    from checkpoint import output_path, portable_config
     model, tok, ckpt = load_model(Path(checkpoint))
     check_gpt2(model)
     folder = output_path(folder, what="exported model")
     if folder.exists() and any(folder.iterdir()):
         raise FileExistsError(f"{folder} is not empty; export into a new folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(hf_config(model), indent=1) + "\n")
-    save_file(hf_state_dict(model), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    write_folder(folder, model, tok, ckpt.get("step", 0), portable_config(ckpt.get("train_config")))
     hf_tokenizer(tok).save_pretrained(str(folder))
-    (folder / "minigpt.json").write_text(json.dumps({"tokenizer": tok.state(),
-                                                     "train_config": load_checkpoint(checkpoint).get("train_config")},
-                                                    indent=1) + "\n")
-    (folder / "README.md").write_text(model_card(model, tok, ckpt, str(checkpoint)))
+    (folder / "README.md").write_text(model_card(model, tok, ckpt, str(source or checkpoint)))
     return folder
 
 
 def load_hf(folder, device="cpu"):
-    """An exported folder (to_hf) -> (GPT, tokenizer), MiniGPT's own: the export round-trips."""
-    import json
-    from safetensors.torch import load_file
-
-    from tokenizer import from_state
-    from TransformerModel import GPTConfig
-    folder = Path(folder)
-    hf, meta = (json.loads((folder / f).read_text()) for f in ("config.json", "minigpt.json"))
-    tok = from_state(meta["tokenizer"])
-    model = GPT(GPTConfig(vocab_size=hf["vocab_size"], block_size=hf["n_positions"], n_layer=hf["n_layer"],
-                          n_head=hf["n_head"], n_embd=hf["n_embd"], init_std=hf.get("initializer_range", 0.02)))
-    sd = load_file(str(folder / "model.safetensors"))
-    mine = {ours: sd[theirs].T.contiguous() if transposed else sd[theirs]
-            for ours, theirs, transposed in hf_names(hf["n_layer"])}
-    mine["lm_head.weight"] = mine["wte.weight"]  # tied
-    model.load_state_dict(mine)
-    return model.to(device).eval(), tok
+    """An exported folder (to_hf) -> (GPT, tokenizer), MiniGPT's own: the export round-trips (checkpoint.load_model
+    reads a folder as it reads a .pt, gpt2_folder.read_folder)."""
+    model, tok, _ = load_model(Path(folder), device)
+    return model, tok

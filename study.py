@@ -40,6 +40,7 @@ from checkpoint import (CheckpointError, OutputError, check_name, check_writable
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
+from gpt2_folder import is_folder
 from prepare import encode_splits
 from tokenizer import TokenizerError
 
@@ -68,7 +69,8 @@ MAX_SETS = 5000  # each compared head set is two patched forward passes and one 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    checkpoint: str | None = doc("the checkpoint to study: a path, or a run's name (checkpoints/<name>/best.pt); "
+    checkpoint: str | None = doc("the checkpoint to study: a .pt or an exported folder (make export), or a run's name "
+                                 "(checkpoints/<name>/best.pt); "
                                  "None: the run trained last here (checkpoints/last_run.txt)", None)
     name: str | None = doc("label of figures and files (None: the name of the checkpoint's folder, its run's name)",
                            None)
@@ -618,6 +620,12 @@ def last_run() -> str:
                           f"{LAST_RUN_MAX} bytes, as training writes it); {fix}") from None
 
 
+def run_folder(checkpoint: Path) -> Path:
+    """The folder of the run a checkpoint belongs to: a .pt's folder, or an exported folder itself (the reference
+    models ship as exported GPT-2 folders, gpt2_folder.py)."""
+    return checkpoint.resolve() if is_folder(checkpoint) else checkpoint.resolve().parent
+
+
 def resolve(cfg: StudyConfig) -> Target:
     """Which checkpoint cfg names (a path, a run's name, or None for the run trained last) and its output paths."""
     if cfg.checkpoint is None:
@@ -629,13 +637,13 @@ def resolve(cfg: StudyConfig) -> Target:
         path, why = Path(cfg.checkpoint), "the checkpoint given"
     if not path.exists():
         raise ConfigError(f"{path} does not exist ({why}); train that run first, or give another checkpoint")
-    folder = path.resolve().parent
+    exported, folder = is_folder(path), run_folder(path)
     if is_reference(folder):  # read-only, and its folder's name may be a user's run's: its own name and folder
         run_name = f"reference-{folder.name}"
         out_dir = CHECKPOINTS / run_name
     else:
         run_name, out_dir = folder.name, folder
-    if path.name != "best.pt":  # final.pt and best.pt of one run get their own outputs
+    if not exported and path.name != "best.pt":  # final.pt and best.pt of one run get their own outputs
         run_name += f"-{path.stem}"
     name = check_name(cfg.name or run_name, "run name")
     return Target(path, name, Path(cfg.plots_dir) if cfg.plots_dir else PLOTS / name,
@@ -686,7 +694,7 @@ class Context:
 
 def check_not_training(target: Target):
     """A run still training is not studied: its best.pt changes under the study, and so would its outputs."""
-    if in_training(target.checkpoint.parent):
+    if in_training(run_folder(target.checkpoint)):
         raise ConfigError(f"{target.checkpoint.parent} is still training (its folder is locked); study it when the "
                           f"training ends, or copy its best.pt elsewhere and study the copy")
 
@@ -708,7 +716,7 @@ def load(cfg: StudyConfig, progress: bool = False) -> Context:
     check_writable(out.parent, "summary")
     check_writable(target.plots_dir, "figures")
     if not cfg.plots_dir:  # the default, Plots/<name>/: one run's
-        claim_plots(target.plots_dir, target.checkpoint.resolve().parent)
+        claim_plots(target.plots_dir, run_folder(target.checkpoint))
     if cfg.page_prompt is not None and len(tok.encode(cfg.page_prompt)) < 2:
         raise ConfigError(f"the page prompt {cfg.page_prompt!r} encodes to fewer than 2 tokens; give at least 2")
     corpus = load_corpus(run.novels, run.held_out)

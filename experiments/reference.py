@@ -22,7 +22,7 @@ from training_log import first_formed, read_metrics
 
 RUNS = [Run("MiniGPT-2M", "2M"), Run("MiniGPT-5.6M", "5.6M")]
 SUMMARY = {run.name: ROOT / "results" / f"induction_{run.name}.json" for run in RUNS}
-STUDIES = [StudyConfig(portable(REF / run.name / "best.pt"), run.name, plots_dir=portable(FIG),
+STUDIES = [StudyConfig(portable(REF / run.name), run.name, plots_dir=portable(FIG),
                        out_json=portable(SUMMARY[run.name]), precision="fp32") for run in RUNS]
 
 

@@ -12,11 +12,11 @@ from study import StudyConfig
 EXP = REF / "tokenizers"
 RUNS = [Run("tokenizer-char-2M", "char-2M"), Run("tokenizer-bpe-2M", "2M", dict(tokenizer="bpe", vocab_size=10050))]
 # word, char and BPE on random probes, where no tokenizer's text statistics help
-STUDIES = [StudyConfig(portable(weights / "best.pt"), name, primary="random", plots_dir=portable(FIG),
+STUDIES = [StudyConfig(portable(weights), name, primary="random", plots_dir=portable(FIG),
                        out_json=portable(ROOT / "results" / f"induction_{name}.json"), precision="fp32")
-           for weights, name in ((REF / "MiniGPT-2M", "MiniGPT-2M-random"),
-                                 (EXP / "tokenizer-char-2M", "MiniGPT-char-2M"),
-                                 (EXP / "tokenizer-bpe-2M", "MiniGPT-bpe-2M"))]
+           for weights, name in ((REF / "MiniGPT-2M", "MiniGPT-2M-random"),  # the reference model: an exported folder
+                                 (EXP / "tokenizer-char-2M" / "best.pt", "MiniGPT-char-2M"),
+                                 (EXP / "tokenizer-bpe-2M" / "best.pt", "MiniGPT-bpe-2M"))]
 
 
 def report():

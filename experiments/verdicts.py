@@ -25,12 +25,12 @@ RESULTS = ROOT / "results"
 RATES = RESULTS / "verdict_rates.json"
 
 # (model, seed, training) -> (weights, the summary of their study); fp32 runs first
-MODELS = {("2M", 1337, "fp32"): (REF / "MiniGPT-2M" / "best.pt", RESULTS / "induction_MiniGPT-2M.json"),
+MODELS = {("2M", 1337, "fp32"): (REF / "MiniGPT-2M", RESULTS / "induction_MiniGPT-2M.json"),
           **{("2M", s, "fp32"): (REF / "seeds" / f"2M-seed{s}" / "best.pt",
                                  RESULTS / "seeds" / f"induction_MiniGPT-2M-seed{s}.json") for s in (1, 2)},
           **{("2M", s, "make run"): (REF / "verdicts" / f"MiniGPT-2M-seed{s}" / "best.pt",
                                      RESULTS / "make-run" / f"induction_make-run-2M-seed{s}.json") for s in SEEDS},
-          ("5.6M", 1337, "fp32"): (REF / "MiniGPT-5.6M" / "best.pt", RESULTS / "induction_MiniGPT-5.6M.json"),
+          ("5.6M", 1337, "fp32"): (REF / "MiniGPT-5.6M", RESULTS / "induction_MiniGPT-5.6M.json"),
           **{("5.6M", s, "fp32"): (REF / "seeds" / f"5.6M-seed{s}" / "best.pt",
                                    RESULTS / "seeds" / f"induction_MiniGPT-5.6M-seed{s}.json") for s in (1, 2)},
           **{("original-2M", s, "fp32"): (REF / "original" / f"original-2M-seed{s}" / "final.pt",

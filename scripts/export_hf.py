@@ -1,7 +1,7 @@
 """Export a run as a Hugging Face GPT-2 folder (interop.to_hf): config.json, model.safetensors, tokenizer.json, a
 model card. transformers.GPT2LMHeadModel.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it.
 
-    make export RUN=checkpoints/reference/MiniGPT-2M/best.pt TO=exports/MiniGPT-2M   # or a run's name (its best.pt)
+    make export RUN=checkpoints/MiniGPT-2M/best.pt TO=exports/MiniGPT-2M   # or a run's name (its best.pt)
 """
 import argparse
 import sys

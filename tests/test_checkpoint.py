@@ -177,3 +177,77 @@ def test_the_file_layer_knows_no_study_and_the_training_log_has_one_home():
     import training_log
     assert not hasattr(checkpoint, "MetricsRow") and not hasattr(induction, "ProbeLog")
     assert training_log.read_metrics(ROOT / "checkpoints/reference/MiniGPT-2M")[-1].step == 10000
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_an_exported_gpt2_folder_loads_as_its_checkpoint_does(tmp_path, bias):
+    """gpt2_folder.write_folder then load_model on the folder: the same weights, tokenizer, step and run
+    configuration as the .pt (without biases too: GPT-2's zero biases are dropped again)."""
+    from gpt2_folder import FILES, read_safetensors, write_folder
+    tok = CharTokenizer("abcdefghij ")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16, bias=bias)).eval()
+    folder = write_folder(tmp_path / "hf", model, tok, 7, {"preset": "tiny"})
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    loaded, tok2, ckpt = load_model(folder)
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    assert tok2.state() == tok.state() and ckpt["step"] == 7 and ckpt["train_config"] == {"preset": "tiny"}
+    st = read_safetensors(folder / "model.safetensors")  # GPT-2's names and layout: Conv1D is (in, out)
+    assert st["transformer.h.0.attn.c_attn.weight"].shape == (16, 48) and "lm_head.weight" not in st
+
+
+def test_a_damaged_or_crafted_exported_folder_is_refused_before_anything_is_allocated(tmp_path):
+    import shutil
+    import struct
+
+    from gpt2_folder import write_folder
+    tok = CharTokenizer("abc ")
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    good = write_folder(tmp_path / "good", model, tok, 1, {})
+
+    def variant(name, change):
+        bad = tmp_path / name
+        shutil.copytree(good, bad)
+        change(bad)
+        return bad
+
+    raw = (good / "model.safetensors").read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    name = "transformer.wte.weight"
+    huge = {**header, name: {**header[name], "shape": [10 ** 6, 10 ** 6]}}  # billions of floats from a few bytes
+    crafted = json.dumps(huge).encode()
+    cases = {
+        "truncated": (lambda d: (d / "model.safetensors").write_bytes(raw[:-10]), "does not fit its bytes"),
+        "huge header": (lambda d: (d / "model.safetensors").write_bytes(struct.pack("<Q", 1 << 40) + raw[8:]),
+                        "declares a header of"),
+        "huge shape": (lambda d: (d / "model.safetensors").write_bytes(
+            struct.pack("<Q", len(crafted)) + crafted + raw[8 + n:]), "does not fit its bytes"),
+        "no minigpt.json": (lambda d: (d / "minigpt.json").unlink(), "lacks minigpt.json"),
+        "other model": (lambda d: (d / "config.json").write_text(json.dumps(
+            {**json.loads((good / "config.json").read_text()), "n_layer": 3})), "describe different models"),
+    }
+    for case, (change, match) in cases.items():
+        with pytest.raises(CheckpointError, match=match):
+            load_model(variant(case.replace(" ", "-"), change))
+
+
+def test_a_study_of_an_exported_folder_equals_the_study_of_its_checkpoint(tiny_run, tmp_path):
+    """The reference models ship as exported folders: their scores must be those of the .pt they came from."""
+    import study
+    from checkpoint import portable_config
+    from gpt2_folder import write_folder
+    model, tok, ckpt = load_model(tiny_run.best)
+    folder = write_folder(tmp_path / "exported", model, tok, ckpt["step"], portable_config(ckpt["train_config"]))
+    scores = {}
+    for form, path in (("pt", tiny_run.best), ("folder", folder)):
+        cfg = study.StudyConfig(checkpoint=str(path), name=f"tiny-{form}", n_prompts=16, n_ablate=8, precision="fp32",
+                                plots_dir=str(tmp_path / form), out_json=str(tmp_path / f"{form}.json"))
+        ctx = study.load(cfg)
+        scores[form] = study.score_heads(ctx, study.make_probes(ctx, cfg))
+        assert ctx.ckpt["step"] == ckpt["step"] and ctx.run == study.RunConfig.from_checkpoint(ckpt)
+    for kind, s in scores["pt"].items():
+        assert torch.equal(torch.as_tensor(s.prefix_match.mean), torch.as_tensor(scores["folder"][kind].prefix_match.mean))
+        assert s.G == scores["folder"][kind].G
+    assert study.resolve(study.StudyConfig(checkpoint=str(folder))).name == "exported"  # the folder's name

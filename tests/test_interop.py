@@ -13,13 +13,18 @@ REF = ROOT / "checkpoints" / "reference"
 TOL = 1e-4
 
 
+def weights(run):
+    """A reference run's weights: the reference models ship as exported folders, the other runs as best.pt."""
+    return REF / run if (REF / run / "model.safetensors").exists() else REF / run / "best.pt"
+
+
 def export(run):
     from interop import to_transformer_lens
-    model, tok, _ = load_model(REF / run / "best.pt")
+    model, tok, _ = load_model(weights(run))
     return model, tok, to_transformer_lens(model, tok)
 
 
-@pytest.fixture(scope="module", params=["MiniGPT-2M", "MiniGPT-5.6M", "experiments/tokenizer-char-2M"])
+@pytest.fixture(scope="module", params=["MiniGPT-2M", "MiniGPT-5.6M", "tokenizers/tokenizer-char-2M"])
 def exported(request):
     return export(request.param)
 
@@ -43,7 +48,7 @@ def test_logits_and_every_attention_pattern_match(exported):
         assert (tl_cache[name] - pattern).abs().max() < TOL, name
 
 
-@pytest.mark.parametrize("run", ["MiniGPT-2M", "experiments/tokenizer-char-2M"])  # models with induction heads
+@pytest.mark.parametrize("run", ["MiniGPT-2M", "tokenizers/tokenizer-char-2M"])  # models with induction heads
 @torch.no_grad()
 def test_transformer_lens_induction_detector_agrees_with_our_prefix_matching(run):
     """TL's own head detector on our random probes, through TL's tokenizer, against our score after the documented
@@ -64,10 +69,10 @@ def test_transformer_lens_induction_detector_agrees_with_our_prefix_matching(run
     assert ours.max() > 2 * ind.chance_levels(S).prefix_match  # a head to agree about: well above uniform attention
 
 
-@pytest.mark.parametrize("run", ["MiniGPT-2M", "experiments/tokenizer-char-2M", "experiments/tokenizer-bpe-2M"])
+@pytest.mark.parametrize("run", ["MiniGPT-2M", "tokenizers/tokenizer-char-2M", "tokenizers/tokenizer-bpe-2M"])
 def test_transformer_lens_tokenizer_is_ours(run):
     from interop import hf_tokenizer
-    _, tok, _ = load_model(REF / run / "best.pt")
+    _, tok, _ = load_model(weights(run))
     text = load_corpus().val[:30000]
     hf = hf_tokenizer(tok)
     ids = tok.encode(text)
@@ -99,7 +104,7 @@ def browser_check():
 
 def test_the_attention_page_renders_every_head_offline_with_no_console_errors(tmp_path):
     import study
-    cfg = study.StudyConfig(checkpoint=str(REF / "MiniGPT-2M" / "best.pt"), n_prompts=16, n_ablate=8, precision="fp32",
+    cfg = study.StudyConfig(checkpoint=str(REF / "MiniGPT-2M"), n_prompts=16, n_ablate=8, precision="fp32",
                             plots_dir=str(tmp_path), out_json=str(tmp_path / "summary.json"))
     ctx = study.load(cfg)
     probes = study.make_probes(ctx, cfg)

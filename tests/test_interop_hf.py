@@ -12,13 +12,18 @@ from TransformerModel import GPT, GPTConfig
 pytestmark = pytest.mark.interop
 REF = ROOT / "checkpoints" / "reference"
 TOL = 1e-4
+
+
+def weights(run):
+    """A reference run's weights: the reference models ship as exported folders, the other runs as best.pt."""
+    return REF / run if (REF / run / "model.safetensors").exists() else REF / run / "best.pt"
 PERSUASION = (ROOT / "Data" / "persuasion.txt").read_text()[20_000:21_500]  # a paragraph of a held-out novel
 
 
-@pytest.fixture(scope="module", params=["MiniGPT-2M", "MiniGPT-5.6M", "experiments/tokenizer-char-2M"])
+@pytest.fixture(scope="module", params=["MiniGPT-2M", "MiniGPT-5.6M", "tokenizers/tokenizer-char-2M"])
 def exported(request, tmp_path_factory):
     from interop import to_hf
-    folder = to_hf(REF / request.param / "best.pt", tmp_path_factory.mktemp("hf") / "model")
+    folder = to_hf(weights(request.param), tmp_path_factory.mktemp("hf") / "model")
     return request.param, folder
 
 
@@ -27,7 +32,7 @@ def test_transformers_loads_the_folder_alone_and_computes_our_logits_and_ids(exp
     from safetensors.torch import load_file
     from transformers import AutoTokenizer, GPT2LMHeadModel
     run, folder = exported
-    model, tok, _ = load_model(REF / run / "best.pt")
+    model, tok, _ = load_model(weights(run))
     hf = GPT2LMHeadModel.from_pretrained(str(folder)).eval()
     hf_tok = AutoTokenizer.from_pretrained(str(folder))
     ids = tok.encode(PERSUASION)
@@ -48,7 +53,7 @@ def test_transformers_loads_the_folder_alone_and_computes_our_logits_and_ids(exp
 def test_load_hf_round_trips_to_our_model_and_tokenizer(exported):
     from interop import load_hf
     run, folder = exported
-    model, tok, _ = load_model(REF / run / "best.pt")
+    model, tok, _ = load_model(weights(run))
     back, back_tok = load_hf(folder)
     assert back_tok.state() == tok.state()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
@@ -63,7 +68,7 @@ def test_architectures_gpt2_cannot_represent_are_refused_with_the_way_out(lever,
 
 
 def test_a_model_without_biases_exports_with_zero_biases():
-    from interop import hf_state_dict
+    from gpt2_folder import hf_state_dict
     torch.manual_seed(0)
     sd = hf_state_dict(GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False)))
     assert not sd["transformer.h.0.attn.c_attn.bias"].any() and sd["transformer.h.0.attn.c_attn.weight"].shape == (8, 24)
@@ -80,8 +85,8 @@ def test_nnsight_reads_our_activations_and_reproduces_a_study_score(tmp_path):
     import induction as ind
     from corpus import load_corpus
     from interop import to_hf
-    model, tok, _ = load_model(REF / "MiniGPT-2M" / "best.pt")
-    folder = to_hf(REF / "MiniGPT-2M" / "best.pt", tmp_path / "hf")
+    model, tok, _ = load_model(REF / "MiniGPT-2M")
+    folder = to_hf(REF / "MiniGPT-2M", tmp_path / "hf")  # an exported folder exports again
     lm = LanguageModel(str(folder), dispatch=True)
     train = torch.tensor(tok.encode(load_corpus().train))
     S, T, (H, D) = ind.PROBE_S, model.config.block_size, (model.config.n_head, model.config.d_head)

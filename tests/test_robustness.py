@@ -83,7 +83,7 @@ def test_a_killed_run_releases_its_lock(tmp_path):
 def test_your_runs_write_where_the_reference_results_are_not():
     import study
     from config import CHECKPOINTS, PLOTS
-    t = study.resolve(study.StudyConfig(checkpoint="checkpoints/reference/MiniGPT-2M/best.pt"))
+    t = study.resolve(study.StudyConfig(checkpoint="checkpoints/reference/MiniGPT-2M"))
     # a reference checkpoint's study gets its own name and folder: never the user's own 2M run's
     assert t.name == "reference-MiniGPT-2M" and t.out_json == CHECKPOINTS / t.name / f"induction_{t.name}.json"
     assert t.plots_dir == PLOTS / t.name
