@@ -72,12 +72,15 @@ def _read(folder: Path) -> dict | None:
 def _write(folder: Path, files: dict[str, bytes]):
     """Each file through a temporary file of this process's own and a rename, meta.json last: a reader sees a whole
     entry or none, however many processes prepare the same corpus at once."""
-    folder.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"files": {name: _sha(data) for name, data in files.items()}}).encode()
-    for name, data in {**files, "meta.json": meta}.items():
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, folder / name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in {**files, "meta.json": meta}.items():
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, folder / name)
+    except OSError as e:  # a read-only checkout or a full disk: the run goes on, preparing again next time
+        print(f"note: cannot keep the prepared corpus in {folder} ({e.strerror}); it is rebuilt at every load")
 
 
 def _ids(data: bytes) -> torch.Tensor:

@@ -968,7 +968,7 @@ def recurrence_control(ctx: Context, probes: dict, cfg: StudyConfig) -> dict[str
 
 
 def validate(ctx: Context, probes: dict, scores: dict, singles: SingleAblations, cfg: StudyConfig,
-             patching: Patching | None = None, circuit: Circuit | None = None) -> Validation:
+             patching: Patching, circuit: Circuit | None) -> Validation:
     """The verdict from patching (given), and the secondary views: joint ablation of the candidates vs random head
     sets, the previous-token heads' ablation, K-composition, in-context learning on validation text."""
     model, (L, H) = ctx.model, (ctx.model.config.n_layer, ctx.model.config.n_head)

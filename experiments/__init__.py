@@ -107,5 +107,5 @@ def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int
         raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
     if stopped:
         raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C; rerun to continue from their latest.pt")
-    print(f"done; to commit a run: make promote RUN={out}/<run> (into {REF}/{experiment}/<run>)")
+    print(f"done; to commit a run: make promote RUN={out}/<run> (into {committed_folder(out / names[0]).parent}/<run>)")
     return [out / name for name in names]

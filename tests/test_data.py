@@ -180,3 +180,14 @@ def test_the_prepared_corpus_is_built_once_then_read_back_and_rebuilt_when_an_in
     assert torch.equal(prepare.encode_splits(tok, c)[0], train)
     assert "is damaged (ValueError: train.npy does not match its SHA-256); rebuilding it" in capsys.readouterr().out
     assert torch.equal(prepare.encode_splits(tok, c)[0], train) and capsys.readouterr().out == ""  # rebuilt whole
+
+
+def test_a_cache_that_cannot_be_written_costs_time_not_the_run(tmp_path, monkeypatch, capsys):
+    import prepare
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache's folder would go")
+    monkeypatch.setattr(prepare, "CACHE", blocked / "cache")
+    c = load_corpus(novels=("emma[:20000]",))
+    tok = prepare.prepare(c, "char", None)
+    assert tok.state() == build_tokenizer("char", c.train, c.train + c.val).state()
+    assert "cannot keep the prepared corpus" in capsys.readouterr().out
