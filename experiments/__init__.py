@@ -53,6 +53,12 @@ class Run:
         return out
 
 
+def home(experiment: str) -> Path:
+    """Where an experiment's runs are committed: checkpoints/reference/<experiment>/, and the reference models (the
+    `reference` experiment) at the top of checkpoints/reference/, where every reader has always found them."""
+    return REF if experiment == "reference" else REF / experiment
+
+
 def committed_folder(run_dir) -> Path:
     """Where a run trained into runs/<experiment>/<run> is committed: checkpoints/reference/<experiment>/<run>."""
     try:
@@ -62,7 +68,7 @@ def committed_folder(run_dir) -> Path:
     if rel is None or len(rel.parts) < 2 or rel.parts[0] not in EXPERIMENTS:
         raise ValueError(f"{run_dir} is not a run of an experiment (runs/<experiment>/<run>, the experiment one of "
                          f"{', '.join(EXPERIMENTS)}); name the folder under checkpoints/reference/ with AS=")
-    return REF / rel.relative_to("reference") if rel.parts[0] == "reference" else REF / rel  # the reference models
+    return home(rel.parts[0]) / rel.relative_to(rel.parts[0])
 
 
 def logged_runs(specs) -> dict:
@@ -107,5 +113,5 @@ def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int
         raise SystemExit(f"error: {', '.join(failed)} failed; see their logs in {out}")
     if stopped:
         raise SystemExit(f"{', '.join(stopped)} stopped by Ctrl-C; rerun to continue from their latest.pt")
-    print(f"done; to commit a run: make promote RUN={out}/<run> (into {committed_folder(out / names[0]).parent}/<run>)")
+    print(f"done; to commit a run: make promote RUN={out}/<run> (into {home(experiment)}/<run>)")
     return [out / name for name in names]

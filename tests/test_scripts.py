@@ -498,3 +498,10 @@ def test_the_makefile_names_no_run_and_no_checkpoint():
     with pytest.raises(SystemExit, match=r"usage: .*\[report\|run\|study\|notebooks\|screenshot\]"):
         from experiments.__main__ import main
         main(["reference", "nope"])
+
+
+def test_the_reference_models_are_committed_at_the_top_and_every_other_run_in_its_experiments_folder():
+    import experiments
+    assert experiments.committed_folder(experiments.RUNS / "reference" / "MiniGPT-2M") == experiments.REF / "MiniGPT-2M"
+    assert experiments.committed_folder(experiments.RUNS / "precision" / "16k" / "5.6M-bf16-seed1") == (
+        experiments.REF / "precision" / "16k" / "5.6M-bf16-seed1")
