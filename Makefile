@@ -19,6 +19,7 @@ BIN := $(VENV)/bin
 PRESET ?= 2M
 TRAIN_ARGS ?=
 RUN ?=
+AS :=  # make's built-in AS is the assembler ("as"): promote derives the folder unless AS is given
 REF := checkpoints/reference
 FIG := results/figures
 

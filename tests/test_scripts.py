@@ -505,3 +505,13 @@ def test_the_reference_models_are_committed_at_the_top_and_every_other_run_in_it
     assert experiments.committed_folder(experiments.RUNS / "reference" / "MiniGPT-2M") == experiments.REF / "MiniGPT-2M"
     assert experiments.committed_folder(experiments.RUNS / "precision" / "16k" / "5.6M-bf16-seed1") == (
         experiments.REF / "precision" / "16k" / "5.6M-bf16-seed1")
+
+
+def test_make_promote_without_as_lets_promote_derive_the_folder():
+    """make's built-in AS is the assembler ("as"): without AS= on the command line promote must get no folder at all."""
+    r = subprocess.run(["make", "-n", "promote", "RUN=runs/dose/x"], cwd=ROOT, capture_output=True, text=True)
+    command = next(line for line in r.stdout.splitlines() if "scripts/promote.py" in line)
+    assert command.split("scripts/promote.py", 1)[1].split() == ["'runs/dose/x'", "\\"], r.stdout
+    r = subprocess.run(["make", "-n", "promote", "RUN=runs/dose/x", "AS=mine/x"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert "scripts/promote.py 'runs/dose/x' 'mine/x'" in r.stdout
