@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache" / "prepared"
 CODE = hashlib.sha256((ROOT / "tokenizer.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()
 MAX_BYTES = 1 << 30  # no split of these novels comes near; a bigger file is not read
+ENTRY_FILES = ("tokenizer.json", "train.npy", "val.npy")
 
 
 def _sha(data: bytes) -> str:
@@ -56,6 +57,8 @@ def _read(folder: Path) -> dict | None:
         meta = json.loads(meta_path.read_text())
         out = {}
         for name, digest in meta["files"].items():
+            if name not in ENTRY_FILES:  # never a path of meta.json's choosing
+                raise ValueError(f"meta.json names {name!r}, not one of {', '.join(ENTRY_FILES)}")
             path = folder / name
             if path.stat().st_size > MAX_BYTES:
                 raise ValueError(f"{name} is over {MAX_BYTES:,} bytes")
