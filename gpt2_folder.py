@@ -146,8 +146,8 @@ def read_folder(folder) -> dict:
         raise FolderError(f"{folder / 'minigpt.json'} has no model_config: the folder was exported before it was "
                           f"stored; export the checkpoint again (make export)")
     mc = meta["model_config"]
-    if not isinstance(hf, dict) or any(hf.get(k) != mc.get(v) for k, v in (
-            ("n_layer", "n_layer"), ("n_head", "n_head"), ("n_embd", "n_embd"), ("vocab_size", "vocab_size"))):
+    if not isinstance(hf, dict) or any(hf.get(k) != mc.get(k)
+                                       for k in ("n_layer", "n_head", "n_embd", "vocab_size")):
         raise FolderError(f"{folder}: config.json and minigpt.json describe different models; export it again")
     sd = read_safetensors(folder / "model.safetensors")
     model = {}
@@ -163,7 +163,7 @@ def read_folder(folder) -> dict:
     model["lm_head.weight"] = model["wte.weight"]  # tied
     return {"model_config": mc, "tokenizer": json.dumps(meta.get("tokenizer")), "model": model,
             "train_config": meta.get("train_config") or {}, "step": meta.get("step", 0),
-            "metrics": json.dumps(meta.get("metrics", []))}
+            "metrics": "[]"}  # write_folder stores no log: the folder's metrics.json holds it
 
 
 def write_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict | None = None) -> Path:
@@ -185,7 +185,7 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path, metadata: dict | N
 
 
 def write_folder(folder, model: GPT, tok, step: int, train_config: dict) -> Path:
-    """config.json, model.safetensors and minigpt.json of a model (interop.to_hf adds the tokenizer files and a card)."""
+    """config.json, model.safetensors and minigpt.json of a model (interop.to_hf adds the tokenizer and a card)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(hf_config(model), indent=1) + "\n")

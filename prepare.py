@@ -47,16 +47,15 @@ def _npy(ids: list[int]) -> bytes:
     return buf.getvalue()
 
 
-def _read(folder: Path) -> dict | None:
-    """An entry's files, each checked against the SHA-256 its meta.json records; None when there is none yet, and a
-    message (then None) when one fails its check."""
+def _load(folder: Path, parse):
+    """parse(files) of an entry, its files ({name: bytes}) each checked against the SHA-256 its meta.json records;
+    None when there is no entry yet, and a note (then None) when it is damaged in any way."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
-        out = {}
-        for name, digest in meta["files"].items():
+        files = {}
+        for name, digest in json.loads(meta_path.read_text())["files"].items():
             if name not in ENTRY_FILES:  # never a path of meta.json's choosing
                 raise ValueError(f"meta.json names {name!r}, not one of {', '.join(ENTRY_FILES)}")
             path = folder / name
@@ -65,8 +64,8 @@ def _read(folder: Path) -> dict | None:
             data = path.read_bytes()
             if _sha(data) != digest:
                 raise ValueError(f"{name} does not match its SHA-256")
-            out[name] = data
-        return out
+            files[name] = data
+        return parse(files)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         print(f"note: the prepared corpus in {folder} is damaged ({type(e).__name__}: {e}); rebuilding it")
         return None
@@ -96,12 +95,9 @@ def _ids(data: bytes) -> torch.Tensor:
 def encode_splits(tok: Tokenizer, corpus: Corpus) -> tuple[torch.Tensor, torch.Tensor]:
     """The corpus's training and validation token ids (each (N,) int64) under a given tokenizer, cached."""
     folder = CACHE / _key(text=_texts(corpus), tokenizer=_sha(json.dumps(tok.state(), sort_keys=True).encode()))
-    files = _read(folder)
-    if files is not None:
-        try:
-            return _ids(files["train.npy"]), _ids(files["val.npy"])
-        except (ValueError, KeyError, OSError) as e:
-            print(f"note: the prepared corpus in {folder} is damaged ({e}); rebuilding it")
+    ids = _load(folder, lambda files: (_ids(files["train.npy"]), _ids(files["val.npy"])))
+    if ids is not None:
+        return ids
     train, val = tok.encode(corpus.train), tok.encode(corpus.val)
     _write(folder, {"train.npy": _npy(train), "val.npy": _npy(val)})
     return torch.tensor(train, dtype=torch.long), torch.tensor(val, dtype=torch.long)
@@ -110,12 +106,9 @@ def encode_splits(tok: Tokenizer, corpus: Corpus) -> tuple[torch.Tensor, torch.T
 def prepare(corpus: Corpus, kind: str, vocab_size: int | None) -> Tokenizer:
     """The tokenizer a run of this corpus, kind and vocabulary size builds (tokenizer.build_tokenizer), cached."""
     folder = CACHE / _key(text=_texts(corpus), kind=kind, vocab_size=vocab_size)
-    files = _read(folder)
-    if files is not None:
-        try:
-            return from_state(json.loads(files["tokenizer.json"]))
-        except (ValueError, KeyError, TypeError) as e:
-            print(f"note: the prepared corpus in {folder} is damaged ({e}); rebuilding it")
+    tok = _load(folder, lambda files: from_state(json.loads(files["tokenizer.json"])))
+    if tok is not None:
+        return tok
     tok = build_tokenizer(kind, corpus.train, corpus.train + corpus.val, vocab_size)
     _write(folder, {"tokenizer.json": json.dumps(tok.state()).encode()})
     return tok

@@ -695,8 +695,8 @@ class Context:
 def check_not_training(target: Target):
     """A run still training is not studied: its best.pt changes under the study, and so would its outputs."""
     if in_training(run_folder(target.checkpoint)):
-        raise ConfigError(f"{target.checkpoint.parent} is still training (its folder is locked); study it when the "
-                          f"training ends, or copy its best.pt elsewhere and study the copy")
+        raise ConfigError(f"{run_folder(target.checkpoint)} is still training (its folder is locked); study it when "
+                          f"the training ends, or copy its best.pt elsewhere and study the copy")
 
 
 def load(cfg: StudyConfig, progress: bool = False) -> Context:
