@@ -173,7 +173,7 @@ def rows() -> list[Row]:
                 gap = m.val_loss - control.val_loss
                 d2 = estimate(torch.tensor(m.distinct_2) - torch.tensor(control.distinct_2))
                 r4 = estimate(torch.tensor(m.repeated_4) - torch.tensor(control.repeated_4))
-            p = None if st is None else st.validation.patching  # None: not studied, or a summary before #39
+            p = None if st is None else st.validation.patching  # None: not studied
             out.append(Row(recipe, seed, gap, estimate(m.distinct_2), estimate(m.repeated_4), d2, r4,
                            None if st is None else st.validation.validated,
                            None if p is None else p.circuit.score, None if p is None else p.tested.score))
