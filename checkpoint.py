@@ -164,16 +164,27 @@ def disk_full(e: BaseException, folder) -> bool:
     """A full disk, by errno. torch.save's zip writer reports a failed write as a RuntimeError ("unexpected pos")
     whatever its cause: the OSError it carries as context (a write to a Python file) says which, and without one
     the free space left in `folder` does (a Ctrl-C or any other failure there is not a full disk)."""
-    cause = e
-    for _ in range(8):  # the chain of exceptions being handled when each was raised
+    for cause in _chain(e):
         if isinstance(cause, OSError):
             return cause.errno in (errno.ENOSPC, errno.EDQUOT)
         if isinstance(cause, KeyboardInterrupt):
             return False
-        if cause.__context__ is None:
-            break
-        cause = cause.__context__
     return "unexpected pos" in str(e) and shutil.disk_usage(folder).free < FULL
+
+
+def _chain(e: BaseException, depth=8):
+    """e, then the exception that caused each (`raise ... from`), or else the one being handled when it was raised."""
+    for _ in range(depth):
+        yield e
+        e = e.__cause__ or e.__context__
+        if e is None:
+            return
+
+
+def stopped_by_ctrl_c(e: BaseException) -> bool:
+    """A Ctrl-C, raised as itself or inside code that turned it into another error: one landing in a lazy import
+    (torch.optim imports torch._dynamo on first use) can surface as "RuntimeError: Error calling __set_name__"."""
+    return any(isinstance(cause, KeyboardInterrupt) for cause in _chain(e))
 
 
 @contextmanager

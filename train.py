@@ -52,8 +52,8 @@ from tqdm.auto import tqdm
 
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable,
-                        claim_plots, load_checkpoint, output_path, portable, save_checkpoint, write_file,
-                        write_record)
+                        claim_plots, load_checkpoint, output_path, portable, save_checkpoint, stopped_by_ctrl_c,
+                        write_file, write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_compile,
                     pick_device, pick_precision, run_config)
 from corpus import CorpusError, load_corpus
@@ -888,5 +888,7 @@ if __name__ == "__main__":
         if _CTRL_C_WHILE_IMPORTING:
             raise KeyboardInterrupt
         main()
-    except KeyboardInterrupt:  # Ctrl-C outside the training loop (which saves and exits INTERRUPTED itself)
+    except (KeyboardInterrupt, Exception) as e:  # Ctrl-C outside the training loop (which saves and exits itself)
+        if not stopped_by_ctrl_c(e):
+            raise
         raise SystemExit(INTERRUPTED) from None

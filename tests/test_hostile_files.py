@@ -292,6 +292,30 @@ def test_ctrl_c_inside_torchs_own_numpy_import_is_not_lost(tmp_path):
     assert not list(tmp_path.iterdir())  # stopped before it made anything
 
 
+# A Ctrl-C inside a lazy import after the script's own imports: a CI run's landed in torch._dynamo, which
+# torch.optim imports on first use, inside a dataclass's __set_name__, and surfaced as a RuntimeError caused by it.
+CTRL_C_AS_ANOTHER_ERROR = """
+import builtins, os, runpy, sys
+real_import = builtins.__import__
+def import_(name, *args, **kwargs):
+    if name == "torch._dynamo" and "torch._dynamo" not in sys.modules:
+        raise RuntimeError("Error calling __set_name__ on 'Field' instance") from KeyboardInterrupt()
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = import_
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_that_surfaces_as_another_error_still_exits_quietly_with_130(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AS_ANOTHER_ERROR, str(ROOT / "train.py"), "--preset",
+                           "tiny", "--novels", "emma", "--max-steps", "1", "--eval-batches", "1", "--no-progress",
+                           "--out-dir", str(tmp_path / "run"), "--plots-dir", str(tmp_path / "plots")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-3000:])
+
+
 # ---- 5. resume checks what it resumes ----------------------------------------------------------------
 
 @pytest.mark.parametrize("edit, match", [
