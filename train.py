@@ -365,11 +365,6 @@ def start_run(cfg: RunConfig, resume: bool = False, overwrite: bool = False, pro
             print(f"resuming {latest} at step {run.step:,}")
     if proc.world > 1:  # after loading: DDP starts every process from rank 0's weights
         run.ddp = DDP(LossOnly(model), device_ids=[proc.local_rank] if device.startswith("cuda") else None)
-    elif pick_compile(cfg, cfg.precision, device):  # evaluation stays eager (its batches vary in size)
-        run.loss_fn = torch.compile(model.loss)
-        if proc.main:
-            print(f"the training step runs under torch.compile (--compile {cfg.compile}): about 40 s of compiling "
-                  f"at the first steps; --compile off to skip it")
     return run
 
 
@@ -644,8 +639,15 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, with_samples, plo
             steps = ", ".join(f"{r.cfg.name}: {r.step:,}" for r in runs)
             raise TrainingError(f"the seeds' runs are at different steps ({steps}); resume each alone to the same "
                                 f"step, or start them over with --overwrite")
-        stack = StackedSeeds(runs) if len(runs) > 1 else None
         cfg = runs[0].cfg  # the shared settings, with "auto" precision resolved
+        device = next(runs[0].model.parameters()).device.type
+        compile_ = proc.world == 1 and pick_compile(cfg, cfg.precision, device)
+        if compile_ and proc.main:
+            print(f"the training step runs under torch.compile (--compile {cfg.compile}): about 40 s of compiling "
+                  f"at the first steps; --compile off to skip it")
+        stack = StackedSeeds(runs, compile_) if len(runs) > 1 else None
+        if compile_ and stack is None:  # evaluation stays eager (its batches vary in size)
+            runs[0].loss_fn = torch.compile(runs[0].model.loss)
         for run in runs:
             if proc.main and run.cfg.run_dir.resolve().parent == CHECKPOINTS:  # what InductionHeads.ipynb studies
                 write_file(LAST_RUN, (run.cfg.run_dir.name + "\n").encode(), "the last run's name")
@@ -656,7 +658,6 @@ def _train(cfgs: list[RunConfig], resume, overwrite, progress, with_samples, plo
                 if proc.main:
                     log_eval(run, 0.0, 0.0)
                 _save(run, stack)
-        device = next(runs[0].model.parameters()).device.type
         bar = tqdm(total=cfg.max_steps, initial=start_step, desc=cfg.name if stack is None else f"{len(runs)} seeds",
                    disable=not (progress and proc.main), dynamic_ncols=True, mininterval=1.0)
         evals = probe_steps(cfg) | set(range(cfg.eval_interval, cfg.max_steps + 1, cfg.eval_interval)) | {cfg.max_steps}
@@ -748,10 +749,13 @@ class StackedSeeds:
     own AdamW state (the stacked state's slice), so in fp32 it follows its single run within float rounding.
     """
 
-    def __init__(self, runs: list[Run]):
+    def __init__(self, runs: list[Run], compile: bool = False):
         self.runs = runs
         self.model = runs[0].model  # the module whose code vmap runs, on the stacked parameters
-        self.loss_of = _SeedLoss(self.model)
+        loss_of = _SeedLoss(self.model)
+        self.losses = torch.vmap(lambda params, x, y: functional_call(loss_of, params, (x, y)))  # -> (S,)
+        if compile:  # as a single run's loss (config.pick_compile); it also removes most of vmap's per-op cost
+            self.losses = torch.compile(self.losses)
         self.names = [n for n, _ in self.model.named_parameters()]
         self.params = {n: torch.stack([r.model.get_parameter(n).detach() for r in runs]).requires_grad_()
                        for n in self.names}                                   # each (S, *shape)
@@ -792,17 +796,13 @@ class StackedSeeds:
             group["lr"] = lr
         x = torch.stack([b[0] for b in batches])                             # (S, B, T)
         y = torch.stack([b[1] for b in batches])
-
-        def loss(params, x, y):
-            return functional_call(self.loss_of, params, (x, y))
-
         kernels = [b.attn.attention for b in self.model.blocks]
         for b in self.model.blocks:  # vmap has no batching rule for the fused attention kernel: it would loop
             b.attn.attention = "explicit"
         try:
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"), \
                     self.model.unchecked_ids():
-                losses = torch.vmap(loss)({f"model.{n}": p for n, p in self.params.items()}, x, y)  # (S,)
+                losses = self.losses({f"model.{n}": p for n, p in self.params.items()}, x, y)  # (S,)
         finally:
             for b, kernel in zip(self.model.blocks, kernels):
                 b.attn.attention = kernel

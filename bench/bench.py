@@ -54,10 +54,12 @@ def matmul_peak(dtype: str = "fp32", n=2048, reps=10) -> float:
     return 2 * n ** 3 / statistics.median(ts) / 1e9
 
 
-def median_step_s(step, warmup: int, steps: int) -> float:
-    """The median seconds of `step()` over `steps` calls, after `warmup` untimed ones."""
+def median_step_s(step, warmup: int, steps: int, ready=None) -> float:
+    """The median seconds of `step()` over `steps` calls, after `warmup` untimed ones (then `ready()`, if given)."""
     for _ in range(warmup):
         step()
+    if ready is not None:
+        ready()
     ts = []
     for _ in range(steps):
         t = time.perf_counter()
@@ -156,31 +158,21 @@ def eval_times(model, vocab, precision: str) -> dict:
     return {"eval_s": eval_s, "scores_s": scores_s, "ablations_s": ablate_s}
 
 
-def profile(preset: str, batch: int, vocab: int, top: int = 12) -> str:
-    import torch
+MATMULS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
+
+
+def profile_table(step, top: int = 12, warmup: int = 2) -> str:
+    """torch.profiler's top operations over 3 calls of step(), and the share of the time in matrix products."""
     from torch.profiler import ProfilerActivity, profile as tprofile
-
-    from config import run_config
-    from config import pick_precision
-    from train import Batches, lr_at, make_optimizer, train_step
-    from TransformerModel import GPT
-    cfg = run_config(preset, batch_size=batch)
-    model = GPT(cfg.model_config(vocab))
-    opt = make_optimizer(model, cfg, "cpu")
-    batches = Batches(torch.randint(0, vocab, (100_000,)), model.config.block_size, batch)
-    g = torch.Generator().manual_seed(0)
-
-    precision = pick_precision(cfg.precision, "cpu")
-
-    def step():
-        x, y = batches.sample(g, "cpu")
-        train_step(model, opt, x, y, lr_at(100, cfg), cfg.grad_clip, precision)
-
-    step()
+    for _ in range(warmup):
+        step()
     with tprofile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(3):
-            step()  # at the preset's precision
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+            step()
+    ops = prof.key_averages()
+    share = sum(e.self_cpu_time_total for e in ops if e.key in MATMULS) / sum(e.self_cpu_time_total for e in ops)
+    return (ops.table(sort_by="self_cpu_time_total", row_limit=top)
+            + f"\nmatrix products ({', '.join(MATMULS)}): {100 * share:.0f}% of the self CPU time")
 
 
 def optimizer_steps(vocab: int, rounds: int = 2, steps: int = 15) -> str:
@@ -228,14 +220,14 @@ VARIANTS = [
 
 # Issue #27's goals for the default step against fp32 eager, measured in one run: at least as fast on a CPU without
 # native bf16, and 1.5x (2M) / 1.7x (5.6M) where bf16 is native.
-def seeds_steps(spec: dict) -> dict:
+def seeds_step(spec: dict):
     """`--seeds` in this process: spec["seeds"] runs of the preset stacked (train.StackedSeeds), or one run alone
-    (seeds 1); the median seconds of a step that advances every seed once."""
+    (seeds 1), compiled where train.py compiles them; returns a step that advances every seed once, and its facts."""
     import types
 
     import torch
 
-    from config import pick_precision, run_config
+    from config import pick_compile, pick_precision, run_config
     from train import Batches, StackedSeeds, lr_at, make_optimizer, train_step
     from TransformerModel import GPT
     torch.set_num_threads(spec["threads"])
@@ -246,41 +238,61 @@ def seeds_steps(spec: dict) -> dict:
         torch.manual_seed(seed)
         model = GPT(cfg.model_config(spec["vocab"]))
         runs.append(types.SimpleNamespace(model=model, optimizer=make_optimizer(model, cfg, "cpu"), cfg=cfg))
-    stack = StackedSeeds(runs) if len(runs) > 1 else None
+    compile_ = pick_compile(cfg, precision, "cpu")  # as train.py decides, for the stack or the single run
+    stack = StackedSeeds(runs, compile_) if len(runs) > 1 else None
+    loss_fn = torch.compile(runs[0].model.loss) if compile_ and stack is None else None
     batches = Batches(torch.randint(0, spec["vocab"], (200_000,)), cfg.block_size, cfg.batch_size)
     g = torch.Generator().manual_seed(0)
 
     def step():
         xy = [batches.sample(g, "cpu") for _ in runs]
         if stack is None:
-            train_step(runs[0].model, runs[0].optimizer, *xy[0], lr_at(100, cfg), cfg.grad_clip, precision)
+            train_step(runs[0].model, runs[0].optimizer, *xy[0], lr_at(100, cfg), cfg.grad_clip, precision, loss_fn)
         else:
             stack.step(xy, lr_at(100, cfg), cfg.grad_clip, precision)
 
     n = runs[0].model.num_params() - runs[0].model.wpe.weight.numel()
-    return dict(precision=precision, step_s=median_step_s(step, 2, spec["steps"]),
-                tokens_per_step=cfg.batch_size * cfg.block_size,
-                flops_per_token=6 * n + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd,
-                run_tokens=cfg.max_steps * cfg.batch_size * cfg.block_size)
+    return step, dict(precision=precision, compiled=compile_, tokens_per_step=cfg.batch_size * cfg.block_size,
+                      flops_per_token=6 * n + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd,
+                      run_tokens=cfg.max_steps * cfg.batch_size * cfg.block_size)
 
 
-def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 10, precision: str = "auto") -> str:
+def seeds_steps(spec: dict) -> dict:
+    """seeds_step's facts and the median seconds of its step."""
+    step, facts = seeds_step(spec)
+
+    def ready():  # warm (and compiled): wait for the processes beside this one, so that their timed steps overlap
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+    return dict(facts, step_s=median_step_s(step, 2, spec["steps"], ready))
+
+
+def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 20, precision: str = "auto") -> str:
     """3 seeds of the 2M preset stacked in one process (all cores) against 3 separate processes at one thread each,
     side by side on the same cores (today's practice): seeds per hour of the preset's full run, and MFU."""
     cores = os.cpu_count()
 
-    def launch(n_seeds, threads):
-        spec = dict(preset="2M", vocab=vocab, seeds=n_seeds, threads=threads, steps=steps, precision=precision)
-        return subprocess.Popen([sys.executable, __file__, "--one-seeds", json.dumps(spec)], stdout=subprocess.PIPE,
-                                text=True)
+    def measure(*specs) -> list[dict]:  # one process per spec, side by side, timed from one start
+        procs = [subprocess.Popen([sys.executable, __file__, "--one-seeds", json.dumps(
+            dict(preset="2M", vocab=vocab, seeds=n_seeds, threads=threads, steps=steps, precision=precision))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for n_seeds, threads in specs]
+        for p in procs:
+            while p.stdout.readline().strip() != "ready":
+                if p.poll() is not None:
+                    raise SystemExit(f"the seeds measurement failed (exit status {p.returncode})")
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
     t = time.perf_counter()
-    stacked = json.loads(launch(seeds, cores).communicate()[0].strip().splitlines()[-1])
-    procs = [launch(1, 1) for _ in range(seeds)]  # side by side, as experiments.train_runs runs them
-    alone = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    stacked, = measure((seeds, cores))
+    alone = measure(*[(1, 1)] * seeds)  # side by side, as experiments.train_runs runs them
     rows = {"stacked, one process": seeds * stacked["tokens_per_step"] / stacked["step_s"],
             f"{seeds} processes, 1 thread each": sum(a["tokens_per_step"] / a["step_s"] for a in alone)}
-    out = [f"\n{seeds} seeds of the 2M preset ({stacked['precision']}, {cores} cores, "
+    out = [f"\n{seeds} seeds of the 2M preset ({stacked['precision']}"
+           f"{', compiled as train.py compiles it' if stacked['compiled'] else ''}, {cores} cores, "
            f"{time.perf_counter() - t:.0f} s to measure): seeds per hour of its {stacked['run_tokens'] / 1e6:.2f}M-token run",
            "| how | tokens/s, all seeds | seeds per hour | MFU |", "|---|---|---|---|"]
     for how, tok_s in rows.items():
@@ -386,7 +398,7 @@ def main():
     ap.add_argument("--one-seeds", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="2M only: the default step (and bf16 where native) vs fp32 "
                                                          "eager, 4 rounds")
-    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for 2M")
+    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for the 2M step: one seed, and three stacked")
     ap.add_argument("--optimizer", action="store_true", help="only time AdamW's step, fused vs foreach")
     ap.add_argument("--repeats", type=int, help="interleaved rounds per variant (default 3; --quick 5)")
     ap.add_argument("--json", help="also write the rows to this file")
@@ -455,10 +467,13 @@ def main():
                   f"RSS {r['rss_mb']:,.0f} MB, batching {100 * r['batch_share']:.2f}% of a step")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine_line(), "peaks_gflops": peaks, "rows": rows}, indent=1))
-    if args.profile:
-        print("\ntorch.profiler, 2M, 3 training steps:\n")
-        from config import PRESETS
-        print(profile("2M", PRESETS["2M"].batch_size, vocab))
+    if args.profile:  # the 2M step as train.py runs it: one seed, then three stacked (--seeds)
+        for seeds in (1, 3):
+            step, facts = seeds_step(dict(preset="2M", vocab=vocab, seeds=seeds, threads=os.cpu_count()))
+            print(f"\ntorch.profiler, {seeds} seed{'s' * (seeds > 1)} of the 2M preset{' stacked' * (seeds > 1)} "
+                  f"({facts['precision']}{', compiled' if facts['compiled'] else ''}, {os.cpu_count()} threads), "
+                  f"3 steps:\n")
+            print(profile_table(step))
     for p in ("auto", "fp32") if "bf16" in timed else ("fp32",):
         print(seeds_per_hour(vocab, peaks, precision=p))
     if bf16_row is not None:

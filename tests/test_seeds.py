@@ -101,6 +101,22 @@ def test_ctrl_c_during_a_stacked_run_then_resume_equals_an_uninterrupted_one(run
                [m.val_loss for m in read_metrics(tmp_path / "checkpoints" / t.config.name)]
 
 
+@pytest.mark.slow
+def test_compiled_stacked_seeds_follow_the_eager_stack(tmp_path, capsys):
+    """--compile on (auto turns it on for long bf16 runs on CPUs with native bf16) compiles the vmapped loss: in fp32
+    each seed's run is the eager stack's within float rounding."""
+    short = dict(max_steps=30, eval_interval=15, probe_interval=0)
+    eager, compiled = (train_seeds([dataclasses.replace(cfg, out_dir=str(tmp_path / f"{cfg.name}-compile={c}"))
+                                    for cfg in seed_configs("tiny", SEEDS[:2], **{**KW, **short}, compile=c)],
+                                   progress=False, samples=False) for c in ("off", "on"))
+    assert capsys.readouterr().out.count("runs under torch.compile") == 1  # said once, for the compiled stack
+    for e, c in zip(eager, compiled):
+        assert [m.step for m in c.metrics] == [m.step for m in e.metrics] == [0, 15, 30]
+        worst = max(abs(x.val_loss - y.val_loss) for x, y in zip(e.metrics, c.metrics))
+        assert worst < 1e-4, worst
+    assert abs(compiled[0].metrics[-1].val_loss - compiled[1].metrics[-1].val_loss) > 1e-3  # two seeds, not one
+
+
 def test_seeds_are_refused_where_they_cannot_follow_their_single_runs():
     with pytest.raises(TrainingError, match="two or more different seeds"):
         seed_configs("tiny", [1, 1])

@@ -344,6 +344,17 @@ def test_the_bench_times_bf16_only_where_it_is_native(monkeypatch):
             assert bench.trainer_step({"precision": "bf16"}, "2M")[:3] == ("bf16", "chunked", "explicit")
 
 
+def test_the_bench_steps_stacked_seeds_and_a_single_run_as_train_py_does(monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench
+    monkeypatch.setattr(torch, "compile", lambda f: pytest.fail("tiny runs are never compiled by auto"))
+    for seeds in (1, 2):
+        step, facts = bench.seeds_step(dict(preset="tiny", vocab=50, seeds=seeds, threads=1, precision="fp32"))
+        step()
+        assert facts["compiled"] is False and facts["tokens_per_step"] == run_config("tiny").tokens_per_step
+    assert "matrix products" in bench.profile_table(step, top=3, warmup=0)
+
+
 def test_bf16_training_step_keeps_fp32_weights_and_optimizer_state():
     cfg = run_config(**TINY, precision="bf16")
     model = GPT(cfg.model_config(50))
