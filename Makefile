@@ -64,7 +64,7 @@ export: $(VENV)/.interop-installed  ## a run as a Hugging Face GPT-2 folder (RUN
 	@$(if $(and $(value RUN),$(value TO)),true,echo "usage: make export RUN=<run name or checkpoint> TO=<new folder>"; exit 2)
 	$(BIN)/python scripts/export_hf.py $(call quote,RUN) $(call quote,TO)
 
-bench: $(VENV)/.installed  ## the speed table (about 10 min; bench/bench.py --quick: 90 s)
+bench: $(VENV)/.installed  ## the speed table (about 18 min; bench/bench.py --quick: 2 min)
 	$(BIN)/python bench/bench.py --profile
 
 # ---- the committed reference results (results/), never written by the targets above ----

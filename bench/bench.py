@@ -1,7 +1,7 @@
 """Speed benchmark: training and analysis throughput against this machine's own matmul peaks.
 
-    python bench/bench.py              # full table, 3 interleaved rounds (~10 min on 2 cores); markdown
-    python bench/bench.py --quick      # 2M only: the default step (and bf16 where native) vs fp32 eager (< 90 s)
+    python bench/bench.py              # full table, 3 interleaved rounds (18 min on 2 cores with native bf16)
+    python bench/bench.py --quick      # 2M only: the default step (and bf16 where native) vs fp32 eager (2 min)
 
 It first names the CPU and the flags that decide precision (avx2, avx512f, avx512_bf16, AMX). On a CPU without
 native bf16 (config.native_bf16), where PyTorch emulates it about 15x slower than fp32, every bf16 row is skipped
@@ -273,7 +273,7 @@ def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 20, pre
     side by side on the same cores (today's practice): seeds per hour of the preset's full run, and MFU."""
     cores = os.cpu_count()
 
-    def measure(*specs) -> list[dict]:  # one process per spec, side by side, timed from one start
+    def side_by_side(*specs) -> list[dict]:  # one process per spec, timed from one start
         procs = [subprocess.Popen([sys.executable, __file__, "--one-seeds", json.dumps(
             dict(preset="2M", vocab=vocab, seeds=n_seeds, threads=threads, steps=steps, precision=precision))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for n_seeds, threads in specs]
@@ -287,8 +287,8 @@ def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 20, pre
         return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
 
     t = time.perf_counter()
-    stacked, = measure((seeds, cores))
-    alone = measure(*[(1, 1)] * seeds)  # side by side, as experiments.train_runs runs them
+    stacked, = side_by_side((seeds, cores))
+    alone = side_by_side(*[(1, 1)] * seeds)  # side by side, as experiments.train_runs runs them
     rows = {"stacked, one process": seeds * stacked["tokens_per_step"] / stacked["step_s"],
             f"{seeds} processes, 1 thread each": sum(a["tokens_per_step"] / a["step_s"] for a in alone)}
     out = [f"\n{seeds} seeds of the 2M preset ({stacked['precision']}"
