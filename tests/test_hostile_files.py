@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -266,15 +267,12 @@ def test_ctrl_c_anywhere_exits_quietly_with_130(tmp_path, delay):
     assert proc.returncode == 130 and "Traceback" not in err, err
 
 
-# Runs a script as __main__ with a Ctrl-C delivered at its first import of numpy. That import comes from inside
-# torch's C init, which clears whatever error it raises: a CI run lost its Ctrl-C there and trained on.
-CTRL_C_IN_TORCHS_NUMPY_IMPORT = """
+# train.py run as __main__ with `hook` (Python lines that see the module `name` being imported) before each import.
+WITH_IMPORT_HOOK = """
 import builtins, os, runpy, signal, sys
 real_import = builtins.__import__
 def import_(name, *args, **kwargs):
-    if name.startswith("numpy") and not hasattr(import_, "sent"):
-        import_.sent = True
-        os.kill(os.getpid(), signal.SIGINT)
+{hook}
     return real_import(name, *args, **kwargs)
 builtins.__import__ = import_
 sys.argv = sys.argv[1:]
@@ -283,36 +281,30 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def train_with_import_hook(tmp_path, hook: str) -> subprocess.CompletedProcess:
+    code = WITH_IMPORT_HOOK.format(hook=textwrap.indent(textwrap.dedent(hook).strip(), "    "))
+    return subprocess.run([sys.executable, "-c", code, str(ROOT / "train.py"), "--preset", "tiny", "--novels", "emma",
+                           "--max-steps", "1", "--eval-batches", "1", "--no-progress", "--out-dir", str(tmp_path / "run"),
+                           "--plots-dir", str(tmp_path / "plots")], capture_output=True, text=True, timeout=300)
+
+
 def test_ctrl_c_inside_torchs_own_numpy_import_is_not_lost(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", CTRL_C_IN_TORCHS_NUMPY_IMPORT, str(ROOT / "train.py"), "--preset",
-                           "tiny", "--novels", "emma", "--max-steps", "1", "--eval-batches", "1", "--no-progress",
-                           "--out-dir", str(tmp_path), "--plots-dir", str(tmp_path / "plots")],
-                          capture_output=True, text=True, timeout=300)
+    """At its first import of numpy, which comes from inside torch's C init, which clears whatever error it raises:
+    a CI run lost its Ctrl-C there and trained on."""
+    proc = train_with_import_hook(tmp_path, """
+        if name.startswith("numpy") and not hasattr(import_, "sent"):
+            import_.sent = True
+            os.kill(os.getpid(), signal.SIGINT)""")
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-3000:])
     assert not list(tmp_path.iterdir())  # stopped before it made anything
 
 
-# A Ctrl-C inside a lazy import after the script's own imports: a CI run's landed in torch._dynamo, which
-# torch.optim imports on first use, inside a dataclass's __set_name__, and surfaced as a RuntimeError caused by it.
-CTRL_C_AS_ANOTHER_ERROR = """
-import builtins, os, runpy, sys
-real_import = builtins.__import__
-def import_(name, *args, **kwargs):
-    if name == "torch._dynamo" and "torch._dynamo" not in sys.modules:
-        raise RuntimeError("Error calling __set_name__ on 'Field' instance") from KeyboardInterrupt()
-    return real_import(name, *args, **kwargs)
-builtins.__import__ = import_
-sys.argv = sys.argv[1:]
-sys.path.insert(0, os.path.dirname(sys.argv[0]))
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
 def test_ctrl_c_that_surfaces_as_another_error_still_exits_quietly_with_130(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", CTRL_C_AS_ANOTHER_ERROR, str(ROOT / "train.py"), "--preset",
-                           "tiny", "--novels", "emma", "--max-steps", "1", "--eval-batches", "1", "--no-progress",
-                           "--out-dir", str(tmp_path / "run"), "--plots-dir", str(tmp_path / "plots")],
-                          capture_output=True, text=True, timeout=300)
+    """Inside a lazy import after the script's own: a CI run's landed in torch._dynamo, which torch.optim imports on
+    first use, inside a dataclass's __set_name__, and surfaced as a RuntimeError caused by the KeyboardInterrupt."""
+    proc = train_with_import_hook(tmp_path, """
+        if name == "torch._dynamo" and "torch._dynamo" not in sys.modules:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from KeyboardInterrupt()""")
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-3000:])
 
 
