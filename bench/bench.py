@@ -100,8 +100,10 @@ def one(spec: dict) -> dict:
     batches = Batches(tokens, T, cfg.batch_size)
     g = torch.Generator().manual_seed(0)
     compile_s = loss_fn = None
-    if compiled(spec, cfg, precision):  # the training step's loss alone, as train.py compiles it: the analysis
-        t = time.perf_counter()         # timings below stay eager (new shapes would recompile it)
+    # the training step's loss alone, as train.py compiles it: the analysis timings below stay eager, where every
+    # new shape would recompile it
+    if compiled(spec, cfg, precision):
+        t = time.perf_counter()
         loss_fn = torch.compile(model.loss)
         x, y = batches.sample(g, "cpu")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -218,8 +220,6 @@ VARIANTS = [
 ]
 
 
-# Issue #27's goals for the default step against fp32 eager, measured in one run: at least as fast on a CPU without
-# native bf16, and 1.5x (2M) / 1.7x (5.6M) where bf16 is native.
 def seeds_step(spec: dict):
     """`--seeds` in this process: spec["seeds"] runs of the preset stacked (train.StackedSeeds), or one run alone
     (seeds 1), compiled where train.py compiles them; returns a step that advances every seed once, and its facts."""
@@ -303,6 +303,8 @@ def seeds_per_hour(vocab: int, peaks: dict, seeds: int = 3, steps: int = 20, pre
     return "\n".join(out)
 
 
+# Issue #27's goals for the default step against fp32 eager, measured in one run: at least as fast on a CPU without
+# native bf16, and 1.5x (2M) / 1.7x (5.6M) where bf16 is native.
 GOALS = {True: {"2M": 1.5, "5.6M": 1.7}, False: {"2M": 1.0, "5.6M": 1.0}}
 
 
@@ -398,7 +400,8 @@ def main():
     ap.add_argument("--one-seeds", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="2M only: the default step (and bf16 where native) vs fp32 "
                                                          "eager, 4 rounds")
-    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops for the 2M step: one seed, and three stacked")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print torch.profiler's top ops for the 2M step: one seed, and three stacked")
     ap.add_argument("--optimizer", action="store_true", help="only time AdamW's step, fused vs foreach")
     ap.add_argument("--repeats", type=int, help="interleaved rounds per variant (default 3; --quick 5)")
     ap.add_argument("--json", help="also write the rows to this file")

@@ -348,10 +348,14 @@ def test_the_bench_steps_stacked_seeds_and_a_single_run_as_train_py_does(monkeyp
     sys.path.insert(0, str(ROOT / "bench"))
     import bench
     monkeypatch.setattr(torch, "compile", lambda f: pytest.fail("tiny runs are never compiled by auto"))
-    for seeds in (1, 2):
-        step, facts = bench.seeds_step(dict(preset="tiny", vocab=50, seeds=seeds, threads=1, precision="fp32"))
-        step()
-        assert facts["compiled"] is False and facts["tokens_per_step"] == run_config("tiny").tokens_per_step
+    threads = torch.get_num_threads()  # seeds_step sets its process's thread count
+    try:
+        for seeds in (1, 2):
+            step, facts = bench.seeds_step(dict(preset="tiny", vocab=50, seeds=seeds, threads=1, precision="fp32"))
+            step()
+            assert facts["compiled"] is False and facts["tokens_per_step"] == run_config("tiny").tokens_per_step
+    finally:
+        torch.set_num_threads(threads)
     assert "matrix products" in bench.profile_table(step, top=3, warmup=0)
 
 
