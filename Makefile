@@ -6,19 +6,20 @@
 # from its preset (checkpoints/MiniGPT-2M-n_embd=64/), and `make study` follows it.
 PYTHON ?= python3
 VENV ?= .venv
+PRESET ?= 2M
+TRAIN_ARGS ?=
+RUN ?=
 # No variable a user sets reaches a shell or make as syntax: a recipe takes its raw text ($(value ...), never
 # expanded) as one single-quoted argument, and the script it calls checks it (a run name, a path, an experiment).
 # TRAIN_ARGS is the one list: train.py splits it as a shell would (--args), without running one.
 quote = '$(subst ','"'"',$(value $1))'
-# make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it)
+# make exports a command-line variable to the recipes' environment by expanding it (running any $(shell ...) in it).
+# The defaults above come first: unexport defines a variable not yet defined, as empty, and a later ?= keeps that.
 unexport PYTHON VENV PRESET TRAIN_ARGS SEEDS RUN AS NAME OVERWRITE FINAL RECORDS_ONLY STUDY TO
 # PYTHON and VENV name the toolchain and appear in targets, which make expands while reading this file: plain paths only
 $(foreach v,PYTHON VENV,$(if $(shell printf '%s' $(call quote,$v) | LC_ALL=C grep -qx '[A-Za-z0-9_./+=-]*' || echo bad),\
 	$(error $v must be a plain path (letters, digits and _ . / + = -), got: $(value $v))))
 BIN := $(VENV)/bin
-PRESET ?= 2M
-TRAIN_ARGS ?=
-RUN ?=
 AS :=  # make's built-in AS is the assembler ("as"): promote derives the folder unless AS is given
 REF := checkpoints/reference
 FIG := results/figures

@@ -70,6 +70,16 @@ def test_python_m_experiments_refuses_extra_arguments_and_says_why_it_cannot_wri
 
 
 
+def test_make_run_with_no_variables_trains_the_2m_preset_then_studies_it():
+    """The README's first command. A variable's default set after `unexport` names it was empty: `make run` trained
+    --preset '' and failed ("unknown preset ''")."""
+    r = make("-n", "run")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0].endswith("train.py --preset '2M' --resume --args '' \\"), r.stdout
+    assert "study_notebook.py" in r.stdout
+    assert "--preset '5.6M'" in make("-n", "train", "PRESET=5.6M").stdout
+
+
 def test_seeds_reach_train_py_as_one_string_of_integers():
     r = make("-n", "train", "SEEDS=1337 1 2")
     assert r.returncode == 0 and "--seeds '1337 1 2'" in r.stdout
