@@ -6,16 +6,11 @@ import induction as ind
 from checkpoint import load_model
 from config import ROOT
 from corpus import load_corpus
+from reference_runs import REF, weights
 from TransformerModel import GPT, GPTConfig
 
 pytestmark = pytest.mark.interop
-REF = ROOT / "checkpoints" / "reference"
 TOL = 1e-4
-
-
-def weights(run):
-    """A reference run's weights: the reference models ship as exported folders, the other runs as best.pt."""
-    return REF / run if (REF / run / "model.safetensors").exists() else REF / run / "best.pt"
 
 
 def export(run):

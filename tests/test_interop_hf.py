@@ -7,16 +7,11 @@ import torch
 
 from checkpoint import load_model
 from config import ROOT
+from reference_runs import REF, weights
 from TransformerModel import GPT, GPTConfig
 
 pytestmark = pytest.mark.interop
-REF = ROOT / "checkpoints" / "reference"
 TOL = 1e-4
-
-
-def weights(run):
-    """A reference run's weights: the reference models ship as exported folders, the other runs as best.pt."""
-    return REF / run if (REF / run / "model.safetensors").exists() else REF / run / "best.pt"
 PERSUASION = (ROOT / "Data" / "persuasion.txt").read_text()[20_000:21_500]  # a paragraph of a held-out novel
 
 
