@@ -187,6 +187,20 @@ def stopped_by_ctrl_c(e: BaseException) -> bool:
     return any(isinstance(cause, KeyboardInterrupt) for cause in _chain(e))
 
 
+def run_command(main, ctrl_c_while_importing: bool, status: int = 130):
+    """A command's main (train.py, study.py), with Ctrl-C raising KeyboardInterrupt from here on: one pressed while the
+    imports loaded, or one caught at any depth (stopped_by_ctrl_c), ends it quietly with `status`, not a traceback."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if ctrl_c_while_importing:
+            raise KeyboardInterrupt
+        main()
+    except (KeyboardInterrupt, Exception) as e:
+        if not stopped_by_ctrl_c(e):
+            raise
+        raise SystemExit(status) from None
+
+
 @contextmanager
 def ctrl_c_after():
     """Hold a Ctrl-C until the block ends, then deliver it: raised inside torch.save's writer it would surface as a

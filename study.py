@@ -36,7 +36,7 @@ import torch
 import induction as ind
 import utils
 from checkpoint import (CheckpointError, OutputError, check_name, check_writable, claim_plots, in_training, is_reference,
-                        load_model, output_path, portable, read_record, stopped_by_ctrl_c, write_record)
+                        load_model, output_path, portable, read_record, run_command, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
@@ -1227,12 +1227,4 @@ def run_and_print(cfg: StudyConfig) -> StudyResult:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C raises KeyboardInterrupt
-    try:
-        if _CTRL_C_WHILE_IMPORTING:
-            raise KeyboardInterrupt
-        main()
-    except (KeyboardInterrupt, Exception) as e:
-        if not stopped_by_ctrl_c(e):
-            raise
-        raise SystemExit(130) from None
+    run_command(main, bool(_CTRL_C_WHILE_IMPORTING))

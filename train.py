@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 import utils
 from checkpoint import (CheckpointError, check_name, check_vocabulary, check_weights, check_writable,
-                        claim_plots, load_checkpoint, output_path, portable, save_checkpoint, stopped_by_ctrl_c,
+                        claim_plots, load_checkpoint, output_path, portable, run_command, save_checkpoint,
                         write_file, write_record)
 from config import (CHECKPOINTS, LAST_RUN, ConfigError, RunConfig, _same, add_arguments, given, pick_compile,
                     pick_device, pick_precision, run_config)
@@ -883,12 +883,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on Ctrl-C raises KeyboardInterrupt
-    try:
-        if _CTRL_C_WHILE_IMPORTING:
-            raise KeyboardInterrupt
-        main()
-    except (KeyboardInterrupt, Exception) as e:  # Ctrl-C outside the training loop (which saves and exits itself)
-        if not stopped_by_ctrl_c(e):
-            raise
-        raise SystemExit(INTERRUPTED) from None
+    run_command(main, bool(_CTRL_C_WHILE_IMPORTING), INTERRUPTED)  # the training loop saves and exits on Ctrl-C itself
