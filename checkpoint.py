@@ -253,6 +253,12 @@ def save_checkpoint(path, model: GPT, tokenizer: Tokenizer, *, train_config=None
     return path
 
 
+def run_weights(folder) -> Path:
+    """A run folder's weights: the folder itself where it is an exported GPT-2 folder (the reference models ship so),
+    else its best.pt."""
+    return Path(folder) if is_folder(folder) else Path(folder) / "best.pt"
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Read and validate a checkpoint dict; never executes code from the file."""
     path = Path(path)

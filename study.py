@@ -36,7 +36,7 @@ import torch
 import induction as ind
 import utils
 from checkpoint import (CheckpointError, OutputError, check_name, check_writable, claim_plots, in_training, is_reference,
-                        load_model, output_path, portable, read_record, run_command, write_record)
+                        load_model, output_path, portable, read_record, run_command, run_weights, write_record)
 from config import (CHECKPOINTS, LAST_RUN, PLOTS, PRECISIONS, ConfigError, RunConfig, add_arguments, check_types, doc,
                     pick_device, pick_precision)
 from corpus import CorpusError, load_corpus
@@ -632,7 +632,7 @@ def resolve(cfg: StudyConfig) -> Target:
         path, why = CHECKPOINTS / last_run() / "best.pt", f"the run trained last here, {LAST_RUN.name}"
     elif "/" not in cfg.checkpoint and not cfg.checkpoint.endswith(".pt"):
         check_name(cfg.checkpoint, "run name (CHECKPOINT)")
-        path, why = CHECKPOINTS / cfg.checkpoint / "best.pt", "the run named"
+        path, why = run_weights(CHECKPOINTS / cfg.checkpoint), "the run named"
     else:
         path, why = Path(cfg.checkpoint), "the checkpoint given"
     if not path.exists():

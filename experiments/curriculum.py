@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import induction as ind
-from checkpoint import load_model, portable
+from checkpoint import load_model, portable, run_weights
 from corpus import load_corpus
 from samples import held_out_samples
 from study import StudyConfig, heads_str, read_result
@@ -92,7 +92,7 @@ def main(argv=None):
     for label, d in runs.items():
         metrics = read_metrics(d)
         best = min(metrics, key=lambda m: m.val_loss)
-        model, tok, _ = load_model(d / "best.pt")
+        model, tok, _ = load_model(run_weights(d))
         reps[label], losses[label] = samples(model, tok), val_loss(model, tok)
         r = Repetition(estimate(reps[label][:, 0]), estimate(reps[label][:, 1]))
         print(f"| {label} | {metrics[-1].tokens / 1e6:.2f}M | {best.step:,} | {losses[label]:.3f} | "

@@ -9,7 +9,7 @@ study's (induction.VERDICT, from activation patching), read from its committed s
 """
 from pathlib import Path
 
-from checkpoint import portable
+from checkpoint import portable, run_weights
 from study import StudyConfig
 from experiments import FIG, REF, ROOT, Run
 from experiments import formation
@@ -34,7 +34,7 @@ SEEDS = {"2M": {1337: (REF / "MiniGPT-2M", RESULTS / "induction_MiniGPT-2M.json"
          "5.6M": {1337: (REF / "MiniGPT-5.6M", RESULTS / "induction_MiniGPT-5.6M.json"),
                   1: (REF / "seeds" / "5.6M-seed1", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed1.json"),
                   2: (REF / "seeds" / "5.6M-seed2", RESULTS / "seeds" / "induction_MiniGPT-5.6M-seed2.json")}}
-STUDIES = [StudyConfig(portable(run / "best.pt"), out.stem.removeprefix("induction_"), out_json=portable(out),
+STUDIES = [StudyConfig(portable(run_weights(run)), out.stem.removeprefix("induction_"), out_json=portable(out),
                        plots_dir=portable(ROOT / "runs" / "seeds" / "plots"), precision="fp32")
            for seeds in SEEDS.values() for seed, (run, out) in seeds.items() if seed != 1337]
 
@@ -48,7 +48,7 @@ def verdicts() -> list[str]:
     for model, seeds in SEEDS.items():
         for seed, (run, out) in seeds.items():
             if not Path(out).exists():
-                why = "no weights yet" if not (Path(run) / "best.pt").exists() else "not studied yet"
+                why = "no weights yet" if not run_weights(run).exists() else "not studied yet"
                 rows.append(f"| {model} | {seed} | {why} | | | | | | |")
                 continue
             v = read_result(out).validation

@@ -515,3 +515,19 @@ def test_make_promote_without_as_lets_promote_derive_the_folder():
     r = subprocess.run(["make", "-n", "promote", "RUN=runs/dose/x", "AS=mine/x"], cwd=ROOT, capture_output=True,
                        text=True)
     assert "scripts/promote.py 'runs/dose/x' 'mine/x'" in r.stdout
+
+
+def test_the_curriculum_report_reads_the_reference_model_as_it_ships(monkeypatch, capsys):
+    """The 2M reference ships as an exported folder, not a best.pt: the report loads each run's weights through
+    checkpoint.run_weights (it looked for MiniGPT-2M/best.pt and failed once the reference models became folders)."""
+    from checkpoint import run_weights
+    from experiments import curriculum
+    ref = ROOT / "checkpoints" / "reference"
+    assert run_weights(ref / "MiniGPT-2M") == ref / "MiniGPT-2M"
+    assert run_weights(ref / "curriculum" / "2M-control") == ref / "curriculum" / "2M-control" / "best.pt"
+    monkeypatch.setattr(curriculum, "N_SAMPLES", 2)
+    monkeypatch.setattr(curriculum, "SAMPLE_TOKENS", 4)
+    monkeypatch.setattr(curriculum, "val_loss", lambda model, tok: 4.0)  # the whole split is the slow part
+    curriculum.main([f"curriculum={ref}/curriculum/2M-curriculum", f"control={ref}/curriculum/2M-control",
+                     f"preset={ref}/MiniGPT-2M"])
+    assert "| preset | 5.12M | 9,500 | 4.000 |" in capsys.readouterr().out
