@@ -71,20 +71,26 @@ def committed_folder(run_dir) -> Path:
     return home(rel.parts[0]) / rel.relative_to(rel.parts[0])
 
 
-def logged_runs(specs) -> dict:
-    """{label: [MetricsRow, ...]} of each LABEL=RUN_DIR whose training log is committed; the rest are named, not drawn:
-    every report's one rule for runs not finished or not promoted yet."""
+def labelled(specs) -> dict[str, Path]:
+    """{label: run folder} from command-line arguments LABEL=RUN_DIR."""
+    out = {}
+    for spec in specs:
+        label, eq, folder = str(spec).partition("=")
+        if not (eq and label and folder):
+            raise SystemExit(f"error: {spec!r} is not LABEL=RUN_DIR (a label, '=', then a run's folder)")
+        out[label] = Path(folder)
+    return out
+
+
+def logged_runs(runs: dict) -> dict:
+    """{label: [MetricsRow, ...]} of each run {label: run folder} whose training log is committed; the rest are named,
+    not drawn: every report's one rule for runs not finished or not promoted yet."""
     from training_log import read_metrics
-    runs, missing = {}, []
-    for label, _, d in (str(spec).partition("=") for spec in specs):
-        if (Path(d) / "metrics.json").exists():
-            runs[label] = read_metrics(d)
-        else:
-            missing.append(label)
-    if missing:
+    logs = {label: read_metrics(d) for label, d in runs.items() if (Path(d) / "metrics.json").exists()}
+    if missing := [label for label in runs if label not in logs]:
         print(f"not committed yet, so not shown: {', '.join(missing)} (train with `make exp NAME=<experiment> RUN=1`, "
               f"then make promote)")
-    return runs
+    return logs
 
 
 def train_runs(experiment: str, runs: list[Run], parallel: int = 2, threads: int = 1) -> list[Path]:

@@ -19,7 +19,6 @@ The in-context-learning score on validation text, with and without the heads abl
 """
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -28,7 +27,7 @@ from checkpoint import load_model, portable, run_weights
 from corpus import load_corpus
 from samples import held_out_samples
 from study import StudyConfig, heads_str, read_result
-from experiments import FIG, REF, ROOT, Run
+from experiments import FIG, REF, ROOT, Run, labelled
 from training_log import read_metrics
 
 RUNS = [Run("2M-curriculum", "2M", dict(repeat_frac=1.0, repeat_end=0.6)),
@@ -83,7 +82,7 @@ def main(argv=None):
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR; the curriculum first, then the control")
     ap.add_argument("--studies", nargs="+", default=[], help="study.py summaries of the curriculum's best.pt")
     a = ap.parse_args(argv)
-    runs = {label: Path(d) for label, _, d in (spec.partition("=") for spec in a.runs)}
+    runs = labelled(a.runs)
     (cur, cur_dir), (ctl, ctl_dir) = list(runs.items())[:2]
     print("| run | tokens | best.pt: step | validation loss, whole split (nats/token) | distinct bigrams | "
           "repeated 4-grams |")

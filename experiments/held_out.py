@@ -5,10 +5,9 @@
 
 The 2M word model without repeats, Persuasion held out whole as the validation text, the vocabulary capped at 10,000
 words so every run has the same parameters, 32,000 steps of 8 x 64 (16.4M tokens, 1.5x the law's 11.3M). The rule for
-"forms earlier" is natural_text.earlier's, fixed before these runs.
+"forms earlier" is formation.earlier's, fixed before these runs.
 """
-from experiments import FIG, REF, Run
-from experiments.natural_text import main  # the report's figure and findings, with --control
+from experiments import FIG, REF, Run, formation
 
 HELD_OUT = dict(repeat_frac=0.0, held_out=("persuasion",), vocab_size=10000, max_steps=32000, eval_batches=32,
                 seed=1337)
@@ -19,9 +18,10 @@ RUNS = [Run("heldout-3novels", "2M", HELD_OUT),
 
 
 def report():
-    main(["--out", str(FIG / "Formation_Held_Out_Novel.png"), "--control", "3 novels (control)", "--title",
-          "Natural text, Persuasion held out: three novels against five (2M, word, 10,000 words)",
-          f"3 novels (control)={REF}/held_out/heldout-3novels", f"5 novels={REF}/held_out/heldout-5novels",
-          f"3 novels, dropout 0.1={REF}/held_out/heldout-3novels-dropout0.1"])
+    exp = REF / "held_out"
+    formation.against_law({"3 novels (control)": exp / "heldout-3novels", "5 novels": exp / "heldout-5novels",
+                           "3 novels, dropout 0.1": exp / "heldout-3novels-dropout0.1"},
+                          FIG / "Formation_Held_Out_Novel.png", control="3 novels (control)",
+                          title="Natural text, Persuasion held out: three novels against five (2M, word, 10,000 words)")
 
 

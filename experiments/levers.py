@@ -13,7 +13,7 @@ changes nothing else (issue #26). The values, fixed before the runs:
   weight_decay 0.5        five times the control's 0.1: Singh et al. 2023 find that L2 keeps in-context learning from
                           fading;
   init_std 0.01           half of GPT-2's 0.02: a small public replication formed no head with 0.02 even on repeats.
-The rule for "forms earlier" is natural_text.earlier's, fixed before the held-out-novel runs: a first induction head on
+The rule for "forms earlier" is formation.earlier's, fixed before the held-out-novel runs: a first induction head on
 the held-out text probes more than one probe interval before the control's, or any within the budget where the control
 forms none.
 The moonshot (fixed here before any lever run ended): a lever that forms earlier is retrained alone on both threads of
@@ -21,8 +21,7 @@ the idle 2-core machine for 30 minutes of training (train_s); it succeeds if the
 probes primary, fp32) passes the verdict (induction.VERDICT: heads by induction.CRITERIA, then patching). Then it
 becomes a preset and, if its samples stay good, `make run`'s default.
 """
-from experiments import FIG, REF, Run
-from experiments.natural_text import main  # the report's figure and findings, with --control
+from experiments import FIG, REF, Run, formation
 
 # the control's fields (on the char-2M preset), in fp32 as it was trained (the preset's "auto" would pick bf16 on a CPU
 # with native bf16)
@@ -38,9 +37,8 @@ CONTROL_DIR = REF / "natural_text" / "char2M-ctx256-norep-seed1337"
 
 
 def report():
-    main(["--out", str(FIG / "Formation_Levers.png"), "--control", "control", "--title",
-          "Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)",
-          f"control={CONTROL_DIR}",
-          *(f"{name}={REF / 'levers' / run.name}" for name, run in zip(LEVERS, RUNS))])
+    formation.against_law({"control": CONTROL_DIR, **{name: REF / "levers" / run.name for name, run in zip(LEVERS, RUNS)}},
+                          FIG / "Formation_Levers.png", control="control",
+                          title="Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)")
 
 

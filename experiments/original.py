@@ -12,14 +12,13 @@ of its final weights (STUDIES: 2,000 prompts a probe set, random-known probes pr
     make exp NAME=original STUDY=1                             # results/original/induction_<run>.json
 """
 import argparse
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 import utils
 from checkpoint import portable
 from study import StudyConfig
-from experiments import FIG, REF, ROOT, Run, natural_text
+from experiments import FIG, REF, ROOT, Run, formation, labelled
 
 # The original study's figures (its README and repository; ../shared/reference.md): δ with the repeat and control
 # losses, its top single heads by δ drop under zero ablation ((layer, head) -> drop; for 5.6M it gives one, then
@@ -142,7 +141,8 @@ def main(argv=None):
     ap.add_argument("--size", required=True, choices=list(ORIGINAL_FIGURES), help="the original model compared with")
     ap.add_argument("--title", required=True)
     args = ap.parse_args(argv)
-    runs = natural_text.main([*args.runs, "--out", str(args.out), "--title", args.title])  # formation against the law
+    folders = labelled(args.runs)
+    runs = formation.against_law(folders, args.out, args.title)
     original = ORIGINAL_FIGURES[args.size]["delta"]
     for label, metrics in runs.items():
         last = logged_delta(metrics)[-1]
@@ -150,12 +150,12 @@ def main(argv=None):
               f"it on 2,000 prompts at the end): " + ", ".join(f"{kind} {last.probes[kind].original_delta}"
                                                                for kind, _ in DELTA_PROBES)
               + f"; the original reported {original} ({args.size}, its training text), null 0")
-    predicted = {label: natural_text.predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
+    predicted = {label: formation.predicted_tokens(m[-1].tokens // m[-1].step) for label, m in runs.items()}
     print(plot_original_delta(runs, predicted, original, args.delta_out,
                               f"The original's δ during training\n{args.title}"))
     from study import read_result
-    for label, run in zip(runs, args.runs):
-        studied = STUDIED.get(Path(run.split("=", 1)[1]).name)  # (weights, summary) of a run of RUNS
+    for label in runs:
+        studied = STUDIED.get(folders[label].name)  # (weights, summary) of a run of RUNS
         if not (studied and studied[1].exists()):
             print(f"{label}: no answer yet: its final weights are not studied (the module docstring says how)")
             continue

@@ -6,8 +6,7 @@
 "Formed" is the best head's Δ >= 0.3 (lower CI bound): these logs predate the copying score (results/README.md, "The
 recipe"). The preset itself is the reference 2M model.
 """
-from experiments import FIG, REF, Run
-from experiments.formation import main  # the report's figure and findings
+from experiments import FIG, REF, Run, formation
 
 EXP = REF / "recipe"
 VOCAB_2048 = dict(vocab_size=2048, max_steps=20000, eval_interval=1000, probe_interval=1000)
@@ -20,9 +19,10 @@ RUNS = [Run("2M-vocab2048-repeats", "2M", VOCAB_2048),
 
 
 def report():
-    main(["--out", str(FIG / "Induction_Formation.png"), f"recipe (10k words)={REF}/MiniGPT-2M",
-          f"vocabulary 2,048={EXP}/2M-vocab2048-repeats",
-          f"vocabulary 2,048, no repeats={EXP}/2M-vocab2048-no-repeats",
-          f"16 x 128, lr 1e-3={EXP}/2M-ctx128-lr1e-3-repeats", f"batch 16 x 64={EXP}/2M-batch16-repeats"])
+    formation.with_repeats({"recipe (10k words)": REF / "MiniGPT-2M",
+                            "vocabulary 2,048": EXP / "2M-vocab2048-repeats",
+                            "vocabulary 2,048, no repeats": EXP / "2M-vocab2048-no-repeats",
+                            "16 x 128, lr 1e-3": EXP / "2M-ctx128-lr1e-3-repeats",
+                            "batch 16 x 64": EXP / "2M-batch16-repeats"}, FIG / "Induction_Formation.png")
 
 

@@ -11,19 +11,20 @@ from pathlib import Path
 
 from checkpoint import portable, run_weights
 from study import StudyConfig
-from experiments import FIG, REF, ROOT, Run
-from experiments import formation
+from experiments import FIG, REF, ROOT, Run, formation
 
 RUNS = [Run(f"{m}-seed{s}", m, dict(precision="fp32", seed=s)) for m in ("2M", "5.6M") for s in (1, 2)]
 
 
 def report():
-    main(["--out", str(FIG / "Induction_Formation_Sizes_Seeds.png"), "--title",
-          "Induction-head formation across seeds and sizes (the recipe)",
-          f"2M, seed 1337 (reference)={REF}/MiniGPT-2M", f"2M, seed 1={REF}/seeds/2M-seed1",
-          f"2M, seed 2={REF}/seeds/2M-seed2", f"5.6M, seed 1337 (reference)={REF}/MiniGPT-5.6M",
-          f"5.6M, seed 1={REF}/seeds/5.6M-seed1", f"5.6M, seed 2={REF}/seeds/5.6M-seed2",
-          f"5.6M, seed 1337, 2 threads (make run)={REF}/verdicts/MiniGPT-5.6M"])
+    formation.with_repeats({"2M, seed 1337 (reference)": REF / "MiniGPT-2M", "2M, seed 1": REF / "seeds" / "2M-seed1",
+                            "2M, seed 2": REF / "seeds" / "2M-seed2",
+                            "5.6M, seed 1337 (reference)": REF / "MiniGPT-5.6M",
+                            "5.6M, seed 1": REF / "seeds" / "5.6M-seed1", "5.6M, seed 2": REF / "seeds" / "5.6M-seed2",
+                            "5.6M, seed 1337, 2 threads (make run)": REF / "verdicts" / "MiniGPT-5.6M"},
+                           FIG / "Induction_Formation_Sizes_Seeds.png",
+                           title="Induction-head formation across seeds and sizes (the recipe)")
+    print("\n".join(verdicts()))
 
 
 # Each seed's weights and the summary of its study. Seed 1337's studies are the reference ones (make reference).
@@ -59,8 +60,3 @@ def verdicts() -> list[str]:
                         f"**{'PASS' if v.validated else 'FAIL'}** | "
                         f"{'pass' if all(v.ablation_verdicts().values()) else 'fail'} |")
     return rows
-
-
-def main(argv):
-    formation.main(argv)
-    print("\n".join(verdicts()))

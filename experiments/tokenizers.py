@@ -5,8 +5,7 @@
     python -m experiments tokenizers study  # study the three (tested heads chosen on random probes, fp32; minutes)
 """
 from checkpoint import portable
-from experiments import FIG, REF, ROOT, Run
-from experiments.formation import main  # the report's figure and findings
+from experiments import FIG, REF, ROOT, Run, formation
 from study import StudyConfig
 
 EXP = REF / "tokenizers"
@@ -20,10 +19,9 @@ STUDIES = [StudyConfig(portable(weights), name, primary="random", plots_dir=port
 
 
 def report():
-    main(["--x", "chars", "--out", str(FIG / "Induction_Formation_Tokenizers.png"), "--title",
-          "Induction-head formation by tokenizer (2M parameters, same recipe)",
-          f"word (10,050)={REF}/MiniGPT-2M", f"char (80)={EXP}/tokenizer-char-2M",
-          f"BPE (10,050)={EXP}/tokenizer-bpe-2M",
-          f"char (80), rerun={EXP}/char-2M-rerun"])
+    formation.with_repeats({"word (10,050)": REF / "MiniGPT-2M", "char (80)": EXP / "tokenizer-char-2M",
+                            "BPE (10,050)": EXP / "tokenizer-bpe-2M", "char (80), rerun": EXP / "char-2M-rerun"},
+                           FIG / "Induction_Formation_Tokenizers.png", x="chars",
+                           title="Induction-head formation by tokenizer (2M parameters, same recipe)")
 
 

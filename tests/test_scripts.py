@@ -16,7 +16,7 @@ from config import ROOT
 from training_log import MetricsRow, ProbeLog
 
 from experiments import dose as dose_response
-from experiments import natural_text, precision
+from experiments import formation, precision
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -38,36 +38,36 @@ def _run(scores, tokens_per_step=512, losses=None):
 
 
 def test_the_law_predicts_what_the_paper_tabulates():
-    assert natural_text.predicted_tokens(8 * 64) / 1e6 == pytest.approx(11.3, abs=0.1)
-    assert natural_text.predicted_tokens(32 * 128) / 1e6 == pytest.approx(32.1, abs=0.1)
+    assert formation.predicted_tokens(8 * 64) / 1e6 == pytest.approx(11.3, abs=0.1)
+    assert formation.predicted_tokens(32 * 128) / 1e6 == pytest.approx(32.1, abs=0.1)
 
 
 def test_natural_text_report_places_formation_at_the_first_row_where_both_lower_bounds_clear():
     pm, cp = (ind.CRITERIA[k].threshold for k in ind.INDUCTION_SCORES)
     run = _run([(0.1, 0.1), (pm + 0.1, cp - 0.01), (pm + 0.05, cp + 0.05), (0.9, 3.0)])
-    lines = natural_text.findings("r", run)
+    lines = formation.findings_against_law("r", run)
     assert "predicts formation at 11.3M tokens" in lines[0] and "logged to 2.05M tokens (0.18x" in lines[0]
     assert "first induction head at 1.54M tokens (L0H0; previous probe 1.02M)" in lines[1]
-    never = natural_text.findings("r", _run([(0.1, 0.2), (0.3, 0.1)]))
+    never = formation.findings_against_law("r", _run([(0.1, 0.2), (0.3, 0.1)]))
     assert "no induction head within 1.02M tokens" in never[1] and "prefix_match L0H0 0.300" in never[1]
 
 
 def test_a_lever_moves_formation_earlier_only_by_more_than_one_probe_interval():
     no, yes = (0.1, 0.1), (0.9, 3.0)  # 512,000 tokens between rows
     control = _run([no, no, yes, yes])
-    assert natural_text.earlier(_run([yes] * 4), control).startswith("EARLIER: 0.51M tokens against the control's 1.54M")
-    assert natural_text.earlier(_run([no, yes, yes, yes]), control).startswith("not earlier: 1.02M")  # one interval
-    assert natural_text.earlier(_run([no] * 4), control).startswith("not earlier: no induction head within 2.05M")
-    assert natural_text.earlier(_run([no, no, no, yes]), _run([no] * 4)).startswith("EARLIER: an induction head at 2.05M")
+    assert formation.earlier(_run([yes] * 4), control).startswith("EARLIER: 0.51M tokens against the control's 1.54M")
+    assert formation.earlier(_run([no, yes, yes, yes]), control).startswith("not earlier: 1.02M")  # one interval
+    assert formation.earlier(_run([no] * 4), control).startswith("not earlier: no induction head within 2.05M")
+    assert formation.earlier(_run([no, no, no, yes]), _run([no] * 4)).startswith("EARLIER: an induction head at 2.05M")
     # a run still short of the budget, or of the control's formation, is not judged yet
-    assert natural_text.earlier(_run([no] * 3), _run([no] * 4)).startswith("not decided yet: no induction head within "
+    assert formation.earlier(_run([no] * 3), _run([no] * 4)).startswith("not decided yet: no induction head within "
                                                                            "1.54M tokens so far")
-    assert natural_text.earlier(_run([no]), control).startswith("not decided yet")
-    assert natural_text.earlier(_run([no, no]), control).startswith("not earlier")  # past 1.54M - one interval
+    assert formation.earlier(_run([no]), control).startswith("not decided yet")
+    assert formation.earlier(_run([no, no]), control).startswith("not earlier")  # past 1.54M - one interval
     # "within" is what the probes reach: an evaluation logged after the last probe does not extend it
     evaluated = _run([no] * 4) + [MetricsRow(step=5000, tokens=2_560_000, train_loss=5.0, val_loss=5.0, val_bpc=1.0,
                                              lr=1e-3, elapsed_s=1.0, train_s=1.0)]
-    assert natural_text.earlier(evaluated, control).startswith("not earlier: no induction head within 2.05M tokens")
+    assert formation.earlier(evaluated, control).startswith("not earlier: no induction head within 2.05M tokens")
 
 
 def test_dose_response_measures_pace_and_cost_against_the_control():
@@ -307,15 +307,23 @@ def test_a_misspelt_or_bad_field_fails_when_the_run_is_declared():
 
 
 def test_a_report_draws_the_committed_runs_and_names_the_missing_ones(tmp_path, capsys):
-    from experiments import natural_text
     ref = ROOT / "checkpoints" / "reference" / "natural_text"
-    runs = natural_text.main(["--out", str(tmp_path / "f.png"), "--control", "control",
-                              f"control={ref}/char2M-ctx256-norep-seed1337", f"lever={tmp_path}/not-trained"])
+    runs = formation.against_law({"control": ref / "char2M-ctx256-norep-seed1337", "lever": tmp_path / "not-trained"},
+                                 tmp_path / "f.png", control="control")
     out = capsys.readouterr().out
     assert list(runs) == ["control"] and "not committed yet, so not shown: lever" in out
     assert (tmp_path / "f.png").exists()
-    assert natural_text.main(["--out", str(tmp_path / "g.png"), f"a={tmp_path}/x"]) == {}  # nothing to draw
+    assert formation.with_repeats({"a": tmp_path / "x"}, tmp_path / "g.png") == {}  # nothing to draw
     assert not (tmp_path / "g.png").exists()
+
+
+def test_the_formation_command_line_takes_label_equals_folder_and_names_a_bad_one(tmp_path, capsys):
+    ref = ROOT / "checkpoints" / "reference" / "natural_text"
+    formation.main(["--law", "--control", "c", "--out", str(tmp_path / "f.png"), f"c={ref}/char2M-ctx256-norep-seed1",
+                    f"d={ref}/word2M-32x128-norep-seed1"])
+    assert "d against c: not earlier" in capsys.readouterr().out and (tmp_path / "f.png").exists()
+    with pytest.raises(SystemExit, match="'nolabel' is not LABEL=RUN_DIR"):
+        formation.main(["--out", str(tmp_path / "g.png"), "nolabel"])
 
 
 def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_path, capsys):
