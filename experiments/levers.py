@@ -37,8 +37,8 @@ CONTROL_DIR = REF / "natural_text" / "char2M-ctx256-norep-seed1337"
 
 
 def report():
-    formation.against_law({"control": CONTROL_DIR, **{name: REF / "levers" / run.name for name, run in zip(LEVERS, RUNS)}},
-                          FIG / "Formation_Levers.png", control="control",
+    levers = {name: REF / "levers" / run.name for name, run in zip(LEVERS, RUNS)}
+    formation.against_law({"control": CONTROL_DIR, **levers}, FIG / "Formation_Levers.png", control="control",
                           title="Levers on natural text, each alone against the control (char 2M, 8 x 256, no repeats)")
 
 
