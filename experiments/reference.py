@@ -11,6 +11,8 @@ exception to experiments.committed_folder's rule). Every number in the tables is
 formatters.
 """
 
+import os
+
 import induction as ind
 import utils
 from checkpoint import portable
@@ -149,16 +151,17 @@ def report():
 def notebooks():
     """Both notebooks executed for readers who only browse: MiniGPT.ipynb with its defaults (it trains the 2M preset
     into runs/notebook/), and InductionHeads.ipynb on each reference model with its registry study's parameters, so
-    that it writes the same summary as `make reference`."""
+    that it writes the same summary as `make reference`. Papermill records the paths it is given in the executed
+    notebook, so they are relative to the repository, which is the working directory here."""
     import papermill
-    papermill.execute_notebook(ROOT / "MiniGPT.ipynb", ROOT / "results" / "MiniGPT_MiniGPT-2M.ipynb", cwd=ROOT,
+    os.chdir(ROOT)
+    papermill.execute_notebook("MiniGPT.ipynb", "results/MiniGPT_MiniGPT-2M.ipynb", cwd=".",
                                parameters=dict(OUT_DIR="runs/notebook/MiniGPT-2M", PLOTS_DIR="runs/notebook/plots",
                                                RESUME=False))
     for cfg in STUDIES:
-        papermill.execute_notebook(ROOT / "InductionHeads.ipynb", ROOT / "results" / f"InductionHeads_{cfg.name}.ipynb",
-                                   cwd=ROOT, parameters=dict(CHECKPOINT=cfg.checkpoint, NAME=cfg.name,
-                                                             PLOTS_DIR=cfg.plots_dir, OUT_JSON=cfg.out_json,
-                                                             PRECISION=cfg.precision))
+        papermill.execute_notebook("InductionHeads.ipynb", f"results/InductionHeads_{cfg.name}.ipynb", cwd=".",
+                                   parameters=dict(CHECKPOINT=cfg.checkpoint, NAME=cfg.name, PLOTS_DIR=cfg.plots_dir,
+                                                   OUT_JSON=cfg.out_json, PRECISION=cfg.precision))
 
 
 def screenshot():

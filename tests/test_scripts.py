@@ -539,3 +539,18 @@ def test_the_curriculum_report_reads_the_reference_model_as_it_ships(monkeypatch
     curriculum.main([f"curriculum={ref}/curriculum/2M-curriculum", f"control={ref}/curriculum/2M-control",
                      f"preset={ref}/MiniGPT-2M"])
     assert "| preset | 5.12M | 9,500 | 4.000 |" in capsys.readouterr().out
+
+
+def test_the_executed_notebooks_record_paths_relative_to_the_repository(monkeypatch, tmp_path):
+    """Papermill writes the paths it is given into the executed notebook's metadata: `make notebooks` gives relative
+    ones (it gave absolute ones, which tests/test_records.py then found in results/)."""
+    import papermill
+
+    from experiments import reference
+    calls = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda src, dst, **kw: calls.append((src, dst, kw["cwd"])))
+    monkeypatch.chdir(tmp_path)
+    reference.notebooks()
+    assert len(calls) == 1 + len(reference.STUDIES) and Path.cwd() == ROOT
+    for src, dst, cwd in calls:
+        assert not Path(src).is_absolute() and not Path(dst).is_absolute() and (ROOT / src).exists() and cwd == "."
