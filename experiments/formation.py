@@ -265,6 +265,8 @@ def main(argv=None):
                     help="without --law, the figure's x axis: tokens, characters of text (to compare tokenizers) or "
                          "minutes")
     args = ap.parse_args(argv)
+    if args.control and not args.law:
+        ap.error("--control compares runs by the natural-text rule: give --law with it")
     title = {"title": args.title} if args.title else {}
     if args.law:
         against_law(labelled(args.runs), args.out, control=args.control, **title)

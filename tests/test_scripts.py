@@ -324,6 +324,9 @@ def test_the_formation_command_line_takes_label_equals_folder_and_names_a_bad_on
     assert "d against c: not earlier" in capsys.readouterr().out and (tmp_path / "f.png").exists()
     with pytest.raises(SystemExit, match="'nolabel' is not LABEL=RUN_DIR"):
         formation.main(["--out", str(tmp_path / "g.png"), "nolabel"])
+    with pytest.raises(SystemExit):  # --control without --law would be ignored
+        formation.main(["--control", "c", "--out", str(tmp_path / "g.png"), f"c={ref}/char2M-ctx256-norep-seed1"])
+    assert "give --law with it" in capsys.readouterr().err
 
 
 def test_the_original_recipe_report_draws_its_delta_against_the_original(tmp_path, capsys):
