@@ -483,3 +483,22 @@ def test_a_compiled_training_step_follows_the_eager_one(tmp_path):
     worst = max(abs(a.val_loss - b.val_loss) for a, b in zip(eager.metrics, compiled.metrics))
     assert [m.step for m in compiled.metrics] == [0, 10, 20] and worst < 1e-4, worst
     assert run_config("tiny", compile="on").name == run_config("tiny").name  # how it runs, not which run
+
+
+@pytest.mark.slow
+def test_a_compiled_run_is_bit_for_bit_the_same_on_two_threads(tmp_path):
+    """Inductor's CPU kernels summed some gradients in a thread-dependent order, so two compiled runs at 2 threads
+    differed (eager ones never did); train.deterministic_kernels makes them equal, and gives the setting back."""
+    from checkpoint import load_checkpoint
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        kw = dict(novels=("emma",), max_steps=20, eval_interval=20, eval_batches=2, precision="fp32", batch_size=8,
+                  compile="on")
+        for name in ("a", "b"):
+            train(run_config("tiny", out_dir=str(tmp_path / name), **kw), progress=False, plots_dir=None, samples=False)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = (load_checkpoint(tmp_path / name / "latest.pt")["model"] for name in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.are_deterministic_algorithms_enabled()
