@@ -406,9 +406,8 @@ def main():
     ap.add_argument("--repeats", type=int, help="interleaved rounds per variant (default 3; --quick 5)")
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
-    if args.one or args.one_seeds:  # a timed row's own process
-        import torch  # train.py compiles under deterministic kernels (train.deterministic_kernels), so the timed rows do
-        torch.use_deterministic_algorithms(True)  # too; eager CPU kernels are deterministic either way
+    import torch  # train.py compiles under deterministic kernels (train.deterministic_kernels), so every timed row and
+    torch.use_deterministic_algorithms(True)  # the profile do too; eager CPU kernels are deterministic either way
     if args.one:
         print(json.dumps(one(json.loads(args.one))))
         return
